@@ -1,0 +1,1 @@
+"""The kafka-failover Kubernetes operator: runs gateways for KafkaFailover objects and switches them."""

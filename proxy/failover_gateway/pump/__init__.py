@@ -1,0 +1,1 @@
+"""Per-connection forwarding between one client and one upstream broker, with flow control."""
