@@ -1,0 +1,351 @@
+"""The gateway's typed configuration: parsed once at the edge, validated, frozen afterwards.
+
+Why a module of its own: the YAML file is a contract with users (the ``config:`` block is the shape
+Conduktor Gateway users already write, plain Kafka client properties per physical cluster) and with
+the operator, which builds the same file for gateway pods. Both sides import this model and nothing
+else of the gateway. Every error names the key, the bad value and what would be valid.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# Kafka client properties the config model knows. A key outside this set is refused (a typo such as
+# ``bootstrap.server`` must not be silently ignored); values are checked by ``ClusterConfig``.
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
+SUPPORTED_SECURITY_PROTOCOLS = ("PLAINTEXT",)
+KNOWN_CLUSTER_KEYS = frozenset(
+    {
+        "bootstrap.servers",
+        "security.protocol",
+        "sasl.mechanism",
+        "sasl.jaas.config",
+        "sasl.username",
+        "sasl.password",
+        "sasl.oauthbearer.token.endpoint.url",
+        "ssl.ca.location",
+        "ssl.certificate.location",
+        "ssl.key.location",
+        "ssl.key.password",
+        "ssl.keystore.location",
+        "ssl.keystore.password",
+        "ssl.keystore.type",
+        "ssl.truststore.location",
+        "ssl.truststore.password",
+        "ssl.truststore.type",
+        "ssl.endpoint.identification.algorithm",
+        "client.id",
+        "request.timeout.ms",
+        "gateway.roles",
+    }
+)
+_HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.\-]+):(\d{1,5})$")
+_CLUSTER_NAME = re.compile(r"^[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?$")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the key, the value and what is valid."""
+
+
+@dataclass(frozen=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_bootstrap_servers(value: str) -> tuple[HostPort, ...]:
+    """Split a Kafka ``bootstrap.servers`` string into host/port pairs, refusing bad entries."""
+    servers = []
+    for entry in (part.strip() for part in value.split(",")):
+        match = _HOST_PORT.match(entry)
+        if not entry or not match or not 0 < int(match.group(2)) < 65536:
+            raise ValueError(
+                f"bad server {entry!r} in {value!r}: expected host:port[,host:port...] "
+                "with a port between 1 and 65535"
+            )
+        servers.append(HostPort(match.group(1).strip("[]"), int(match.group(2))))
+    return tuple(servers)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class ClusterConfig(_Frozen):
+    """One physical Kafka cluster, described with plain Kafka client properties."""
+
+    name: str
+    bootstrap_servers: tuple[HostPort, ...]
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    roles: tuple[str, ...] = ()
+    request_timeout_ms: int = 10_000
+    properties: Mapping[str, str] = Field(default_factory=dict)
+
+    @property
+    def is_failover(self) -> bool:
+        return "failover" in self.roles
+
+
+class ListenerConfig(_Frozen):
+    """Where clients connect. Port ``port`` is the bootstrap port; broker ports follow it."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=6969, ge=1, le=65535)
+    advertised_host: str = Field(default="localhost", alias="advertisedHost", min_length=1)
+    broker_port_count: int = Field(default=32, ge=1, le=1024, alias="brokerPortCount")
+    # Per-broker ports start right after the bootstrap port unless set.
+    broker_port_base: int | None = Field(default=None, ge=1, le=65535, alias="brokerPortBase")
+
+    @property
+    def first_broker_port(self) -> int:
+        return self.broker_port_base if self.broker_port_base is not None else self.port + 1
+
+    @model_validator(mode="after")
+    def _ports_fit(self) -> ListenerConfig:
+        last = self.first_broker_port + self.broker_port_count - 1
+        if last > 65535:
+            raise ValueError(
+                f"listener ports run past 65535 (first broker port {self.first_broker_port} + "
+                f"brokerPortCount {self.broker_port_count}); lower brokerPortCount or the port"
+            )
+        if self.first_broker_port <= self.port <= last:
+            raise ValueError(
+                f"listener.port {self.port} falls inside the broker port range "
+                f"{self.first_broker_port}-{last}; move brokerPortBase"
+            )
+        return self
+
+
+class AdminConfig(_Frozen):
+    """The admin HTTP API (switch, state, health, metrics)."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(default=8888, ge=1, le=65535)
+
+
+class LimitsConfig(_Frozen):
+    """Protective limits; a client exceeding one loses its own connection only."""
+
+    max_frame_bytes: int = Field(default=100 * 1024 * 1024, ge=1024, alias="maxFrameBytes")
+    max_connections: int = Field(default=10_000, ge=1, alias="maxConnections")
+    # Bytes buffered towards a slow peer before the other side stops being read.
+    high_water_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, alias="highWaterBytes")
+    # Requests awaiting a response per connection before reading the client pauses.
+    max_in_flight: int = Field(default=1000, ge=1, alias="maxInFlight")
+
+
+class TimeoutsConfig(_Frozen):
+    """Every wait of the gateway has a bound; these are the ones users may want to tune."""
+
+    upstream_connect_ms: int = Field(default=5000, ge=100, alias="upstreamConnectMs")
+    metadata_refresh_ms: int = Field(default=30_000, ge=1000, alias="metadataRefreshMs")
+    probe_interval_ms: int = Field(default=5000, ge=200, alias="probeIntervalMs")
+    drain_ms: int = Field(default=0, ge=0, le=60_000, alias="drainMs")
+    active_file_poll_ms: int = Field(default=1000, ge=100, alias="activeFilePollMs")
+
+
+class GatewaySettings(_Frozen):
+    """The ``gateway:`` block of the config file."""
+
+    listener: ListenerConfig = Field(default_factory=ListenerConfig)
+    admin: AdminConfig = Field(default_factory=AdminConfig)
+    active: str = "main"
+    active_file: Path | None = Field(default=None, alias="activeFile")
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", alias="logLevel"
+    )
+
+    @field_validator("active")
+    @classmethod
+    def _active_is_a_name(cls, value: str) -> str:
+        if not _CLUSTER_NAME.match(value):
+            raise ValueError(f"{value!r} is not a cluster name (lowercase letters, digits, '-')")
+        return value
+
+
+class GatewayConfig(_Frozen):
+    """The whole file: physical clusters by name, and the gateway's own settings."""
+
+    clusters: Mapping[str, ClusterConfig]
+    gateway: GatewaySettings
+
+    def cluster(self, name: str) -> ClusterConfig:
+        try:
+            return self.clusters[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown cluster {name!r}; configured clusters: {', '.join(self.clusters)}"
+            ) from None
+
+
+def _cluster_from_properties(name: str, props: Mapping[str, Any]) -> ClusterConfig:
+    where = f"config.{name}"
+    if not isinstance(props, Mapping):
+        raise ConfigError(f"{where}: expected a map of Kafka client properties, got {props!r}")
+    unknown = sorted(set(props) - KNOWN_CLUSTER_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; known keys: "
+            f"{', '.join(sorted(KNOWN_CLUSTER_KEYS))}"
+        )
+    values = {key: str(value) for key, value in props.items()}
+    if "bootstrap.servers" not in values:
+        raise ConfigError(f"{where}.bootstrap.servers is required (e.g. kafka-1:9092,kafka-2:9092)")
+    try:
+        servers = parse_bootstrap_servers(values["bootstrap.servers"])
+    except ValueError as error:
+        raise ConfigError(f"{where}.bootstrap.servers: {error}") from None
+    protocol = _checked_security(where, values)
+    return ClusterConfig(
+        name=name,
+        bootstrap_servers=servers,
+        security_protocol=protocol,
+        sasl_mechanism=values.get("sasl.mechanism"),
+        roles=tuple(r.strip() for r in values.get("gateway.roles", "").split(",") if r.strip()),
+        request_timeout_ms=_int_property(where, values, "request.timeout.ms", 10_000),
+        properties=values,
+    )
+
+
+def _checked_security(where: str, values: Mapping[str, str]) -> str:
+    protocol = values.get("security.protocol", "PLAINTEXT").upper()
+    if protocol not in SECURITY_PROTOCOLS:
+        raise ConfigError(
+            f"{where}.security.protocol: {protocol!r} is not a Kafka security protocol; "
+            f"valid: {', '.join(SECURITY_PROTOCOLS)}"
+        )
+    if protocol not in SUPPORTED_SECURITY_PROTOCOLS:
+        raise ConfigError(
+            f"{where}.security.protocol: {protocol!r} is not supported by this gateway version "
+            f"yet; supported: {', '.join(SUPPORTED_SECURITY_PROTOCOLS)}"
+        )
+    for key in sorted(values):
+        if key.startswith(("sasl.", "ssl.")):
+            raise ConfigError(
+                f"{where}.{key}: SASL/TLS settings need security.protocol SSL, SASL_PLAINTEXT or "
+                f"SASL_SSL, which this gateway version does not support yet; supported "
+                f"security.protocol: {', '.join(SUPPORTED_SECURITY_PROTOCOLS)}"
+            )
+    return protocol
+
+
+def _int_property(where: str, values: Mapping[str, str], key: str, default: int) -> int:
+    raw = values.get(key)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{where}.{key}: {raw!r} is not an integer") from None
+    if value <= 0:
+        raise ConfigError(f"{where}.{key}: {value} must be a positive number of milliseconds")
+    return value
+
+
+def _format_validation_error(error: ValidationError, prefix: str) -> str:
+    lines = []
+    for issue in error.errors():
+        path = ".".join(str(part) for part in (prefix, *issue["loc"]))
+        value = issue.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"{path}: {issue['msg']}{shown}")
+    return "; ".join(lines)
+
+
+def config_from_mapping(raw: Any) -> GatewayConfig:
+    """Build and validate the configuration from the parsed YAML document."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("the config file must be a map with the keys 'config' and 'gateway'")
+    unknown = sorted(set(raw) - {"config", "gateway"})
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) {', '.join(unknown)}; valid: config, gateway")
+    clusters_raw = raw.get("config")
+    if not isinstance(clusters_raw, Mapping) or not clusters_raw:
+        raise ConfigError("config: expected a map of cluster name -> Kafka client properties")
+    clusters = {}
+    for name, props in clusters_raw.items():
+        if not isinstance(name, str) or not _CLUSTER_NAME.match(name):
+            raise ConfigError(
+                f"config.{name}: cluster names are lowercase letters, digits and '-' (e.g. main)"
+            )
+        clusters[name] = _cluster_from_properties(name, props)
+    if len(clusters) < 2:
+        raise ConfigError(
+            f"config: a failover gateway needs at least two clusters, got {', '.join(clusters)}"
+        )
+    try:
+        gateway = GatewaySettings.model_validate(raw.get("gateway") or {})
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error, "gateway")) from None
+    if gateway.active not in clusters:
+        raise ConfigError(
+            f"gateway.active: {gateway.active!r} names no cluster; valid: {', '.join(clusters)}"
+        )
+    return GatewayConfig(clusters=clusters, gateway=gateway)
+
+
+def load_config(path: Path) -> GatewayConfig:
+    """Read, parse and validate a config file."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    return config_from_mapping(raw)
+
+
+@dataclass(frozen=True)
+class AdminCredentials:
+    user: str
+    password: str = ""
+
+    def __repr__(self) -> str:
+        return f"AdminCredentials(user={self.user!r}, password=<hidden>)"
+
+
+def _env_or_file(env: Mapping[str, str], name: str) -> str | None:
+    if env.get(name):
+        return env[name]
+    file_name = env.get(f"{name}_FILE")
+    if not file_name:
+        return None
+    try:
+        return Path(file_name).read_text().strip() or None
+    except OSError as error:
+        raise ConfigError(f"{name}_FILE={file_name}: cannot read: {error.strerror}") from None
+
+
+def admin_credentials_from_env(env: Mapping[str, str] | None = None) -> AdminCredentials:
+    """Admin credentials from GATEWAY_ADMIN_USER/PASSWORD (or ..._FILE); there is no default."""
+    env = os.environ if env is None else env
+    user = _env_or_file(env, "GATEWAY_ADMIN_USER")
+    password = _env_or_file(env, "GATEWAY_ADMIN_PASSWORD")
+    if not user or not password:
+        missing = [
+            name
+            for name, value in (("GATEWAY_ADMIN_USER", user), ("GATEWAY_ADMIN_PASSWORD", password))
+            if not value
+        ]
+        raise ConfigError(
+            f"admin credentials missing: set {' and '.join(missing)} (or {missing[0]}_FILE naming "
+            "a file that holds it); the gateway has no built-in default password"
+        )
+    return AdminCredentials(user=user, password=password)

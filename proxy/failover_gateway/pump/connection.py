@@ -1,0 +1,301 @@
+"""One client connection and its upstream broker connection: the gateway's data path.
+
+Why it exists: all socket I/O of the data path lives here, in ``asyncio.Protocol`` callbacks that
+never await (as uvicorn does): bytes from the client are split into frames, their headers parsed
+and recorded in the in-flight table, and the frames streamed upstream untouched; bytes from the
+broker are matched to their request and either streamed back untouched or, for the few responses
+that carry broker addresses, collected and rewritten. Flow control runs both ways: when one side's
+write buffer passes the high-water mark, reading from the other side pauses.
+
+A connection belongs to the cluster that was active when it was accepted. A switch closes it; the
+client reconnects and is routed to the new cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Protocol
+
+from failover_gateway.config import HostPort, LimitsConfig
+from failover_gateway.pump import framing, inflight
+from failover_gateway.routing import request_policy
+
+log = logging.getLogger("failover_gateway.connection")
+
+# Enough for every request header we see in practice plus Produce's acks; a longer header (a
+# client id of kilobytes) makes the frame be collected whole instead, which is still correct.
+_REQUEST_PREFIX_BYTES = 512
+_RESPONSE_PREFIX_BYTES = 4
+
+
+class Gateway(Protocol):
+    """What a connection needs from the running gateway (implemented by the server layer)."""
+
+    @property
+    def limits(self) -> LimitsConfig: ...
+
+    @property
+    def connect_timeout(self) -> float: ...
+
+    def route(self, slot: int | None) -> tuple[str, list[HostPort]]: ...
+
+    def connection_opened(self, connection: ClientConnection) -> bool: ...
+
+    def connection_closed(self, connection: ClientConnection) -> None: ...
+
+    def rewrite_response(
+        self, cluster: str, request: inflight.PendingRequest, frame: bytes
+    ) -> bytes: ...
+
+    def count_request(self, cluster: str, api_key: int, size: int) -> None: ...
+
+    def count_response(self, cluster: str, api_key: int, size: int) -> None: ...
+
+
+class _Upstream(asyncio.Protocol):
+    """The broker side; every event is handed to the owning client connection."""
+
+    def __init__(self, owner: ClientConnection) -> None:
+        self._owner = owner
+
+    def data_received(self, data: bytes) -> None:
+        self._owner.upstream_data(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._owner.upstream_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._owner.pause_reading("upstream-backpressure")
+
+    def resume_writing(self) -> None:
+        self._owner.resume_reading("upstream-backpressure")
+
+
+class ClientConnection(asyncio.Protocol):
+    """A client socket accepted on a gateway port, and the broker connection serving it."""
+
+    def __init__(self, *, gateway: Gateway, slot: int | None, listener_port: int) -> None:
+        self._gateway = gateway
+        self.slot = slot
+        self.listener_port = listener_port
+        self.cluster = ""
+        self.peer = "?"
+        self.opened_at = time.monotonic()
+        self.closing_reason: str | None = None
+        self.in_flight = inflight.InFlightTable()
+        self._transport: asyncio.Transport | None = None
+        self._upstream: asyncio.Transport | None = None
+        self._upstream_address: HostPort | None = None
+        self._early: list[bytes] = []
+        self._early_bytes = 0
+        self._pause_reasons: set[str] = set()
+        self._buffered_request: inflight.PendingRequest | None = None
+        limits = gateway.limits
+        self._requests = framing.FrameSplitter(
+            classify=self._classify_request,
+            sink=self._send_upstream,
+            on_frame=self._whole_request,
+            max_frame_bytes=limits.max_frame_bytes,
+            prefix_bytes=_REQUEST_PREFIX_BYTES,
+        )
+        self._responses = framing.FrameSplitter(
+            classify=self._classify_response,
+            sink=self._send_client,
+            on_frame=self._whole_response,
+            max_frame_bytes=limits.max_frame_bytes,
+            prefix_bytes=_RESPONSE_PREFIX_BYTES,
+        )
+
+    # -- client side -----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        high = self._gateway.limits.high_water_bytes
+        transport.set_write_buffer_limits(high=high, low=high // 4)
+        if not self._gateway.connection_opened(self):
+            self.close("connection limit reached")
+            return
+        self.cluster, targets = self._gateway.route(self.slot)
+        asyncio.get_running_loop().create_task(self._connect_upstream(targets))
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._requests.feed(data)
+        except (framing.FrameError, request_policy.RequestRefused) as error:
+            self.close(f"bad request from client: {error}")
+
+    def eof_received(self) -> bool | None:
+        self.close("client closed the connection")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closing_reason is None:
+            self.closing_reason = f"client connection lost: {exc}" if exc else "client left"
+        if self._upstream is not None:
+            self._upstream.close()
+        self._gateway.connection_closed(self)
+
+    def pause_writing(self) -> None:
+        if self._upstream is not None:
+            self._upstream.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._upstream is not None and not self._upstream.is_closing():
+            self._upstream.resume_reading()
+
+    def _classify_request(self, prefix: memoryview, frame_size: int) -> framing.Decision:
+        request = request_policy.inspect_request(prefix, complete=len(prefix) == frame_size)
+        if request is None:
+            return framing.Decision.BUFFER
+        self._record(request, frame_size)
+        return framing.Decision.PASS
+
+    def _whole_request(self, frame: bytes) -> None:
+        request = request_policy.inspect_request(memoryview(frame)[4:], complete=True)
+        assert request is not None  # complete frames always parse or raise
+        self._record(request, len(frame) - 4)
+        self._send_upstream(frame)
+
+    def _record(self, request: request_policy.InspectedRequest, frame_size: int) -> None:
+        self._gateway.count_request(self.cluster, request.api_key, frame_size)
+        if request.expects_response:
+            self.in_flight.sent(request.correlation_id, request.api_key, request.api_version)
+            if len(self.in_flight) >= self._gateway.limits.max_in_flight:
+                self.pause_reading("in-flight-limit")
+
+    def _send_upstream(self, chunk: bytes) -> None:
+        if self._upstream is not None:
+            self._upstream.write(chunk)
+            return
+        self._early.append(chunk)
+        self._early_bytes += len(chunk)
+        if self._early_bytes >= self._gateway.limits.high_water_bytes:
+            self.pause_reading("upstream-connecting")
+
+    # -- upstream side ---------------------------------------------------------------------
+
+    async def _connect_upstream(self, targets: list[HostPort]) -> None:
+        loop = asyncio.get_running_loop()
+        errors = []
+        for target in targets:
+            if self.closing_reason is not None:
+                return
+            try:
+                transport, _ = await asyncio.wait_for(
+                    loop.create_connection(lambda: _Upstream(self), target.host, target.port),
+                    self._gateway.connect_timeout,
+                )
+            except (OSError, TimeoutError) as error:
+                errors.append(f"{target}: {error or 'timed out'}")
+                continue
+            self._upstream_ready(transport, target)
+            return
+        self.close(f"no broker of cluster {self.cluster} reachable ({'; '.join(errors)})")
+
+    def _upstream_ready(self, transport: asyncio.BaseTransport, target: HostPort) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        if self.closing_reason is not None:
+            transport.close()
+            return
+        self._upstream = transport
+        self._upstream_address = target
+        high = self._gateway.limits.high_water_bytes
+        transport.set_write_buffer_limits(high=high, low=high // 4)
+        if self._early:
+            transport.writelines(self._early)
+            self._early.clear()
+            self._early_bytes = 0
+        self.resume_reading("upstream-connecting")
+        log.debug(
+            "client %s on port %d -> %s (%s)", self.peer, self.listener_port, target, self.cluster
+        )
+
+    def upstream_data(self, data: bytes) -> None:
+        try:
+            self._responses.feed(data)
+        except (
+            framing.FrameError,
+            inflight.OutOfSyncResponse,
+            request_policy.RequestRefused,
+        ) as error:
+            self.close(f"bad response from broker {self._upstream_address}: {error}")
+
+    def upstream_lost(self, exc: Exception | None) -> None:
+        self._upstream = None
+        self.close(
+            f"broker {self._upstream_address} closed the connection" + (f": {exc}" if exc else "")
+        )
+
+    def _classify_response(self, prefix: memoryview, frame_size: int) -> framing.Decision:
+        correlation_id = int.from_bytes(prefix[:4], "big", signed=True)
+        request = self.in_flight.answered(correlation_id)
+        self._answered()
+        self._gateway.count_response(self.cluster, request.api_key, frame_size)
+        if request_policy.response_needs_rewrite(request.api_key):
+            self._buffered_request = request
+            return framing.Decision.BUFFER
+        return framing.Decision.PASS
+
+    def _whole_response(self, frame: bytes) -> None:
+        request = self._buffered_request
+        assert request is not None
+        self._buffered_request = None
+        self._send_client(self._gateway.rewrite_response(self.cluster, request, frame))
+
+    def _answered(self) -> None:
+        if len(self.in_flight) < self._gateway.limits.max_in_flight:
+            self.resume_reading("in-flight-limit")
+
+    def _send_client(self, chunk: bytes) -> None:
+        if self._transport is not None:
+            self._transport.write(chunk)
+
+    # -- flow control and closing ----------------------------------------------------------
+
+    def pause_reading(self, reason: str) -> None:
+        if not self._pause_reasons and self._transport is not None:
+            self._transport.pause_reading()
+        self._pause_reasons.add(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        if reason not in self._pause_reasons:
+            return
+        self._pause_reasons.discard(reason)
+        transport = self._transport
+        if not self._pause_reasons and transport is not None and not transport.is_closing():
+            transport.resume_reading()
+
+    @property
+    def is_closing(self) -> bool:
+        return self.closing_reason is not None
+
+    def close(self, reason: str) -> None:
+        """Close both sides; pending response bytes already buffered still reach the client."""
+        if self.closing_reason is not None:
+            return
+        self.closing_reason = reason
+        level = logging.INFO if reason.startswith(("switch", "client")) else logging.WARNING
+        log.log(
+            level,
+            "closing client %s (%s, port %d): %s",
+            self.peer,
+            self.cluster or "-",
+            self.listener_port,
+            reason,
+        )
+        if self._upstream is not None:
+            self._upstream.close()
+        if self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        """Drop both sides at once (a stalled client must not hold a switch)."""
+        if self._upstream is not None:
+            self._upstream.abort()
+        if self._transport is not None:
+            self._transport.abort()

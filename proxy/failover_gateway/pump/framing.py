@@ -1,0 +1,135 @@
+"""Splitting a Kafka byte stream into frames without copying the bodies that pass through.
+
+Why it exists: Produce requests and Fetch responses are most of the bytes and need no decoding.
+The splitter reads each 4-byte size, checks it against the configured maximum *before* reading the
+body, shows a short prefix (enough for the headers) to a classifier, and then either streams the
+rest of the frame straight to the sink chunk by chunk (PASS) or collects the whole frame for a
+rewrite (BUFFER). Pure: no asyncio, so protocol tests feed it bytes directly.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Protocol
+
+
+class FrameError(Exception):
+    """The stream is not valid Kafka framing (bad size, too large, or a classifier refusal)."""
+
+
+class Decision(enum.Enum):
+    PASS = "pass"
+    BUFFER = "buffer"
+
+
+class Classifier(Protocol):
+    def __call__(self, prefix: memoryview, frame_size: int) -> Decision: ...
+
+
+_SIZE = 4
+
+
+class FrameSplitter:
+    """Feed bytes in; PASS frames leave through ``sink`` in chunks, BUFFER frames through
+    ``on_frame`` whole (size prefix included)."""
+
+    __slots__ = (
+        "_awaiting",
+        "_buffer",
+        "_classify",
+        "_max_frame",
+        "_on_frame",
+        "_prefix_bytes",
+        "_remaining",
+        "_sink",
+    )
+
+    def __init__(
+        self,
+        *,
+        classify: Classifier,
+        sink: Callable[[bytes], None],
+        on_frame: Callable[[bytes], None],
+        max_frame_bytes: int,
+        prefix_bytes: int,
+    ) -> None:
+        self._classify = classify
+        self._sink = sink
+        self._on_frame = on_frame
+        self._max_frame = max_frame_bytes
+        self._prefix_bytes = prefix_bytes
+        self._buffer = bytearray()
+        self._remaining = 0  # bytes of the current PASS frame still to stream through
+        self._awaiting = 0  # size of a BUFFER frame being collected (classified once, not again)
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> None:
+        if self._remaining:
+            data = self._stream(data)
+            if not data:
+                return
+        if self._awaiting:
+            data = self._collect(data)
+            if not data:
+                return
+        elif self._buffer:
+            self._buffer += data
+            data = bytes(self._buffer)
+            self._buffer.clear()
+        self._split(data)
+
+    def _collect(self, data: bytes) -> bytes:
+        # Appending without re-joining keeps a large rewritten frame linear in its size.
+        self._buffer += data
+        frame_end = _SIZE + self._awaiting
+        if len(self._buffer) < frame_end:
+            return b""
+        whole = bytes(self._buffer)
+        self._buffer.clear()
+        self._awaiting = 0
+        self._on_frame(whole[:frame_end])
+        return whole[frame_end:]
+
+    def _stream(self, data: bytes) -> bytes:
+        if len(data) <= self._remaining:
+            self._remaining -= len(data)
+            self._sink(data)
+            return b""
+        head, rest = data[: self._remaining], data[self._remaining :]
+        self._remaining = 0
+        self._sink(head)
+        return rest
+
+    def _split(self, data: bytes) -> None:
+        pos, end = 0, len(data)
+        while end - pos >= _SIZE:
+            size = int.from_bytes(data[pos : pos + _SIZE], "big", signed=True)
+            self._check_size(size)
+            available = end - pos - _SIZE
+            wanted = min(size, self._prefix_bytes)
+            if available < wanted:
+                break
+            decision = self._classify(memoryview(data)[pos + _SIZE : pos + _SIZE + wanted], size)
+            if decision is Decision.BUFFER:
+                if available < size:
+                    self._awaiting = size
+                    break
+                self._on_frame(data[pos : pos + _SIZE + size])
+                pos += _SIZE + size
+                continue
+            taken = min(size, available)
+            self._sink(data[pos : pos + _SIZE + taken] if pos or taken < available else data)
+            self._remaining = size - taken
+            pos += _SIZE + taken
+        if pos < end:
+            self._buffer += data[pos:] if pos else data
+
+    def _check_size(self, size: int) -> None:
+        if size < 0:
+            raise FrameError(f"negative frame size {size}")
+        if size > self._max_frame:
+            raise FrameError(f"frame of {size} bytes exceeds the maximum of {self._max_frame}")

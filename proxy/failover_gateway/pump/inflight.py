@@ -1,0 +1,53 @@
+"""The in-flight request table of one client connection.
+
+Why it exists: Kafka responses carry only the correlation id, so the gateway must remember the
+(api key, api version) of every request awaiting a response to know how to read the answer.
+Kafka answers in order per connection, so a FIFO is enough and a mismatch means the stream is out
+of sync: the connection is closed with a typed error rather than guessing. Produce with acks=0 gets
+no response and is never recorded (recording it is the leak that bit other proxies).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+
+class OutOfSyncResponse(Exception):
+    """A response arrived that does not answer the oldest request in flight."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRequest:
+    correlation_id: int
+    api_key: int
+    api_version: int
+
+
+class InFlightTable:
+    """FIFO of requests sent upstream and not yet answered."""
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending: deque[PendingRequest] = deque()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def sent(self, correlation_id: int, api_key: int, api_version: int) -> None:
+        self._pending.append(PendingRequest(correlation_id, api_key, api_version))
+
+    def answered(self, correlation_id: int) -> PendingRequest:
+        """Pop the oldest request; it must carry the response's correlation id."""
+        if not self._pending:
+            raise OutOfSyncResponse(
+                f"response with correlation id {correlation_id} but no request is in flight"
+            )
+        oldest = self._pending[0]
+        if oldest.correlation_id != correlation_id:
+            raise OutOfSyncResponse(
+                f"response with correlation id {correlation_id} while the oldest request in "
+                f"flight has {oldest.correlation_id} (api key {oldest.api_key})"
+            )
+        return self._pending.popleft()

@@ -1,0 +1,75 @@
+"""What the gateway needs to know about each request, and which requests it refuses.
+
+Why it exists: the connection pump must, for every request frame, record what awaits a response
+(Produce with acks=0 gets none) and refuse requests the gateway cannot serve safely: an api key or
+version above what the gateway advertised in ApiVersions could carry broker addresses the gateway
+does not rewrite. Reads only the fixed header fields and, for Produce, ``acks``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from failover_gateway.codec import errors, headers, produce
+from failover_gateway.routing import api_versions
+
+PRODUCE = 0
+METADATA = 3
+FIND_COORDINATOR = 10
+API_VERSIONS = 18
+DESCRIBE_CLUSTER = 60
+
+_REWRITTEN_RESPONSES = frozenset({METADATA, FIND_COORDINATOR, API_VERSIONS, DESCRIBE_CLUSTER})
+_IDS_BYTES = 8
+
+
+class RequestRefused(Exception):
+    """The client sent something the gateway will not forward; its connection is closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class InspectedRequest:
+    api_key: int
+    api_version: int
+    correlation_id: int
+    expects_response: bool
+
+
+def inspect_request(prefix: memoryview, *, complete: bool) -> InspectedRequest | None:
+    """Read a request's ids (and Produce's acks) from the start of its frame body.
+
+    Returns None when ``prefix`` is too short to decide and more of the frame would help.
+    """
+    if len(prefix) < _IDS_BYTES:
+        if complete:
+            raise RequestRefused(f"request frame of {len(prefix)} bytes is shorter than a header")
+        return None
+    api_key, api_version, correlation_id = headers.peek_request_ids(prefix)
+    _check_supported(api_key, api_version)
+    expects_response = True
+    if api_key == PRODUCE:
+        try:
+            expects_response = produce.acks(prefix) != 0
+        except errors.CodecError as error:
+            if complete:
+                raise RequestRefused(f"malformed Produce v{api_version} request: {error}") from None
+            return None
+    return InspectedRequest(api_key, api_version, correlation_id, expects_response)
+
+
+def _check_supported(api_key: int, api_version: int) -> None:
+    if api_key == API_VERSIONS:
+        return  # any version: the broker answers unsupported ones with a v0 error body
+    highest = api_versions.GATEWAY_MAX_VERSIONS.get(api_key)
+    if highest is None:
+        raise RequestRefused(
+            f"api key {api_key} is not forwarded by the gateway (not in its ApiVersions answer)"
+        )
+    if not 0 <= api_version <= highest:
+        raise RequestRefused(
+            f"api key {api_key} version {api_version} is above the gateway's maximum {highest}"
+        )
+
+
+def response_needs_rewrite(api_key: int) -> bool:
+    return api_key in _REWRITTEN_RESPONSES

@@ -1,0 +1,178 @@
+"""The admin HTTP API: switch, state, health and metrics.
+
+Why it exists: one call must switch a gateway. Runbooks written for Conduktor Gateway call
+``POST /admin/pclusters/v1/pcluster/main/switch?to=failover``; the operator uses the native
+``PUT /api/v1/active`` with an epoch so that a stale command can never flip a gateway back.
+Both need HTTP basic auth (constant-time comparison, failures logged without the password and
+slowed down); health and metrics do not, so probes and scrapers need no credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from failover_gateway.config import AdminCredentials
+from failover_gateway.server.switching import SwitchRecord, SwitchRefused
+
+log = logging.getLogger("failover_gateway.admin")
+
+_FAILED_AUTH_DELAY_SECONDS = 0.5
+_PROTECTED_PREFIXES = ("/admin/", "/api/")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class AdminBackend(Protocol):
+    """What the admin API drives (implemented by the gateway runtime)."""
+
+    async def switch(
+        self, to: str, *, epoch: int | None, drain_ms: int | None, source: str
+    ) -> SwitchRecord: ...
+
+    @property
+    def cluster_names(self) -> tuple[str, ...]: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def is_ready(self) -> tuple[bool, str]: ...
+
+    def metrics_text(self) -> bytes: ...
+
+
+def _credentials_match(header: str | None, expected: AdminCredentials) -> tuple[bool, str]:
+    """Check a basic-auth header; returns (ok, user name for the log)."""
+    if not header or not header.startswith("Basic "):
+        return False, "-"
+    try:
+        user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False, "-"
+    user_ok = hmac.compare_digest(user.encode(), expected.user.encode())
+    password_ok = hmac.compare_digest(password.encode(), expected.password.encode())
+    return user_ok and password_ok, user
+
+
+def _auth_middleware(credentials: AdminCredentials) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(_PROTECTED_PREFIXES):
+            return await handler(request)
+        ok, user = _credentials_match(request.headers.get("Authorization"), credentials)
+        if ok:
+            return await handler(request)
+        log.warning(
+            "admin auth failed from %s for user %r on %s %s",
+            request.remote,
+            user,
+            request.method,
+            request.path,
+        )
+        await asyncio.sleep(_FAILED_AUTH_DELAY_SECONDS)
+        return _error(
+            401,
+            "missing or wrong admin credentials (HTTP basic auth)",
+            headers={"WWW-Authenticate": 'Basic realm="kafka-failover"'},
+        )
+
+    return middleware
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def _optional_int(raw: object, name: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+        raise SwitchRefused(f"{name} must be a non-negative integer, got {raw!r}", 400)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SwitchRefused(f"{name} must be a non-negative integer, got {raw!r}", 400) from None
+    if value < 0:
+        raise SwitchRefused(f"{name} must be a non-negative integer, got {value}", 400)
+    return value
+
+
+class _Routes:
+    def __init__(self, backend: AdminBackend) -> None:
+        self.backend = backend
+
+    async def conduktor_switch(self, request: web.Request) -> web.Response:
+        pcluster = request.match_info["pcluster"]
+        if pcluster not in self.backend.cluster_names:
+            return _error(
+                404,
+                f"unknown pcluster {pcluster!r}; configured clusters: "
+                f"{', '.join(self.backend.cluster_names)}",
+            )
+        to = request.query.get("to")
+        if not to:
+            return _error(400, "query parameter 'to' is required, e.g. ?to=failover")
+        return await self._switch(
+            request, to, request.query.get("epoch"), request.query.get("drainMs")
+        )
+
+    async def put_active(self, request: web.Request) -> web.Response:
+        try:
+            body = json.loads(await request.text())
+        except json.JSONDecodeError as error:
+            return _error(
+                400, f'body is not JSON: {error}; expected {{"cluster": "failover", "epoch": 3}}'
+            )
+        if not isinstance(body, dict) or not isinstance(body.get("cluster"), str):
+            return _error(400, 'expected {"cluster": "<name>", "epoch": <int>, "drainMs": <int>}')
+        if body.get("epoch") is None:
+            return _error(400, "epoch is required on /api/v1/active (a non-negative integer)")
+        return await self._switch(request, body["cluster"], body.get("epoch"), body.get("drainMs"))
+
+    async def _switch(
+        self, request: web.Request, to: str, epoch: object, drain: object
+    ) -> web.Response:
+        try:
+            record = await self.backend.switch(
+                to,
+                epoch=_optional_int(epoch, "epoch"),
+                drain_ms=_optional_int(drain, "drainMs"),
+                source=f"{request.method} {request.path} from {request.remote}",
+            )
+        except SwitchRefused as refused:
+            log.warning("switch to %r refused: %s", to, refused)
+            return _error(refused.status, str(refused))
+        return web.json_response(record.as_json())
+
+    async def state(self, _: web.Request) -> web.Response:
+        return web.json_response(self.backend.state())
+
+    async def healthz(self, _: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def readyz(self, _: web.Request) -> web.Response:
+        ready, why = self.backend.is_ready()
+        return web.json_response({"ready": ready, "reason": why}, status=200 if ready else 503)
+
+    async def metrics(self, _: web.Request) -> web.Response:
+        return web.Response(
+            body=self.backend.metrics_text(), content_type="text/plain", charset="utf-8"
+        )
+
+
+def build_app(backend: AdminBackend, credentials: AdminCredentials) -> web.Application:
+    routes = _Routes(backend)
+    app = web.Application(middlewares=[_auth_middleware(credentials)])
+    app.router.add_post("/admin/pclusters/v1/pcluster/{pcluster}/switch", routes.conduktor_switch)
+    app.router.add_put("/api/v1/active", routes.put_active)
+    app.router.add_get("/api/v1/state", routes.state)
+    app.router.add_get("/healthz", routes.healthz)
+    app.router.add_get("/readyz", routes.readyz)
+    app.router.add_get("/metrics", routes.metrics)
+    return app

@@ -1,0 +1,112 @@
+"""Prometheus metrics of the gateway, read from plain counters at scrape time.
+
+Why it exists: the data path counts every request, so counting must cost a dict increment, not a
+labelled prometheus-client call per frame. The hot path writes into ``Traffic``; a custom
+collector turns it into metric families when ``/metrics`` is scraped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+
+@dataclass
+class Traffic:
+    """Counters the data path updates; keys are (cluster, api_key)."""
+
+    requests: defaultdict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
+    request_bytes: defaultdict[tuple[str, int], int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
+    response_bytes: defaultdict[tuple[str, int], int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
+    connections_total: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    connections_refused: int = 0
+    switches: int = 0
+    last_switch_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Values that live elsewhere (the switchboard, the probes), read at scrape time."""
+
+    epoch: int
+    active: str
+    clusters: tuple[str, ...]
+    open_connections: Mapping[str, int]
+    reachable: Mapping[str, bool]
+
+
+class _GatewayCollector(Collector):
+    def __init__(self, traffic: Traffic, snapshot: Callable[[], Snapshot]) -> None:
+        self._traffic = traffic
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._traffic_families()
+        yield from self._state_families(self._snapshot())
+
+    def _traffic_families(self) -> Iterator[Metric]:
+        t = self._traffic
+        for name, doc, source in (
+            ("kafka_failover_requests", "Requests forwarded, by cluster and api key", t.requests),
+            ("kafka_failover_request_bytes", "Request bytes forwarded", t.request_bytes),
+            ("kafka_failover_response_bytes", "Response bytes forwarded", t.response_bytes),
+        ):
+            family = CounterMetricFamily(name, doc, labels=["cluster", "api_key"])
+            for (cluster, api_key), value in sorted(source.items()):
+                family.add_metric([cluster, str(api_key)], value)
+            yield family
+        total = CounterMetricFamily(
+            "kafka_failover_connections", "Client connections accepted", labels=["cluster"]
+        )
+        for cluster, value in sorted(t.connections_total.items()):
+            total.add_metric([cluster], value)
+        yield total
+        yield CounterMetricFamily(
+            "kafka_failover_connections_refused",
+            "Client connections refused at the connection limit",
+            value=t.connections_refused,
+        )
+        yield CounterMetricFamily("kafka_failover_switches", "Switches done", value=t.switches)
+        yield GaugeMetricFamily(
+            "kafka_failover_last_switch_duration_seconds",
+            "Duration of the last switch",
+            value=t.last_switch_seconds,
+        )
+
+    def _state_families(self, snap: Snapshot) -> Iterator[Metric]:
+        yield GaugeMetricFamily("kafka_failover_epoch", "Epoch of the active cluster", snap.epoch)
+        active = GaugeMetricFamily(
+            "kafka_failover_active_cluster", "1 for the active cluster", labels=["cluster"]
+        )
+        opened = GaugeMetricFamily(
+            "kafka_failover_connections_open", "Open client connections", labels=["cluster"]
+        )
+        reachable = GaugeMetricFamily(
+            "kafka_failover_upstream_reachable",
+            "1 when the last probe of the cluster succeeded",
+            labels=["cluster"],
+        )
+        for cluster in snap.clusters:
+            active.add_metric([cluster], 1.0 if cluster == snap.active else 0.0)
+            opened.add_metric([cluster], snap.open_connections.get(cluster, 0))
+            reachable.add_metric([cluster], 1.0 if snap.reachable.get(cluster) else 0.0)
+        yield from (active, opened, reachable)
+
+
+def build_registry(traffic: Traffic, snapshot: Callable[[], Snapshot]) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_GatewayCollector(traffic, snapshot))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

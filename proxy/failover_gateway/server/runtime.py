@@ -1,0 +1,278 @@
+"""The running gateway: listeners, connections, switch, probes and the admin API in one object.
+
+Why it exists: every part of the gateway needs a little of the others (a connection asks where to
+dial and how to rewrite; the admin API asks to switch and for state; metrics read everything).
+This is the one place that wires them, so each of those modules can stay small and testable.
+Shutdown is scripted as uvicorn does it: stop listening, close client connections, wait a grace
+period, abort what remains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+
+from failover_gateway.config import AdminCredentials, GatewayConfig, HostPort, LimitsConfig
+from failover_gateway.pump import inflight
+from failover_gateway.pump.connection import ClientConnection
+from failover_gateway.routing import response_rewriting
+from failover_gateway.routing.broker_directory import BrokerDirectory
+from failover_gateway.server import active_file, admin_api, metrics, upstream_probing
+from failover_gateway.server.switching import Switchboard, SwitchRecord
+
+log = logging.getLogger("failover_gateway")
+
+_SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+class GatewayRuntime:
+    """Implements the connection's ``Gateway`` and the admin API's ``AdminBackend``."""
+
+    def __init__(
+        self, config: GatewayConfig, credentials: AdminCredentials, *, epoch: int = 0
+    ) -> None:
+        self.config = config
+        self._credentials = credentials
+        settings = config.gateway
+        self.directory = BrokerDirectory(config)
+        self.traffic = metrics.Traffic()
+        self.switchboard = Switchboard(
+            clusters=config.clusters,
+            active=settings.active,
+            epoch=epoch,
+            default_drain_ms=settings.timeouts.drain_ms,
+            on_switch=self._switched,
+        )
+        self.reachability = {name: upstream_probing.Reachability() for name in config.clusters}
+        self.registry = metrics.build_registry(self.traffic, self._snapshot)
+        self.started_at = time.time()
+        self._servers: list[asyncio.Server] = []
+        self._admin_runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
+        self.listening = False
+
+    # -- Gateway (for connections) ------------------------------------------------------------
+
+    @property
+    def limits(self) -> LimitsConfig:
+        return self.config.gateway.limits
+
+    @property
+    def connect_timeout(self) -> float:
+        return self.config.gateway.timeouts.upstream_connect_ms / 1000
+
+    def route(self, slot: int | None) -> tuple[str, list[HostPort]]:
+        cluster = self.switchboard.active
+        if slot is not None and not self.directory.brokers(cluster):
+            self._refresh_soon(cluster)
+        return cluster, self.directory.targets(cluster, slot)
+
+    def connection_opened(self, connection: ClientConnection) -> bool:
+        if len(self.switchboard.connections) >= self.limits.max_connections:
+            self.traffic.connections_refused += 1
+            return False
+        self.switchboard.connections.add(connection)
+        self.traffic.connections_total[self.switchboard.active] += 1
+        return True
+
+    def connection_closed(self, connection: ClientConnection) -> None:
+        self.switchboard.connections.discard(connection)
+
+    def rewrite_response(
+        self, cluster: str, request: inflight.PendingRequest, frame: bytes
+    ) -> bytes:
+        def advertise(node_id: int, host: str, port: int) -> tuple[str, int]:
+            return self.directory.advertise(cluster, node_id, host, port)
+
+        return response_rewriting.rewrite_frame(
+            request.api_key, request.api_version, frame, advertise
+        )
+
+    def count_request(self, cluster: str, api_key: int, size: int) -> None:
+        key = (cluster, api_key)
+        self.traffic.requests[key] += 1
+        self.traffic.request_bytes[key] += size
+
+    def count_response(self, cluster: str, api_key: int, size: int) -> None:
+        self.traffic.response_bytes[(cluster, api_key)] += size
+
+    # -- AdminBackend -------------------------------------------------------------------------
+
+    @property
+    def cluster_names(self) -> tuple[str, ...]:
+        return self.switchboard.clusters
+
+    async def switch(
+        self, to: str, *, epoch: int | None, drain_ms: int | None, source: str
+    ) -> SwitchRecord:
+        return await self.switchboard.switch(to, epoch=epoch, drain_ms=drain_ms, source=source)
+
+    def state(self) -> dict[str, Any]:
+        board = self.switchboard
+        return {
+            "active": board.active,
+            "epoch": board.epoch,
+            "clusters": list(board.clusters),
+            "lastSwitch": board.last_switch.as_json() if board.last_switch else None,
+            "openConnections": board.open_connections(),
+            "upstreams": {name: r.as_json() for name, r in self.reachability.items()},
+            "brokers": {
+                name: {
+                    str(node): str(address)
+                    for node, address in self.directory.brokers(name).items()
+                }
+                for name in board.clusters
+            },
+            "listening": self.listening,
+            "startedAt": self.started_at,
+        }
+
+    def is_ready(self) -> tuple[bool, str]:
+        # Readiness deliberately ignores upstream reachability: when main dies, every pod must
+        # stay in the Service so clients can still reach it and be switched to failover.
+        if not self.listening:
+            return False, "listeners not bound yet"
+        return True, f"listening; active cluster {self.switchboard.active}"
+
+    def metrics_text(self) -> bytes:
+        return metrics.render(self.registry)
+
+    def _snapshot(self) -> metrics.Snapshot:
+        board = self.switchboard
+        return metrics.Snapshot(
+            epoch=board.epoch,
+            active=board.active,
+            clusters=board.clusters,
+            open_connections=board.open_connections(),
+            reachable={name: r.reachable for name, r in self.reachability.items()},
+        )
+
+    def _switched(self, record: SwitchRecord) -> None:
+        self.traffic.switches += 1
+        self.traffic.last_switch_seconds = record.duration_ms / 1000
+
+    # -- probes -------------------------------------------------------------------------------
+
+    async def probe(self, cluster: str) -> None:
+        timeout = self.connect_timeout
+        brokers = await upstream_probing.probe_once(
+            self.config.clusters[cluster], self.reachability[cluster], timeout
+        )
+        if brokers:
+            displaced = self.directory.learn(cluster, brokers)
+            if displaced:
+                log.error(
+                    "cluster %s: node ids %s collide on broker ports (brokerPortCount=%d); "
+                    "they got the next free ports; raise listener.brokerPortCount",
+                    cluster,
+                    list(displaced),
+                    self.directory.slot_count,
+                )
+
+    def _refresh_soon(self, cluster: str) -> None:
+        running = self._refreshing.get(cluster)
+        if running is None or running.done():
+            self._refreshing[cluster] = asyncio.get_running_loop().create_task(self.probe(cluster))
+
+    async def _probe_forever(self, cluster: str) -> None:
+        interval = self.config.gateway.timeouts.probe_interval_ms / 1000
+        while True:
+            with contextlib.suppress(Exception):
+                await self.probe(cluster)
+            await asyncio.sleep(interval)
+
+    async def _apply_active_file(self, choice: active_file.ActiveChoice) -> None:
+        if choice.cluster not in self.switchboard.clusters:
+            log.error(
+                "active file names unknown cluster %r; valid: %s",
+                choice.cluster,
+                ", ".join(self.switchboard.clusters),
+            )
+            return
+        try:
+            await self.switch(
+                choice.cluster, epoch=choice.epoch, drain_ms=None, source="active file"
+            )
+        except Exception as error:  # a bad file must never stop the gateway
+            log.error("active file switch to %s refused: %s", choice.cluster, error)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind every listener and the admin API, then start probes and the file watcher."""
+        await self._start_listeners()
+        await self._start_admin()
+        self.listening = True
+        for name in self.config.clusters:
+            self._tasks.append(asyncio.create_task(self._probe_forever(name)))
+        settings = self.config.gateway
+        if settings.active_file is not None:
+            self._tasks.append(
+                asyncio.create_task(
+                    active_file.follow(
+                        settings.active_file,
+                        self._apply_active_file,
+                        interval=settings.timeouts.active_file_poll_ms / 1000,
+                    )
+                )
+            )
+
+    async def _start_listeners(self) -> None:
+        loop = asyncio.get_running_loop()
+        listener = self.config.gateway.listener
+        ports = [(listener.port, None)] + [
+            (listener.first_broker_port + slot, slot) for slot in range(listener.broker_port_count)
+        ]
+        for port, slot in ports:
+            server = await loop.create_server(
+                lambda port=port, slot=slot: ClientConnection(  # type: ignore[misc]
+                    gateway=self, slot=slot, listener_port=port
+                ),
+                listener.host,
+                port,
+                reuse_address=True,
+                backlog=1024,
+            )
+            self._servers.append(server)
+        log.info(
+            "listening on %s:%d (bootstrap) and broker ports %d-%d, advertised as %s",
+            listener.host,
+            listener.port,
+            listener.first_broker_port,
+            listener.first_broker_port + listener.broker_port_count - 1,
+            listener.advertised_host,
+        )
+
+    async def _start_admin(self) -> None:
+        admin = self.config.gateway.admin
+        app = admin_api.build_app(self, self._credentials)
+        self._admin_runner = web.AppRunner(app, access_log=None)
+        await self._admin_runner.setup()
+        await web.TCPSite(self._admin_runner, admin.host, admin.port).start()
+        log.info("admin API on %s:%d", admin.host, admin.port)
+
+    async def stop(self) -> None:
+        self.listening = False
+        for server in self._servers:
+            server.close()
+        for task in self._tasks + list(self._refreshing.values()):
+            task.cancel()
+        connections = list(self.switchboard.connections)
+        for connection in connections:
+            connection.close("gateway shutting down")
+        deadline = time.monotonic() + _SHUTDOWN_GRACE_SECONDS
+        while self.switchboard.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for connection in list(self.switchboard.connections):
+            log.warning(
+                "aborting connection of %s after the shutdown grace period", connection.peer
+            )
+            connection.abort()
+        if self._admin_runner is not None:
+            await self._admin_runner.cleanup()

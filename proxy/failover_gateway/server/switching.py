@@ -1,0 +1,168 @@
+"""The switch: which cluster is active, under which epoch, and moving every client at once.
+
+Why it exists: a switch must be atomic from a client's point of view. The moment the active
+cluster changes, new connections are routed to it; then every connection still bound to another
+cluster is closed (after an optional drain of in-flight responses) so its client reconnects and
+lands on the new cluster. Commands carry an epoch (the operator uses the KafkaFailover's
+``metadata.generation``): a command older than the current epoch is refused and changes nothing,
+so a delayed retry can never flip a gateway back. Switches are serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from failover_gateway.pump.connection import ClientConnection
+
+log = logging.getLogger("failover_gateway.switch")
+
+# A client that does not read its socket must not hold a switch: after this, drop it hard.
+_CLOSE_GRACE_SECONDS = 2.0
+_DRAIN_POLL_SECONDS = 0.005
+
+
+class SwitchRefused(Exception):
+    """The command cannot be applied; ``status`` is the HTTP status that says why."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class SwitchRecord:
+    """What one switch did; returned to the caller and kept as the last switch."""
+
+    from_cluster: str
+    to_cluster: str
+    epoch: int
+    changed: bool
+    closed_connections: int
+    started_at: float  # wall clock, seconds since the epoch
+    duration_ms: float
+    source: str
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "from": self.from_cluster,
+            "to": self.to_cluster,
+            "epoch": self.epoch,
+            "changed": self.changed,
+            "closedConnections": self.closed_connections,
+            "startedAt": _iso(self.started_at),
+            "durationMs": round(self.duration_ms, 3),
+            "source": self.source,
+        }
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp)) + (
+        f".{int(timestamp * 1000) % 1000:03d}Z"
+    )
+
+
+class Switchboard:
+    """Holds the active cluster and epoch and the set of open client connections."""
+
+    def __init__(
+        self,
+        *,
+        clusters: Iterable[str],
+        active: str,
+        epoch: int = 0,
+        default_drain_ms: int = 0,
+        on_switch: Callable[[SwitchRecord], None] | None = None,
+    ) -> None:
+        self.clusters = tuple(clusters)
+        self.active = active
+        self.epoch = epoch
+        self.default_drain_ms = default_drain_ms
+        self.last_switch: SwitchRecord | None = None
+        self.connections: set[ClientConnection] = set()
+        self._lock = asyncio.Lock()
+        self._on_switch = on_switch
+
+    def open_connections(self) -> dict[str, int]:
+        counts = dict.fromkeys(self.clusters, 0)
+        for connection in self.connections:
+            if connection.cluster in counts and not connection.is_closing:
+                counts[connection.cluster] += 1
+        return counts
+
+    async def switch(
+        self, to: str, *, epoch: int | None, drain_ms: int | None = None, source: str
+    ) -> SwitchRecord:
+        """Make ``to`` active and close every connection bound to another cluster."""
+        if to not in self.clusters:
+            raise SwitchRefused(
+                f"unknown cluster {to!r}; configured clusters: {', '.join(self.clusters)}", 400
+            )
+        async with self._lock:
+            return await self._switch_locked(to, epoch, drain_ms, source)
+
+    async def _switch_locked(
+        self, to: str, epoch: int | None, drain_ms: int | None, source: str
+    ) -> SwitchRecord:
+        if epoch is not None and epoch < self.epoch:
+            raise SwitchRefused(
+                f"stale epoch {epoch}: the gateway is at epoch {self.epoch} (active "
+                f"{self.active!r}); nothing changed",
+                409,
+            )
+        started, clock = time.time(), time.perf_counter()
+        previous = self.active
+        new_epoch = self.epoch if epoch is None else epoch
+        if to == previous:
+            self.epoch = new_epoch
+            return SwitchRecord(previous, to, new_epoch, False, 0, started, 0.0, source)
+        self.active, self.epoch = to, new_epoch
+        victims = [c for c in self.connections if c.cluster != to and not c.is_closing]
+        await _drain(victims, self.default_drain_ms if drain_ms is None else drain_ms)
+        for connection in victims:
+            connection.close(f"switch {previous} -> {to} (epoch {new_epoch})")
+        asyncio.get_running_loop().call_later(_CLOSE_GRACE_SECONDS, _abort_stragglers, victims)
+        record = SwitchRecord(
+            previous,
+            to,
+            new_epoch,
+            True,
+            len(victims),
+            started,
+            (time.perf_counter() - clock) * 1000,
+            source,
+        )
+        self.last_switch = record
+        log.info(
+            "switched %s -> %s epoch=%d closed=%d connections in %.1f ms (by %s)",
+            previous,
+            to,
+            new_epoch,
+            len(victims),
+            record.duration_ms,
+            source,
+        )
+        if self._on_switch is not None:
+            self._on_switch(record)
+        return record
+
+
+async def _drain(victims: list[ClientConnection], drain_ms: int) -> None:
+    """Stop reading new requests and give in-flight responses up to ``drain_ms`` to arrive."""
+    if drain_ms <= 0 or not victims:
+        return
+    for connection in victims:
+        connection.pause_reading("switch-drain")
+    deadline = time.monotonic() + drain_ms / 1000
+    while time.monotonic() < deadline:
+        if all(len(c.in_flight) == 0 or c.is_closing for c in victims):
+            return
+        await asyncio.sleep(_DRAIN_POLL_SECONDS)
+
+
+def _abort_stragglers(victims: list[ClientConnection]) -> None:
+    for connection in victims:
+        connection.abort()

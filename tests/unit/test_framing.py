@@ -1,0 +1,74 @@
+"""The frame splitter: sizes checked before bodies, PASS frames streamed, BUFFER frames whole."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from failover_gateway.pump.framing import Decision, FrameError, FrameSplitter
+
+
+def frame(body: bytes) -> bytes:
+    return struct.pack(">i", len(body)) + body
+
+
+class Recorder:
+    def __init__(self, decide: Decision = Decision.PASS, prefix_bytes: int = 4) -> None:
+        self.decide = decide
+        self.sunk: list[bytes] = []
+        self.frames: list[bytes] = []
+        self.prefixes: list[bytes] = []
+        self.splitter = FrameSplitter(
+            classify=self.classify,
+            sink=self.sunk.append,
+            on_frame=self.frames.append,
+            max_frame_bytes=1000,
+            prefix_bytes=prefix_bytes,
+        )
+
+    def classify(self, prefix: memoryview, size: int) -> Decision:
+        self.prefixes.append(bytes(prefix))
+        return self.decide
+
+
+def test_pass_frames_come_out_byte_for_byte_whatever_the_chunking() -> None:
+    stream = frame(b"abcdefgh") + frame(b"12") + frame(b"") + frame(b"xyz" * 50)
+    for chunk_size in (1, 2, 3, 5, 7, 64, len(stream)):
+        recorder = Recorder()
+        for start in range(0, len(stream), chunk_size):
+            recorder.splitter.feed(stream[start : start + chunk_size])
+        assert b"".join(recorder.sunk) == stream
+        assert recorder.prefixes == [b"abcd", b"12", b"", b"xyzx"]
+
+
+def test_buffer_frames_are_delivered_whole_and_classified_once() -> None:
+    stream = frame(b"first-frame") + frame(b"second")
+    recorder = Recorder(Decision.BUFFER)
+    for byte in stream:
+        recorder.splitter.feed(bytes([byte]))
+    assert recorder.frames == [frame(b"first-frame"), frame(b"second")]
+    assert len(recorder.prefixes) == 2
+    assert recorder.sunk == []
+
+
+def test_a_negative_size_is_refused() -> None:
+    recorder = Recorder()
+    with pytest.raises(FrameError, match="negative"):
+        recorder.splitter.feed(struct.pack(">i", -5))
+
+
+def test_an_oversized_frame_is_refused_before_its_body_arrives() -> None:
+    recorder = Recorder()
+    with pytest.raises(FrameError, match="exceeds the maximum of 1000"):
+        recorder.splitter.feed(struct.pack(">i", 1001))
+    assert recorder.sunk == []
+
+
+def test_a_partial_size_waits_for_more_bytes() -> None:
+    recorder = Recorder()
+    recorder.splitter.feed(b"\x00\x00")
+    assert recorder.sunk == [] and recorder.splitter.buffered == 2
+    recorder.splitter.feed(b"\x00\x04ab")
+    recorder.splitter.feed(b"cd")
+    assert b"".join(recorder.sunk) == frame(b"abcd")
