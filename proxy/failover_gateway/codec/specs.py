@@ -1,0 +1,237 @@
+"""Kafka's JSON message specs, loaded once and indexed by message name and api key.
+
+Why: every layout the gateway decodes must come from Apache Kafka's own specs, never from tables
+typed by hand. kafka-python (a pinned dependency) bundles them as package data. We read the files
+without importing ``kafka`` itself: its ``__init__`` pulls in the whole client (sockets, threads,
+~120 ms), which the pure codec must not depend on.
+
+The spec files are JSON with ``//`` comments; field trees may refer to ``commonStructs`` by name,
+which are resolved here so the schema layer only ever sees plain nested fields.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import pathlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from failover_gateway.codec import errors
+
+_SPEC_PACKAGE = "kafka"
+_SPEC_DIR = ("protocol", "schemas", "resources")
+
+# Flexible-versions floor for api keys whose spec kafka-python does not bundle but whose request
+# headers the gateway must still parse. Reviewed against Kafka 4.0/4.1 specs
+# (clients/src/main/resources/common/message/*Request.json, "flexibleVersions").
+_FLEXIBLE_SINCE_WITHOUT_BUNDLED_SPEC: Mapping[int, int] = {
+    7: 3,  # ControlledShutdown (needed for its v0 header quirk)
+    38: 2,  # CreateDelegationToken
+    39: 2,  # RenewDelegationToken
+    40: 2,  # ExpireDelegationToken
+    41: 2,  # DescribeDelegationToken
+    64: 0,  # UnregisterBroker
+    68: 0,  # ConsumerGroupHeartbeat
+    69: 0,  # ConsumerGroupDescribe
+    71: 0,  # GetTelemetrySubscriptions
+    72: 0,  # PushTelemetry
+}
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRange:
+    """An inclusive version range as written in specs: ``"0+"``, ``"1-3"``, ``"4"``, ``"none"``."""
+
+    low: int
+    high: int | None  # None: open-ended ("3+")
+
+    @classmethod
+    def parse(cls, text: str | None) -> VersionRange | None:
+        if text is None or text == "none":
+            return None
+        if text.endswith("+"):
+            return cls(int(text[:-1]), None)
+        low, _, high = text.partition("-")
+        return cls(int(low), int(high or low))
+
+    def __contains__(self, version: object) -> bool:
+        if not isinstance(version, int):
+            return False
+        return self.low <= version and (self.high is None or version <= self.high)
+
+
+def _in(version_range: VersionRange | None, version: int) -> bool:
+    return version_range is not None and version in version_range
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One field of a message or struct, with the versions in which it exists and how."""
+
+    name: str
+    type: str  # as in the spec: "int32", "string", "[]int32", "[]Broker", "Cursor", ...
+    versions: VersionRange | None
+    nullable_versions: VersionRange | None
+    tagged_versions: VersionRange | None
+    tag: int | None
+    flexible_versions: VersionRange | None  # field-level override (RequestHeader.ClientId: none)
+    has_flexible_override: bool
+    fields: tuple[
+        FieldSpec, ...
+    ]  # children of struct / struct-array fields, commonStructs resolved
+
+    @property
+    def is_array(self) -> bool:
+        return self.type.startswith("[]")
+
+    @property
+    def element_type(self) -> str:
+        return self.type[2:] if self.is_array else self.type
+
+    @property
+    def is_struct(self) -> bool:
+        return self.element_type[:1].isupper()
+
+    def present_in(self, version: int) -> bool:
+        return _in(self.versions, version)
+
+    def tagged_in(self, version: int) -> bool:
+        return self.tag is not None and _in(self.tagged_versions, version)
+
+    def nullable_in(self, version: int) -> bool:
+        return _in(self.nullable_versions, version)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSpec:
+    """A top-level message (request, response, header or data) from one spec file."""
+
+    name: str
+    type: str
+    api_key: int | None
+    valid_versions: VersionRange
+    flexible_versions: VersionRange | None
+    fields: tuple[FieldSpec, ...]
+
+    @property
+    def max_version(self) -> int:
+        assert self.valid_versions.high is not None, "specs always bound validVersions"
+        return self.valid_versions.high
+
+    def is_valid(self, version: int) -> bool:
+        return version in self.valid_versions
+
+    def is_flexible(self, version: int) -> bool:
+        return _in(self.flexible_versions, version)
+
+
+def strip_comments(text: str) -> str:
+    """Drop ``//`` comments outside JSON strings (``about`` texts may contain ``http://``)."""
+    return "\n".join(_strip_line_comment(line) for line in text.splitlines())
+
+
+_STRING_OR_COMMENT = re.compile(r'"(?:[^"\\]|\\.)*"|//')
+
+
+def _strip_line_comment(line: str) -> str:
+    for match in _STRING_OR_COMMENT.finditer(line):
+        if match.group() == "//":
+            return line[: match.start()]
+    return line
+
+
+def _parse_field(raw: Mapping[str, Any], common: Mapping[str, list[Any]]) -> FieldSpec:
+    element = raw["type"].removeprefix("[]")
+    children = raw.get("fields")
+    if children is None and element in common:
+        children = common[element]
+    return FieldSpec(
+        name=raw["name"],
+        type=raw["type"],
+        versions=VersionRange.parse(raw.get("versions")),
+        nullable_versions=VersionRange.parse(raw.get("nullableVersions")),
+        tagged_versions=VersionRange.parse(raw.get("taggedVersions")),
+        tag=raw.get("tag"),
+        flexible_versions=VersionRange.parse(raw.get("flexibleVersions")),
+        has_flexible_override="flexibleVersions" in raw,
+        fields=tuple(_parse_field(child, common) for child in children or ()),
+    )
+
+
+def parse_message(text: str) -> MessageSpec:
+    """Build a :class:`MessageSpec` from the text of one spec file."""
+    raw = json.loads(strip_comments(text))
+    common = {struct["name"]: struct["fields"] for struct in raw.get("commonStructs", ())}
+    valid = VersionRange.parse(raw["validVersions"])
+    assert valid is not None, f"{raw['name']} has no valid versions"
+    return MessageSpec(
+        name=raw["name"],
+        type=raw["type"],
+        api_key=raw.get("apiKey"),
+        valid_versions=valid,
+        flexible_versions=VersionRange.parse(raw.get("flexibleVersions")),
+        fields=tuple(_parse_field(field, common) for field in raw["fields"]),
+    )
+
+
+def _spec_directory() -> pathlib.Path:
+    found = importlib.util.find_spec(_SPEC_PACKAGE)
+    if found is None or not found.submodule_search_locations:
+        raise errors.CodecError("kafka-python is not installed: it carries Kafka's message specs")
+    return pathlib.Path(next(iter(found.submodule_search_locations)), *_SPEC_DIR)
+
+
+@functools.cache
+def all_messages() -> Mapping[str, MessageSpec]:
+    """Every bundled spec, by message name (``"MetadataResponse"``)."""
+    paths = sorted(_spec_directory().glob("*.json"))
+    specs = (parse_message(path.read_text(encoding="utf-8")) for path in paths)
+    return {spec.name: spec for spec in specs}
+
+
+def message(name: str) -> MessageSpec:
+    """The spec called ``name``; raises :class:`UnsupportedVersion` when it is not bundled."""
+    try:
+        return all_messages()[name]
+    except KeyError:
+        raise errors.UnsupportedVersion(f"no bundled Kafka spec named {name!r}") from None
+
+
+@functools.cache
+def _by_api_key(kind: str) -> Mapping[int, MessageSpec]:
+    return {
+        spec.api_key: spec
+        for spec in all_messages().values()
+        if spec.type == kind and spec.api_key is not None
+    }
+
+
+def request(api_key: int) -> MessageSpec | None:
+    """The request spec for ``api_key``, or None when kafka-python does not bundle it."""
+    return _by_api_key("request").get(api_key)
+
+
+def response(api_key: int) -> MessageSpec | None:
+    """The response spec for ``api_key``, or None when kafka-python does not bundle it."""
+    return _by_api_key("response").get(api_key)
+
+
+def is_flexible(api_key: int, api_version: int) -> bool:
+    """Whether requests and responses of this api key and version use the flexible encoding.
+
+    Defined for versions outside the bundled ``validVersions`` too: flexibility never goes back,
+    so ``"9+"`` answers for future versions as well.
+    """
+    spec = request(api_key)
+    if spec is not None:
+        return spec.is_flexible(api_version)
+    since = _FLEXIBLE_SINCE_WITHOUT_BUNDLED_SPEC.get(api_key)
+    if since is None:
+        raise errors.UnsupportedVersion(
+            f"api key {api_key} has no known layout", api_key=api_key, api_version=api_version
+        )
+    return api_version >= since
