@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Protocol
+from typing import Protocol, cast
 
 from failover_gateway.config import HostPort, LimitsConfig
 from failover_gateway.pump import framing, inflight
@@ -111,7 +111,8 @@ class ClientConnection(asyncio.Protocol):
     # -- client side -----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports implement the interface without subclassing asyncio.Transport.
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
@@ -198,7 +199,7 @@ class ClientConnection(asyncio.Protocol):
         self.close(f"no broker of cluster {self.cluster} reachable ({'; '.join(errors)})")
 
     def _upstream_ready(self, transport: asyncio.BaseTransport, target: HostPort) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)
         if self.closing_reason is not None:
             transport.close()
             return

@@ -49,7 +49,7 @@ def inspect_request(prefix: memoryview, *, complete: bool) -> InspectedRequest |
     expects_response = True
     if api_key == PRODUCE:
         try:
-            expects_response = produce.acks(prefix) != 0
+            expects_response = produce.read_acks(prefix) != 0
         except errors.CodecError as error:
             if complete:
                 raise RequestRefused(f"malformed Produce v{api_version} request: {error}") from None

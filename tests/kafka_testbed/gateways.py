@@ -1,0 +1,233 @@
+"""Running real gateway processes for tests, the demo and the benchmarks.
+
+The gateway is started exactly as users start it (``python -m failover_gateway --config PATH``
+with admin credentials in the environment), on a contiguous block of free 127.0.0.1 ports
+(bootstrap port followed by the broker ports), and driven through its real admin API.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kafka_testbed import networking, supervising
+from kafka_testbed.clusters import read_tail
+from kafka_testbed.errors import ClusterStartError
+
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "test-admin-secret-7f3a"
+START_TIMEOUT_SECONDS = 30.0
+
+
+class GatewayStartError(ClusterStartError):
+    """The gateway process did not become ready; the message holds its last log lines."""
+
+
+@dataclass(frozen=True)
+class AdminAnswer:
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass
+class GatewayProcess:
+    """A running gateway and the ways a test talks to it."""
+
+    port: int
+    broker_port_count: int
+    admin_port: int
+    config_path: Path
+    log_path: Path
+    process: supervising.Process
+    user: str = ADMIN_USER
+    password: str = ADMIN_PASSWORD
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{networking.HOST}:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{networking.HOST}:{self.admin_port}"
+
+    def request(
+        self, method: str, path: str, body: Any = None, *, auth: tuple[str, str] | None = None
+    ) -> AdminAnswer:
+        user, password = auth if auth is not None else (self.user, self.password)
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.admin_url + path, data=data, method=method)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return AdminAnswer(response.status, _json(response.read()))
+        except urllib.error.HTTPError as error:
+            return AdminAnswer(error.code, _json(error.read()))
+
+    def switch(self, to: str, **params: Any) -> AdminAnswer:
+        """The Conduktor-compatible call runbooks use."""
+        query = "&".join(f"{k}={v}" for k, v in {"to": to, **params}.items())
+        return self.request("POST", f"/admin/pclusters/v1/pcluster/main/switch?{query}")
+
+    def put_active(self, cluster: str, epoch: int, **extra: Any) -> AdminAnswer:
+        return self.request("PUT", "/api/v1/active", {"cluster": cluster, "epoch": epoch, **extra})
+
+    def state(self) -> dict[str, Any]:
+        return self.request("GET", "/api/v1/state").body
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.admin_url + "/metrics", timeout=10) as response:
+            text: str = response.read().decode()
+            return text
+
+    def is_alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(read_tail(self.log_path, lines))
+
+    def stop(self) -> int:
+        return supervising.terminate(self.process, grace_seconds=10)
+
+
+def _json(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or b"{}")
+    except json.JSONDecodeError:
+        return {"raw": raw.decode(errors="replace")}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def free_port_block(count: int, attempts: int = 200) -> int:
+    """The first port of ``count`` consecutive free ports on 127.0.0.1."""
+    for _ in range(attempts):
+        base = random.randint(20_000, 60_000 - count)
+        if all(networking.is_port_free(base + offset) for offset in range(count)):
+            return base
+    raise GatewayStartError(f"no block of {count} consecutive free ports found")
+
+
+def gateway_config(
+    clusters: Mapping[str, str],
+    *,
+    port: int,
+    admin_port: int,
+    broker_port_count: int,
+    active: str = "main",
+    failover_names: tuple[str, ...] = ("failover",),
+    gateway_extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The YAML document a user would write, for clusters given as name -> bootstrap string."""
+    config = {
+        name: {"bootstrap.servers": bootstrap}
+        | ({"gateway.roles": "failover"} if name in failover_names else {})
+        for name, bootstrap in clusters.items()
+    }
+    gateway: dict[str, Any] = {
+        "listener": {
+            "host": networking.HOST,
+            "port": port,
+            "advertisedHost": networking.HOST,
+            "brokerPortCount": broker_port_count,
+        },
+        "admin": {"host": networking.HOST, "port": admin_port},
+        "active": active,
+    }
+    gateway.update(gateway_extra or {})
+    return {"config": config, "gateway": gateway}
+
+
+def start_gateway(
+    clusters: Mapping[str, str],
+    *,
+    active: str = "main",
+    broker_port_count: int = 16,
+    gateway_extra: Mapping[str, Any] | None = None,
+    workdir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = START_TIMEOUT_SECONDS,
+) -> GatewayProcess:
+    """Start a gateway process in front of ``clusters`` and wait until its admin API is ready."""
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="gateway-"))
+    base = free_port_block(broker_port_count + 2)
+    port, admin_port = base, base + broker_port_count + 1
+    document = gateway_config(
+        clusters,
+        port=port,
+        admin_port=admin_port,
+        broker_port_count=broker_port_count,
+        active=active,
+        gateway_extra=gateway_extra,
+    )
+    config_path = workdir / "gateway.yaml"
+    config_path.write_text(yaml.safe_dump(document))
+    log_path = workdir / "gateway.log"
+    process_env = (
+        dict(os.environ)
+        | {
+            "GATEWAY_ADMIN_USER": ADMIN_USER,
+            "GATEWAY_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        }
+        | dict(env or {})
+    )
+    process = supervising.spawn(
+        [sys.executable, "-m", "failover_gateway", "--config", str(config_path)],
+        log_path,
+        env=process_env,
+    )
+    gateway = GatewayProcess(port, broker_port_count, admin_port, config_path, log_path, process)
+    _wait_ready(gateway, timeout)
+    return gateway
+
+
+def _wait_ready(gateway: GatewayProcess, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not gateway.is_alive():
+            raise GatewayStartError(
+                f"gateway exited with {gateway.process.returncode}:\n{gateway.log_tail()}"
+            )
+        try:
+            with urllib.request.urlopen(gateway.admin_url + "/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    gateway.stop()
+    raise GatewayStartError(f"gateway not ready after {timeout:.0f}s:\n{gateway.log_tail()}")
+
+
+def run_gateway_expecting_failure(
+    document: Any, env: Mapping[str, str], timeout: float = 20.0
+) -> tuple[int, str]:
+    """Run the gateway on a config that must be refused; return (exit code, stderr)."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "gateway.yaml"
+        path.write_text(document if isinstance(document, str) else yaml.safe_dump(document))
+        result = subprocess.run(
+            [sys.executable, "-m", "failover_gateway", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=dict(env),
+            check=False,
+        )
+    return result.returncode, result.stderr
