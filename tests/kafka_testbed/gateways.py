@@ -175,7 +175,7 @@ def start_gateway(
         gateway_extra=gateway_extra,
     )
     config_path = workdir / "gateway.yaml"
-    config_path.write_text(yaml.safe_dump(document))
+    config_path.write_text(yaml.safe_dump(document, sort_keys=False))
     log_path = workdir / "gateway.log"
     process_env = (
         dict(os.environ)
@@ -221,7 +221,9 @@ def run_gateway_expecting_failure(
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "gateway.yaml"
-        path.write_text(document if isinstance(document, str) else yaml.safe_dump(document))
+        path.write_text(
+            document if isinstance(document, str) else yaml.safe_dump(document, sort_keys=False)
+        )
         result = subprocess.run(
             [sys.executable, "-m", "failover_gateway", "--config", str(path)],
             capture_output=True,

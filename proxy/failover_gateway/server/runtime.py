@@ -121,6 +121,7 @@ class GatewayRuntime:
             "clusters": list(board.clusters),
             "lastSwitch": board.last_switch.as_json() if board.last_switch else None,
             "openConnections": board.open_connections(),
+            "inFlightRequests": sum(len(c.in_flight) for c in board.connections),
             "upstreams": {name: r.as_json() for name, r in self.reachability.items()},
             "brokers": {
                 name: {
@@ -267,7 +268,7 @@ class GatewayRuntime:
         for connection in connections:
             connection.close("gateway shutting down")
         deadline = time.monotonic() + _SHUTDOWN_GRACE_SECONDS
-        while self.switchboard.connections and time.monotonic() < deadline:
+        while self.switchboard.connections and time.monotonic() < deadline:  # noqa: ASYNC110 - bounded poll of a plain set
             await asyncio.sleep(0.05)
         for connection in list(self.switchboard.connections):
             log.warning(

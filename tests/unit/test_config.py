@@ -1,0 +1,117 @@
+"""The config file contract: the Conduktor-shaped cluster block, gateway settings, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from failover_gateway.config import (
+    ConfigError,
+    admin_credentials_from_env,
+    config_from_mapping,
+    load_config,
+)
+
+
+def document(**gateway: Any) -> dict[str, Any]:
+    return {
+        "config": {
+            "main": {"bootstrap.servers": "kafka-primary:9092"},
+            "failover": {"bootstrap.servers": "kafka-secondary:9092", "gateway.roles": "failover"},
+        },
+        "gateway": {
+            "listener": {"host": "0.0.0.0", "port": 6969, "advertisedHost": "gateway.example.com"},
+            "admin": {"host": "0.0.0.0", "port": 8888},
+            "active": "main",
+            **gateway,
+        },
+    }
+
+
+def test_the_example_from_the_readme_parses() -> None:
+    config = config_from_mapping(document())
+    assert config.clusters["failover"].is_failover
+    assert not config.clusters["main"].is_failover
+    assert str(config.clusters["main"].bootstrap_servers[0]) == "kafka-primary:9092"
+    assert config.gateway.listener.advertised_host == "gateway.example.com"
+    assert config.gateway.listener.first_broker_port == 6970
+
+
+def test_a_yaml_file_is_loaded_and_an_unreadable_one_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match="cannot read config file .*nope.yaml"):
+        load_config(missing)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("config: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(broken)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d["config"]["main"].update({"bootstrap.server": "x:1"}),
+            r"config.main: unknown key\(s\) bootstrap.server; known keys: .*bootstrap.servers",
+        ),
+        (
+            lambda d: d["config"]["main"].update({"bootstrap.servers": "nohost"}),
+            r"config.main.bootstrap.servers: bad server 'nohost'.*expected host:port",
+        ),
+        (
+            lambda d: d["config"]["main"].update({"security.protocol": "SASL_SSL"}),
+            r"config.main.security.protocol: 'SASL_SSL' is not supported .*supported: PLAINTEXT",
+        ),
+        (
+            lambda d: d["config"]["main"].update({"security.protocol": "TLS"}),
+            r"'TLS' is not a Kafka security protocol; valid: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
+        ),
+        (
+            lambda d: d["config"]["main"].update({"sasl.mechanism": "PLAIN"}),
+            r"config.main.sasl.mechanism: SASL/TLS settings need security.protocol",
+        ),
+        (
+            lambda d: d["gateway"].update({"active": "third"}),
+            r"gateway.active: 'third' names no cluster; valid: main, failover",
+        ),
+        (
+            lambda d: d["gateway"]["listener"].update({"port": 70000}),
+            r"gateway.listener.port: .*less than or equal to 65535 \(got 70000\)",
+        ),
+        (
+            lambda d: d["gateway"].update({"colour": "blue"}),
+            r"gateway.colour: Extra inputs are not permitted",
+        ),
+        (lambda d: d["config"].pop("failover"), r"needs at least two clusters"),
+        (
+            lambda d: d.update({"extra": 1}),
+            r"unknown top-level key\(s\) extra; valid: config, gateway",
+        ),
+    ],
+)
+def test_bad_config_is_refused_with_the_key_the_value_and_what_is_valid(
+    change: Any, message: str
+) -> None:
+    raw = document()
+    change(raw)
+    with pytest.raises(ConfigError, match=message):
+        config_from_mapping(raw)
+
+
+def test_admin_credentials_have_no_default() -> None:
+    with pytest.raises(ConfigError, match="GATEWAY_ADMIN_USER and GATEWAY_ADMIN_PASSWORD"):
+        admin_credentials_from_env({})
+    with pytest.raises(ConfigError, match="set GATEWAY_ADMIN_PASSWORD"):
+        admin_credentials_from_env({"GATEWAY_ADMIN_USER": "admin"})
+
+
+def test_admin_credentials_can_come_from_files_and_never_print_the_password(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    credentials = admin_credentials_from_env(
+        {"GATEWAY_ADMIN_USER": "ops", "GATEWAY_ADMIN_PASSWORD_FILE": str(secret)}
+    )
+    assert credentials.password == "s3cret"
+    assert "s3cret" not in repr(credentials)
