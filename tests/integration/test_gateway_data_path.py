@@ -1,4 +1,4 @@
-"""The data path on real brokers: bad clients lose only their own connection; acks=0 leaks nothing."""
+"""The data path on real brokers: a bad client is cut off alone; acks=0 leaks nothing."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def test_the_example_from_the_readme_parses() -> None:
 
 def test_a_yaml_file_is_loaded_and_an_unreadable_one_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
-    with pytest.raises(ConfigError, match="cannot read config file .*nope.yaml"):
+    with pytest.raises(ConfigError, match=r"cannot read config file .*nope.yaml"):
         load_config(missing)
     broken = tmp_path / "broken.yaml"
     broken.write_text("config: [unclosed")
@@ -66,7 +66,8 @@ def test_a_yaml_file_is_loaded_and_an_unreadable_one_is_named(tmp_path: Path) ->
         ),
         (
             lambda d: d["config"]["main"].update({"security.protocol": "TLS"}),
-            r"'TLS' is not a Kafka security protocol; valid: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
+            r"'TLS' is not a Kafka security protocol; valid: PLAINTEXT, SSL, SASL_PLAINTEXT, "
+            r"SASL_SSL",
         ),
         (
             lambda d: d["config"]["main"].update({"sasl.mechanism": "PLAIN"}),
