@@ -224,14 +224,23 @@ def is_flexible(api_key: int, api_version: int) -> bool:
     """Whether requests and responses of this api key and version use the flexible encoding.
 
     Defined for versions outside the bundled ``validVersions`` too: flexibility never goes back,
-    so ``"9+"`` answers for future versions as well.
+    so ``"9+"`` answers for future versions as well. Runs for every request frame, hence the
+    flat lookup table.
     """
-    spec = request(api_key)
-    if spec is not None:
-        return spec.is_flexible(api_version)
-    since = _FLEXIBLE_SINCE_WITHOUT_BUNDLED_SPEC.get(api_key)
-    if since is None:
+    table = _flexible_since()
+    if api_key not in table:
         raise errors.UnsupportedVersion(
             f"api key {api_key} has no known layout", api_key=api_key, api_version=api_version
         )
-    return api_version >= since
+    since = table[api_key]
+    return since is not None and api_version >= since
+
+
+@functools.cache
+def _flexible_since() -> Mapping[int, int | None]:
+    """api key → first flexible version (None: never flexible)."""
+    table: dict[int, int | None] = dict(_FLEXIBLE_SINCE_WITHOUT_BUNDLED_SPEC)
+    for api_key, spec in _by_api_key("request").items():
+        flexible = spec.flexible_versions
+        table[api_key] = None if flexible is None else flexible.low
+    return table
