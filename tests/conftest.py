@@ -1,0 +1,116 @@
+"""Shared fixtures: real brokers started once per session on first use, and their logs on failure.
+
+JVM brokers take seconds to start, so ``kafka_single``, ``kafka_triple`` and ``tansu`` are
+session-scoped and lazy: a run that uses none of them starts nothing. Tests that break clusters
+(kill, stop, bad config) start their own through the ``lab`` fixture. When a test fails, the log
+tail of every cluster it used is attached to its report.
+"""
+
+from collections.abc import Generator, Iterator
+
+import pytest
+
+from kafka_testbed import clusters
+from kafka_testbed.clusters import Cluster
+from kafka_testbed.labs import Lab
+
+SESSION_LOG_TAIL_LINES = 40
+BACKEND_MARKERS = {"kafka_single": "kafka", "kafka_triple": "kafka", "tansu": "tansu"}
+TEST_STOP_GRACE_SECONDS = 1.0
+"""Lab data is thrown away, so stops need not wait long for a clean shutdown."""
+
+_session_lab = Lab(grace_seconds=TEST_STOP_GRACE_SECONDS)
+
+
+@pytest.fixture(scope="session")
+def kafka_single() -> Iterator[Cluster]:
+    """Apache Kafka, one combined broker+controller, node id 1. Shared: do not break it."""
+    cluster = _session_lab.kafka([1], name="kafka-single")
+    yield cluster
+    cluster.stop(TEST_STOP_GRACE_SECONDS)
+
+
+@pytest.fixture(scope="session")
+def kafka_triple() -> Iterator[Cluster]:
+    """Apache Kafka, three combined nodes (ids 1, 2, 3) in one quorum. Shared: do not break it."""
+    cluster = _session_lab.kafka([1, 2, 3], name="kafka-triple")
+    yield cluster
+    cluster.stop(TEST_STOP_GRACE_SECONDS)
+
+
+@pytest.fixture(scope="session")
+def tansu() -> Iterator[Cluster]:
+    """One Tansu broker with in-memory storage. Shared: do not break it."""
+    cluster = _session_lab.tansu(name="tansu")
+    yield cluster
+    cluster.stop(TEST_STOP_GRACE_SECONDS)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> Cluster:
+    """The shared cluster named by indirect parametrization (``kafka_single``, ``tansu``, ...)."""
+    cluster: Cluster = request.getfixturevalue(request.param)
+    return cluster
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    """Start throwaway clusters for this test only; all are stopped when it ends."""
+    with Lab(grace_seconds=TEST_STOP_GRACE_SECONDS) as test_lab:
+        yield test_lab
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """kafka-python 3.0 loads its protocol schemas through a deprecated importlib API."""
+    config.addinivalue_line(
+        "filterwarnings", "ignore:.*is deprecated. Use files:DeprecationWarning"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by the brokers they need, so ``-m 'not kafka'`` deselects JVM tests."""
+    for item in items:
+        for name in _backends_used(item):
+            item.add_marker(BACKEND_MARKERS[name])
+
+
+def _backends_used(item: pytest.Item) -> set[str]:
+    names = set(getattr(item, "fixturenames", ()))
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None:
+        names |= {value for value in callspec.params.values() if isinstance(value, str)}
+    return names & set(BACKEND_MARKERS)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """On failure, attach the log tail of every cluster the test used to its report."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        for cluster in _clusters_used(item):
+            title = f"log tail of {cluster.kind} cluster {cluster.name}"
+            report.sections.append((title, cluster.log_tail(SESSION_LOG_TAIL_LINES)))
+    return report
+
+
+def _clusters_used(item: pytest.Item) -> list[Cluster]:
+    found: list[Cluster] = []
+    for value in getattr(item, "funcargs", {}).values():
+        if isinstance(value, Cluster):
+            found.append(value)
+        elif isinstance(value, Lab):
+            found.extend(value.started)
+    return list({id(cluster): cluster for cluster in found}.values())
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how long each shared cluster took to start: the suite's fixed cost."""
+    for cluster in _session_lab.started:
+        terminalreporter.write_line(f"kafka_testbed: {cluster.describe()}")
+
+
+def pytest_sessionfinish() -> None:
+    """Whatever happened, no broker outlives the session."""
+    clusters.stop_all(_session_lab.started, TEST_STOP_GRACE_SECONDS)

@@ -1,0 +1,249 @@
+"""Starting lab clusters: Apache Kafka (KRaft, 1 or 3 combined nodes) and Tansu, ready for clients.
+
+A cluster is returned only once a real client sees every broker in a Metadata response. Any
+failure on the way (port taken, process dead, timeout) stops what was started and raises
+:class:`ClusterStartError` carrying the last log lines.
+"""
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from kafka_testbed import admin, broker_properties, clusters, fetching, networking, supervising
+from kafka_testbed.broker_properties import DEFAULT_JVM_OPTIONS, NodeSpec
+from kafka_testbed.clusters import Cluster, Node
+from kafka_testbed.errors import ClusterStartError, TestbedError
+
+DEFAULT_TIMEOUT_SECONDS = 60.0
+FORMAT_LOG_LINES = 20
+
+
+def start_kafka(
+    node_ids: Sequence[int] = (1,),
+    *,
+    name: str | None = None,
+    ports: Mapping[int, int] | None = None,
+    properties: Mapping[str, str] | None = None,
+    jvm_options: Sequence[str] = DEFAULT_JVM_OPTIONS,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    workdir_parent: Path | None = None,
+    keep_files: bool = False,
+) -> Cluster:
+    """Start an Apache Kafka cluster with these node ids, every node broker and controller.
+
+    ``ports`` pins client ports by node id (others are picked free); ``properties`` override
+    ``server.properties`` of every node.
+    """
+    started = time.monotonic()
+    _check_node_ids(node_ids)
+    specs = _node_specs(node_ids, ports or {})
+    name = name or "kafka-" + "-".join(str(node_id) for node_id in node_ids)
+    java = _java()
+    jars = fetching.classpath(fetching.fetch_kafka_jars())
+    workdir = _make_workdir(name, workdir_parent)
+    cluster = Cluster("apache-kafka", name, {}, workdir, keep_files=keep_files)
+    try:
+        log4j = _write(workdir / "log4j2.properties", broker_properties.log4j2_properties())
+        configs = _write_configs(specs, workdir, properties or {})
+        commands = {
+            spec.node_id: broker_properties.java_command(
+                java,
+                jars,
+                broker_properties.BROKER_MAIN_CLASS,
+                [str(configs[spec.node_id])],
+                log4j_config=log4j,
+                jvm_options=jvm_options,
+            )
+            for spec in specs
+        }
+        _format_storage(java, jars, log4j, configs, workdir=workdir, deadline=started + timeout)
+        _spawn_nodes(cluster, specs, commands)
+        _wait_until_ready(cluster, started + timeout)
+    except BaseException:
+        cluster.stop()
+        raise
+    return _finish(cluster, started)
+
+
+def start_tansu(
+    *,
+    name: str = "tansu",
+    port: int | None = None,
+    storage_engine: str = "memory://tansu/",
+    extra_args: Sequence[str] = (),
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    workdir_parent: Path | None = None,
+    keep_files: bool = False,
+) -> Cluster:
+    """Start one Tansu broker (in-memory storage by default); Tansu picks its own node id."""
+    started = time.monotonic()
+    port = port if port is not None else networking.free_ports(1)[0]
+    networking.ensure_ports_free({"tansu listener": port})
+    binary = fetching.tansu_binary()
+    workdir = _make_workdir(name, workdir_parent)
+    url = f"tcp://{networking.HOST}:{port}"
+    command = [
+        str(binary), "broker", "--cluster-id", name, "--storage-engine", storage_engine,
+        "--listener-url", url, "--advertised-listener-url", url, *extra_args,
+    ]  # fmt: skip
+    node = Node(0, f"{networking.HOST}:{port}", command, workdir / "logs" / "tansu.log")
+    cluster = Cluster("tansu", name, {0: node}, workdir, keep_files=keep_files)
+    try:
+        node.process = supervising.spawn(command, node.log_path)
+        _wait_until_ready(cluster, started + timeout, adopt_advertised_id=True)
+    except BaseException:
+        cluster.stop()
+        raise
+    return _finish(cluster, started)
+
+
+def _finish(cluster: Cluster, started: float) -> Cluster:
+    cluster.startup_seconds = time.monotonic() - started
+    clusters.announce(cluster)
+    return cluster
+
+
+def _check_node_ids(node_ids: Sequence[int]) -> None:
+    if not node_ids or len(set(node_ids)) != len(node_ids) or min(node_ids) < 0:
+        raise ValueError(f"node_ids must be distinct non-negative integers, got {list(node_ids)}")
+
+
+def _node_specs(node_ids: Sequence[int], ports: Mapping[int, int]) -> list[NodeSpec]:
+    unknown = set(ports) - set(node_ids)
+    if unknown:
+        raise ValueError(f"ports given for unknown node ids {sorted(unknown)}")
+    fresh = iter(networking.free_ports(2 * len(node_ids)))
+    specs = [
+        NodeSpec(node_id, ports[node_id] if node_id in ports else next(fresh), next(fresh))
+        for node_id in node_ids
+    ]
+    wanted = {f"node {spec.node_id} client listener": spec.port for spec in specs}
+    wanted |= {f"node {spec.node_id} controller listener": spec.controller_port for spec in specs}
+    networking.ensure_ports_free(wanted)
+    return specs
+
+
+def _java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise ClusterStartError(
+            "Java (`java`) is not on PATH; Kafka brokers need Java 17+. Install a JDK "
+            "(e.g. `apt-get install openjdk-17-jdk-headless`)."
+        )
+    return java
+
+
+def _make_workdir(name: str, parent: Path | None) -> Path:
+    workdir = Path(tempfile.mkdtemp(prefix=f"kafka-testbed-{name}-", dir=parent))
+    (workdir / "logs").mkdir()
+    return workdir
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _write_configs(
+    specs: Sequence[NodeSpec], workdir: Path, overrides: Mapping[str, str]
+) -> dict[int, Path]:
+    configs = {}
+    for spec in specs:
+        node_dir = workdir / f"node-{spec.node_id}"
+        properties = broker_properties.server_properties(spec, specs, node_dir / "data", overrides)
+        text = broker_properties.render_properties(properties)
+        configs[spec.node_id] = _write(node_dir / "server.properties", text)
+    return configs
+
+
+def _format_storage(
+    java: str,
+    jars: str,
+    log4j: Path,
+    configs: Mapping[int, Path],
+    *,
+    workdir: Path,
+    deadline: float,
+) -> None:
+    """Format every node's log dir in parallel (one short JVM each) with one cluster id."""
+    cluster_id = broker_properties.new_cluster_id()
+    running = {}
+    for node_id, config in configs.items():
+        arguments = broker_properties.format_arguments(cluster_id, config)
+        command = broker_properties.java_command(
+            java, jars, broker_properties.STORAGE_TOOL_MAIN_CLASS, arguments, log4j_config=log4j
+        )
+        log_path = workdir / "logs" / f"format-node-{node_id}.log"
+        running[node_id] = (supervising.spawn(command, log_path), log_path)
+    try:
+        for node_id, (process, log_path) in running.items():
+            _wait_for_format(node_id, process, log_path, deadline)
+    finally:
+        for process, _ in running.values():
+            supervising.kill(process)
+
+
+def _wait_for_format(
+    node_id: int, process: supervising.Process, log_path: Path, deadline: float
+) -> None:
+    try:
+        status = process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        status = None
+    if status != 0:
+        problem = "timed out" if status is None else f"exited with status {status}"
+        tail = "\n".join(clusters.read_tail(log_path, FORMAT_LOG_LINES))
+        raise ClusterStartError(
+            f"Formatting the storage of Kafka node {node_id} {problem}; {log_path}:\n{tail}"
+        )
+
+
+def _spawn_nodes(
+    cluster: Cluster, specs: Sequence[NodeSpec], commands: Mapping[int, list[str]]
+) -> None:
+    for spec in specs:
+        log_path = cluster.workdir / "logs" / f"node-{spec.node_id}.log"
+        node = Node(spec.node_id, spec.address, commands[spec.node_id], log_path)
+        cluster.nodes[spec.node_id] = node
+        node.process = supervising.spawn(node.command, log_path)
+
+
+def _wait_until_ready(
+    cluster: Cluster, deadline: float, *, adopt_advertised_id: bool = False
+) -> None:
+    """Ports accept, then a Metadata response lists every node at its expected address."""
+    cluster.wait_until_listening(list(cluster.nodes), max(0.0, deadline - time.monotonic()))
+    expected = sorted(cluster.brokers.values())
+    while True:
+        cluster.raise_if_any_died()
+        seen = _advertised(cluster.bootstrap)
+        if sorted(seen.values()) == expected:
+            break
+        if time.monotonic() > deadline:
+            raise cluster.start_error(f"clients see brokers {seen}, expected {cluster.brokers}")
+        time.sleep(admin.POLL_SECONDS)
+    if adopt_advertised_id:
+        _adopt_advertised_ids(cluster, seen)
+    elif seen != cluster.brokers:
+        raise cluster.start_error(f"brokers advertise {seen}, expected {cluster.brokers}")
+
+
+def _advertised(bootstrap: str) -> dict[int, str]:
+    try:
+        return admin.broker_addresses(bootstrap, timeout=2.0)
+    except TestbedError:
+        return {}
+
+
+def _adopt_advertised_ids(cluster: Cluster, advertised: Mapping[int, str]) -> None:
+    """Key nodes by the id the broker chose itself (Tansu has no node id option)."""
+    by_address = {node.address: node for node in cluster.nodes.values()}
+    cluster.nodes = {}
+    for node_id, address in advertised.items():
+        node = by_address[address]
+        node.node_id = node_id
+        cluster.nodes[node_id] = node
