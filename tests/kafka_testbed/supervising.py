@@ -7,7 +7,8 @@ the lab starts goes through :func:`spawn`:
 - it is registered, and an ``atexit`` hook plus a SIGTERM handler kill every registered group;
 - when spawned from the main thread it also gets ``PR_SET_PDEATHSIG=SIGKILL`` (through
   ``setpriv``), so even a SIGKILLed test runner takes its brokers down with it. (The kernel sends
-  that signal when the spawning *thread* exits, hence main thread only.)
+  that signal when the spawning *thread* exits, hence main thread only; and it is armed a few
+  milliseconds after the spawn, once ``setpriv`` runs.)
 """
 
 import atexit
