@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kafka_testbed import admin, fetching, gateways, java_programs, workloads
+from kafka_testbed import admin, fetching, java_programs, workloads
 from kafka_testbed.clusters import Cluster
 
 PARTITIONS = 3

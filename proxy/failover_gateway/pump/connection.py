@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Protocol, cast
 
 from failover_gateway.config import HostPort, LimitsConfig
@@ -40,6 +41,11 @@ class Gateway(Protocol):
     def connect_timeout(self) -> float: ...
 
     def route(self, slot: int | None) -> tuple[str, list[HostPort]]: ...
+
+    async def dial(
+        self, target: HostPort, factory: Callable[[], asyncio.Protocol]
+    ) -> asyncio.BaseTransport:
+        """Open a connection to a broker (a seam: protocol tests dial fake transports)."""
 
     def connection_opened(self, connection: ClientConnection) -> bool: ...
 
@@ -151,7 +157,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _classify_request(self, prefix: memoryview, frame_size: int) -> framing.Decision:
         request = request_policy.inspect_request(prefix, complete=len(prefix) == frame_size)
-        if request is None:
+        if request is None or request.answer_locally:
             return framing.Decision.BUFFER
         self._record(request, frame_size)
         return framing.Decision.PASS
@@ -159,8 +165,19 @@ class ClientConnection(asyncio.Protocol):
     def _whole_request(self, frame: bytes) -> None:
         request = request_policy.inspect_request(memoryview(frame)[4:], complete=True)
         assert request is not None  # complete frames always parse or raise
+        if request.answer_locally:
+            self._answer_locally(request)
+            return
         self._record(request, len(frame) - 4)
         self._send_upstream(frame)
+
+    def _answer_locally(self, request: request_policy.InspectedRequest) -> None:
+        if len(self.in_flight):
+            # Answering now would overtake responses still on their way: refuse instead.
+            raise request_policy.RequestRefused(
+                f"ApiVersions v{request.api_version} sent while requests are in flight"
+            )
+        self._send_client(request_policy.unsupported_api_versions_answer(request.correlation_id))
 
     def _record(self, request: request_policy.InspectedRequest, frame_size: int) -> None:
         self._gateway.count_request(self.cluster, request.api_key, frame_size)
@@ -181,14 +198,13 @@ class ClientConnection(asyncio.Protocol):
     # -- upstream side ---------------------------------------------------------------------
 
     async def _connect_upstream(self, targets: list[HostPort]) -> None:
-        loop = asyncio.get_running_loop()
         errors = []
         for target in targets:
             if self.closing_reason is not None:
                 return
             try:
-                transport, _ = await asyncio.wait_for(
-                    loop.create_connection(lambda: _Upstream(self), target.host, target.port),
+                transport = await asyncio.wait_for(
+                    self._gateway.dial(target, lambda: _Upstream(self)),
                     self._gateway.connect_timeout,
                 )
             except (OSError, TimeoutError) as error:
@@ -270,6 +286,10 @@ class ClientConnection(asyncio.Protocol):
         transport = self._transport
         if not self._pause_reasons and transport is not None and not transport.is_closing():
             transport.resume_reading()
+
+    @property
+    def upstream_connected(self) -> bool:
+        return self._upstream is not None
 
     @property
     def is_closing(self) -> bool:

@@ -33,6 +33,9 @@ class InspectedRequest:
     api_version: int
     correlation_id: int
     expects_response: bool
+    # ApiVersions newer than the gateway can read: answered by the gateway itself (KIP-511 v0
+    # error naming the versions it takes), never forwarded.
+    answer_locally: bool = False
 
 
 def inspect_request(prefix: memoryview, *, complete: bool) -> InspectedRequest | None:
@@ -45,6 +48,8 @@ def inspect_request(prefix: memoryview, *, complete: bool) -> InspectedRequest |
             raise RequestRefused(f"request frame of {len(prefix)} bytes is shorter than a header")
         return None
     api_key, api_version, correlation_id = headers.peek_request_ids(prefix)
+    if api_key == API_VERSIONS and api_version > api_versions.GATEWAY_MAX_VERSIONS[API_VERSIONS]:
+        return InspectedRequest(api_key, api_version, correlation_id, True, answer_locally=True)
     _check_supported(api_key, api_version)
     expects_response = True
     if api_key == PRODUCE:
@@ -69,6 +74,13 @@ def _check_supported(api_key: int, api_version: int) -> None:
         raise RequestRefused(
             f"api key {api_key} version {api_version} is above the gateway's maximum {highest}"
         )
+
+
+def unsupported_api_versions_answer(correlation_id: int) -> bytes:
+    """The framed answer to an ApiVersions request above the gateway's version (header v0)."""
+    payload = headers.encode_response_header(correlation_id, API_VERSIONS, 0)
+    payload += api_versions.unsupported_version_body()
+    return len(payload).to_bytes(4, "big") + payload
 
 
 def response_needs_rewrite(api_key: int) -> bool:

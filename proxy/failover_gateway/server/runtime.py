@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -72,6 +73,13 @@ class GatewayRuntime:
         if slot is not None and not self.directory.brokers(cluster):
             self._refresh_soon(cluster)
         return cluster, self.directory.targets(cluster, slot)
+
+    async def dial(
+        self, target: HostPort, factory: Callable[[], asyncio.Protocol]
+    ) -> asyncio.BaseTransport:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_connection(factory, target.host, target.port)
+        return transport
 
     def connection_opened(self, connection: ClientConnection) -> bool:
         if len(self.switchboard.connections) >= self.limits.max_connections:

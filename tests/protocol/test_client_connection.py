@@ -1,0 +1,311 @@
+"""The connection pump without sockets: fake transports on both sides, bytes in, bytes out.
+
+The gateway side is real (routing, rewriting, request policy); only the network is replaced, so
+these tests show what a client would receive for what it sent, byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from failover_gateway.codec import headers, schema, specs
+from failover_gateway.config import HostPort, LimitsConfig
+from failover_gateway.pump import inflight
+from failover_gateway.pump.connection import ClientConnection
+from failover_gateway.routing import response_rewriting
+
+PRODUCE, METADATA, API_VERSIONS = 0, 3, 18
+
+
+class FakeTransport(asyncio.Transport):
+    """Records writes and flow-control calls."""
+
+    def __init__(self, peer: tuple[str, int] = ("10.0.0.9", 5555)) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+        self.reading = True
+        self.peer = peer
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.peer if name == "peername" else default
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def writelines(self, chunks: Any) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+
+class FakeGateway:
+    """The server layer's side of the pump, with a fake dialer and the real rewrite."""
+
+    def __init__(self, limits: LimitsConfig | None = None) -> None:
+        self.limits = limits or LimitsConfig()
+        self.connect_timeout = 1.0
+        self.upstream = FakeTransport(("127.0.0.1", 9092))
+        self.upstream_protocol: asyncio.Protocol | None = None
+        self.dial_gate = asyncio.Event()
+        self.dial_gate.set()
+        self.counted: list[tuple[int, int]] = []
+
+    def route(self, slot: int | None) -> tuple[str, list[HostPort]]:
+        return "main", [HostPort("127.0.0.1", 9092)]
+
+    async def dial(
+        self, target: HostPort, factory: Callable[[], asyncio.Protocol]
+    ) -> asyncio.BaseTransport:
+        await self.dial_gate.wait()
+        self.upstream_protocol = factory()
+        self.upstream_protocol.connection_made(self.upstream)
+        return self.upstream
+
+    def connection_opened(self, connection: ClientConnection) -> bool:
+        return True
+
+    def connection_closed(self, connection: ClientConnection) -> None:
+        pass
+
+    def rewrite_response(
+        self, cluster: str, request: inflight.PendingRequest, frame: bytes
+    ) -> bytes:
+        def advertise(node_id: int, host: str, port: int) -> tuple[str, int]:
+            return "gateway.example.com", 7000 + node_id
+
+        return response_rewriting.rewrite_frame(
+            request.api_key, request.api_version, frame, advertise
+        )
+
+    def count_request(self, cluster: str, api_key: int, size: int) -> None:
+        self.counted.append((api_key, size))
+
+    def count_response(self, cluster: str, api_key: int, size: int) -> None:
+        pass
+
+
+def framed(payload: bytes) -> bytes:
+    return struct.pack(">i", len(payload)) + payload
+
+
+def request(api_key: int, version: int, correlation_id: int, body: dict[str, Any]) -> bytes:
+    spec = specs.request(api_key)
+    assert spec is not None
+    header = headers.encode_request_header(api_key, version, correlation_id, "test-client")
+    return framed(header + schema.encode(spec, version, body))
+
+
+def response(api_key: int, version: int, correlation_id: int, body: dict[str, Any]) -> bytes:
+    spec = specs.response(api_key)
+    assert spec is not None
+    header = headers.encode_response_header(correlation_id, api_key, version)
+    return framed(header + schema.encode(spec, version, body))
+
+
+def decode_response(api_key: int, version: int, frame: bytes) -> tuple[int, dict[str, Any]]:
+    spec = specs.response(api_key)
+    assert spec is not None
+    payload = frame[4:]
+    parsed = headers.parse_response_header(payload, api_key, version)
+    return parsed.correlation_id, schema.decode(spec, version, payload[parsed.body_offset :])
+
+
+def produce_request(correlation_id: int, acks: int, version: int = 9) -> bytes:
+    body = {"TransactionalId": None, "Acks": acks, "TimeoutMs": 1000, "TopicData": []}
+    return request(PRODUCE, version, correlation_id, body)
+
+
+def produce_response(correlation_id: int, version: int = 9) -> bytes:
+    return response(PRODUCE, version, correlation_id, {"Responses": [], "ThrottleTimeMs": 0})
+
+
+METADATA_REQUEST = {
+    "Topics": [],
+    "AllowAutoTopicCreation": False,
+    "IncludeClusterAuthorizedOperations": False,
+    "IncludeTopicAuthorizedOperations": False,
+}
+METADATA_ANSWER = {
+    "ThrottleTimeMs": 0,
+    "Brokers": [
+        {"NodeId": 1, "Host": "kafka-1.internal", "Port": 9092, "Rack": None},
+        {"NodeId": 2, "Host": "kafka-2.internal", "Port": 9092, "Rack": "b"},
+    ],
+    "ClusterId": "cluster-a",
+    "ControllerId": 1,
+    "Topics": [],
+    "ClusterAuthorizedOperations": -2147483648,
+    "ErrorCode": 0,
+}
+
+
+async def connected(
+    gateway: FakeGateway | None = None,
+) -> tuple[ClientConnection, FakeTransport, FakeGateway]:
+    gateway = gateway or FakeGateway()
+    client = FakeTransport()
+    connection = ClientConnection(gateway=gateway, slot=None, listener_port=6969)
+    connection.connection_made(client)
+    for _ in range(100):  # let the dial task run, if the gate is open
+        if connection.upstream_connected or not gateway.dial_gate.is_set():
+            break
+        await asyncio.sleep(0)
+    return connection, client, gateway
+
+
+def from_broker(gateway: FakeGateway, data: bytes) -> None:
+    assert gateway.upstream_protocol is not None
+    gateway.upstream_protocol.data_received(data)
+
+
+async def test_requests_are_forwarded_byte_for_byte_and_plain_responses_come_back_unchanged() -> (
+    None
+):
+    connection, client, gateway = await connected()
+    sent = produce_request(7, acks=-1)
+    connection.data_received(sent)
+    assert bytes(gateway.upstream.written) == sent
+    assert len(connection.in_flight) == 1
+    answer = produce_response(7)
+    from_broker(gateway, answer)
+    assert bytes(client.written) == answer
+    assert len(connection.in_flight) == 0
+
+
+async def test_produce_with_acks_zero_expects_no_response() -> None:
+    connection, client, gateway = await connected()
+    connection.data_received(produce_request(1, acks=0) + produce_request(2, acks=0))
+    assert len(connection.in_flight) == 0
+    connection.data_received(request(METADATA, 12, 3, METADATA_REQUEST))
+    assert len(connection.in_flight) == 1
+    from_broker(gateway, response(METADATA, 12, 3, METADATA_ANSWER))
+    assert not connection.is_closing
+    assert decode_response(METADATA, 12, bytes(client.written))[0] == 3
+
+
+@pytest.mark.parametrize("version", [1, 9, 12, 13])
+async def test_metadata_answers_reach_the_client_with_gateway_addresses(version: int) -> None:
+    connection, client, gateway = await connected()
+    connection.data_received(request(METADATA, version, 11, METADATA_REQUEST))
+    from_broker(gateway, response(METADATA, version, 11, METADATA_ANSWER))
+    correlation_id, answer = decode_response(METADATA, version, bytes(client.written))
+    assert correlation_id == 11
+    assert [(b["NodeId"], b["Host"], b["Port"]) for b in answer["Brokers"]] == [
+        (1, "gateway.example.com", 7001),
+        (2, "gateway.example.com", 7002),
+    ]
+
+
+async def test_a_rewritten_answer_split_across_many_reads_is_still_rewritten_whole() -> None:
+    connection, client, gateway = await connected()
+    connection.data_received(request(METADATA, 12, 5, METADATA_REQUEST))
+    answer = response(METADATA, 12, 5, METADATA_ANSWER)
+    for index in range(len(answer)):
+        from_broker(gateway, answer[index : index + 1])
+    assert "gateway.example.com" in str(decode_response(METADATA, 12, bytes(client.written))[1])
+
+
+async def test_api_versions_answers_use_header_v0_even_for_flexible_versions() -> None:
+    connection, client, gateway = await connected()
+    body = {"ClientSoftwareName": "t", "ClientSoftwareVersion": "1"}
+    connection.data_received(request(API_VERSIONS, 3, 21, body))
+    broker_answer = {
+        "ErrorCode": 0,
+        "ApiKeys": [
+            {"ApiKey": 1, "MinVersion": 4, "MaxVersion": 18},
+            {"ApiKey": 78, "MinVersion": 0, "MaxVersion": 1},
+        ],
+        "ThrottleTimeMs": 0,
+    }
+    from_broker(gateway, response(API_VERSIONS, 3, 21, broker_answer))
+    written = bytes(client.written)
+    assert struct.unpack(">i", written[4:8])[0] == 21
+    values = schema.decode(specs.message("ApiVersionsResponse"), 3, written[8:])  # no header tags
+    assert [(k["ApiKey"], k["MaxVersion"]) for k in values["ApiKeys"]] == [(1, 15)]
+
+
+async def test_api_versions_above_what_the_gateway_reads_is_answered_by_the_gateway() -> None:
+    connection, client, gateway = await connected()
+    header = struct.pack(">hhih", API_VERSIONS, 99, 4, -1) + b"\x00"
+    connection.data_received(framed(header + b"\x00\x00\x00"))
+    assert bytes(gateway.upstream.written) == b""
+    correlation_id, answer = decode_response(API_VERSIONS, 0, bytes(client.written))
+    assert correlation_id == 4 and answer["ErrorCode"] == 35
+    assert answer["ApiKeys"][0]["ApiKey"] == API_VERSIONS
+
+
+async def test_a_response_that_answers_no_pending_request_closes_the_connection() -> None:
+    connection, client, gateway = await connected()
+    connection.data_received(produce_request(1, acks=-1))
+    from_broker(gateway, produce_response(2))
+    assert connection.is_closing and client.closed and gateway.upstream.closed
+    assert "correlation id 2" in (connection.closing_reason or "")
+
+
+async def test_bytes_sent_before_the_broker_connection_is_up_are_forwarded_in_order() -> None:
+    gateway = FakeGateway()
+    gateway.dial_gate.clear()
+    connection, _, gateway = await connected(gateway)
+    first, second = produce_request(1, acks=-1), produce_request(2, acks=-1)
+    connection.data_received(first)
+    connection.data_received(second)
+    assert bytes(gateway.upstream.written) == b""
+    gateway.dial_gate.set()
+    await asyncio.sleep(0.01)
+    assert bytes(gateway.upstream.written) == first + second
+
+
+async def test_a_slow_broker_pauses_reading_from_the_client_until_it_drains() -> None:
+    _connection, client, gateway = await connected()
+    assert gateway.upstream_protocol is not None
+    gateway.upstream_protocol.pause_writing()
+    assert client.reading is False
+    gateway.upstream_protocol.resume_writing()
+    assert client.reading is True
+
+
+async def test_a_slow_client_pauses_reading_from_the_broker() -> None:
+    connection, _, gateway = await connected()
+    connection.pause_writing()
+    assert gateway.upstream.reading is False
+    connection.resume_writing()
+    assert gateway.upstream.reading is True
+
+
+async def test_too_many_requests_in_flight_pause_the_client_until_answers_arrive() -> None:
+    gateway = FakeGateway(LimitsConfig(maxInFlight=2))
+    connection, client, gateway = await connected(gateway)
+    connection.data_received(produce_request(1, acks=-1) + produce_request(2, acks=-1))
+    assert client.reading is False
+    from_broker(gateway, produce_response(1))
+    assert client.reading is True
+
+
+async def test_a_broker_that_closes_takes_the_client_connection_with_it() -> None:
+    connection, client, gateway = await connected()
+    assert gateway.upstream_protocol is not None
+    gateway.upstream_protocol.connection_lost(None)
+    assert client.closed and "closed the connection" in (connection.closing_reason or "")
