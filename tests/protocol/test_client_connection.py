@@ -309,3 +309,32 @@ async def test_a_broker_that_closes_takes_the_client_connection_with_it() -> Non
     assert gateway.upstream_protocol is not None
     gateway.upstream_protocol.connection_lost(None)
     assert client.closed and "closed the connection" in (connection.closing_reason or "")
+
+
+async def test_sasl_handshake_v0_tokens_pass_through_raw_then_kafka_framing_resumes() -> None:
+    connection, _client, gateway = await connected()
+    handshake = request(17, 0, 1, {"Mechanism": "PLAIN"})
+    connection.data_received(handshake)
+    from_broker(gateway, response(17, 0, 1, {"ErrorCode": 0, "Mechanisms": ["PLAIN"]}))
+    token = framed(b"\x00alice\x00alice-secret")  # no Kafka header: would not parse as one
+    connection.data_received(token)
+    from_broker(gateway, framed(b""))  # the broker's empty PLAIN answer
+    assert not connection.is_closing
+    connection.data_received(request(METADATA, 12, 2, METADATA_REQUEST))
+    from_broker(gateway, response(METADATA, 12, 2, METADATA_ANSWER))
+    assert bytes(gateway.upstream.written).startswith(handshake + token)
+    assert not connection.is_closing and len(connection.in_flight) == 0
+
+
+async def test_sasl_handshake_v0_with_a_mechanism_that_cannot_be_followed_is_refused() -> None:
+    connection, _client, _ = await connected()
+    connection.data_received(request(17, 0, 1, {"Mechanism": "GSSAPI"}))
+    assert connection.is_closing and "SaslHandshake v1" in (connection.closing_reason or "")
+
+
+async def test_a_failed_sasl_handshake_v0_keeps_kafka_framing() -> None:
+    connection, _client, gateway = await connected()
+    connection.data_received(request(17, 0, 1, {"Mechanism": "PLAIN"}))
+    from_broker(gateway, response(17, 0, 1, {"ErrorCode": 33, "Mechanisms": ["SCRAM-SHA-512"]}))
+    connection.data_received(request(METADATA, 12, 2, METADATA_REQUEST))
+    assert len(connection.in_flight) == 1 and not connection.is_closing

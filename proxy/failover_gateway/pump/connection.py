@@ -28,7 +28,8 @@ log = logging.getLogger("failover_gateway.connection")
 # Enough for every request header we see in practice plus Produce's acks; a longer header (a
 # client id of kilobytes) makes the frame be collected whole instead, which is still correct.
 _REQUEST_PREFIX_BYTES = 512
-_RESPONSE_PREFIX_BYTES = 4
+# Correlation id plus, for a v0 response header, the error code that opens a raw SASL exchange.
+_RESPONSE_PREFIX_BYTES = 6
 
 
 class Gateway(Protocol):
@@ -98,6 +99,10 @@ class ClientConnection(asyncio.Protocol):
         self._early_bytes = 0
         self._pause_reasons: set[str] = set()
         self._buffered_request: inflight.PendingRequest | None = None
+        # SaslHandshake v0: (correlation id, rounds) awaiting the handshake answer, then the
+        # server tokens still to pass through raw before Kafka framing resumes.
+        self._sasl_handshake: tuple[int, int] | None = None
+        self._raw_sasl_rounds = 0
         limits = gateway.limits
         self._requests = framing.FrameSplitter(
             classify=self._classify_request,
@@ -156,6 +161,8 @@ class ClientConnection(asyncio.Protocol):
             self._upstream.resume_reading()
 
     def _classify_request(self, prefix: memoryview, frame_size: int) -> framing.Decision:
+        if self._raw_sasl_rounds:
+            return framing.Decision.PASS  # a raw SASL token: no Kafka header to read
         request = request_policy.inspect_request(prefix, complete=len(prefix) == frame_size)
         if request is None or request.answer_locally:
             return framing.Decision.BUFFER
@@ -181,6 +188,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _record(self, request: request_policy.InspectedRequest, frame_size: int) -> None:
         self._gateway.count_request(self.cluster, request.api_key, frame_size)
+        if request.raw_sasl_rounds:
+            self._sasl_handshake = (request.correlation_id, request.raw_sasl_rounds)
         if request.expects_response:
             self.in_flight.sent(request.correlation_id, request.api_key, request.api_version)
             if len(self.in_flight) >= self._gateway.limits.max_in_flight:
@@ -249,14 +258,27 @@ class ClientConnection(asyncio.Protocol):
         )
 
     def _classify_response(self, prefix: memoryview, frame_size: int) -> framing.Decision:
+        if self._raw_sasl_rounds:
+            self._raw_sasl_rounds -= 1
+            return framing.Decision.PASS
         correlation_id = int.from_bytes(prefix[:4], "big", signed=True)
         request = self.in_flight.answered(correlation_id)
+        if self._sasl_handshake is not None and self._sasl_handshake[0] == correlation_id:
+            self._start_raw_sasl(prefix)
         self._answered()
         self._gateway.count_response(self.cluster, request.api_key, frame_size)
         if request_policy.response_needs_rewrite(request.api_key):
             self._buffered_request = request
             return framing.Decision.BUFFER
         return framing.Decision.PASS
+
+    def _start_raw_sasl(self, prefix: memoryview) -> None:
+        assert self._sasl_handshake is not None
+        rounds = self._sasl_handshake[1]
+        self._sasl_handshake = None
+        error_code = int.from_bytes(prefix[4:6], "big", signed=True) if len(prefix) >= 6 else -1
+        if error_code == 0:
+            self._raw_sasl_rounds = rounds
 
     def _whole_response(self, frame: bytes) -> None:
         request = self._buffered_request

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from failover_gateway.codec import errors, headers, produce
+from failover_gateway.codec import errors, headers, primitives, produce
 from failover_gateway.routing import api_versions
 
 PRODUCE = 0
 METADATA = 3
+SASL_HANDSHAKE = 17
 FIND_COORDINATOR = 10
 API_VERSIONS = 18
 DESCRIBE_CLUSTER = 60
@@ -36,6 +37,9 @@ class InspectedRequest:
     # ApiVersions newer than the gateway can read: answered by the gateway itself (KIP-511 v0
     # error naming the versions it takes), never forwarded.
     answer_locally: bool = False
+    # SaslHandshake v0 is followed by raw SASL tokens without Kafka headers; this many server
+    # tokens end the exchange for the mechanism the client asked for.
+    raw_sasl_rounds: int = 0
 
 
 def inspect_request(prefix: memoryview, *, complete: bool) -> InspectedRequest | None:
@@ -52,6 +56,8 @@ def inspect_request(prefix: memoryview, *, complete: bool) -> InspectedRequest |
         return InspectedRequest(api_key, api_version, correlation_id, True, answer_locally=True)
     _check_supported(api_key, api_version)
     expects_response = True
+    if api_key == SASL_HANDSHAKE and api_version == 0:
+        return _sasl_handshake_v0(prefix, correlation_id, complete=complete)
     if api_key == PRODUCE:
         try:
             expects_response = produce.read_acks(prefix) != 0
@@ -60,6 +66,30 @@ def inspect_request(prefix: memoryview, *, complete: bool) -> InspectedRequest |
                 raise RequestRefused(f"malformed Produce v{api_version} request: {error}") from None
             return None
     return InspectedRequest(api_key, api_version, correlation_id, expects_response)
+
+
+# Server tokens of one raw (handshake v0) exchange: PLAIN answers once; SCRAM answers the client's
+# first and final messages. Other mechanisms cannot be followed without understanding them.
+_RAW_SASL_ROUNDS = {"PLAIN": 1, "SCRAM-SHA-256": 2, "SCRAM-SHA-512": 2}
+
+
+def _sasl_handshake_v0(
+    prefix: memoryview, correlation_id: int, *, complete: bool
+) -> InspectedRequest | None:
+    try:
+        header = headers.parse_request_header(prefix)
+        mechanism, _ = primitives.read_nullable_string(prefix, header.body_offset)
+    except errors.CodecError as error:
+        if complete:
+            raise RequestRefused(f"malformed SaslHandshake v0 request: {error}") from None
+        return None
+    rounds = _RAW_SASL_ROUNDS.get(mechanism or "")
+    if rounds is None:
+        raise RequestRefused(
+            f"SaslHandshake v0 with mechanism {mechanism!r} cannot be passed through; use "
+            f"SaslHandshake v1 + SaslAuthenticate, or one of {', '.join(_RAW_SASL_ROUNDS)}"
+        )
+    return InspectedRequest(SASL_HANDSHAKE, 0, correlation_id, True, raw_sasl_rounds=rounds)
 
 
 def _check_supported(api_key: int, api_version: int) -> None:
