@@ -1,0 +1,333 @@
+"""Switch latency per client library: from the switch request to the first ack by the new cluster.
+
+Why it exists: the gateway's promise is that a switch moves producers within seconds (goal:
+p50 < 1 s, p99 < 3 s), and how fast a client comes back depends on the client library's own
+reconnect and metadata logic. So the same workload is measured for each library.
+
+Setup: two Apache Kafka clusters with different broker ids (main: node 1, failover: node 7; one
+node each by default so the measurement is not starved of CPU on a 2-core machine, ``--main-nodes
+3`` for three), the gateway in front of them. Per client library: a fresh topic (3 partitions) on
+both clusters, one producer through the gateway with the library's *default* settings, sending
+sequence-numbered keyed records at a steady rate (200/s); then ``--switches`` switches
+alternating main -> failover -> main ... through the Conduktor-compatible admin call.
+
+Method: ``T_k`` is the monotonic time just before switch request ``k`` is sent to cluster
+``C_k``. Its latency is ``A - T_k`` where ``A`` is the earliest delivery report among records
+*sent* at or after ``T_k`` (and before ``T_{k+1}``) that are stored on ``C_k``. Where a record is
+stored is not inferred from the gateway: both clusters are read directly (each partition from the
+beginning) and every sequence number is attributed to the cluster(s) holding it. Such a record
+can only be on ``C_k`` if it went through the switched gateway, and its acknowledgement came from
+``C_k`` (a copy on both clusters is a retry whose last, acknowledged attempt went to the
+gateway's active cluster, ``C_k``). The next switch waits until such a record has been seen on
+``C_k`` (at most 30 s) plus a 1 s dwell; a switch with no such record counts as a miss.
+
+    python bench/switch_latency.py [--switches 20] [--clients confluent-kafka,aiokafka] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka_testbed import admin, gateways, launching, workloads
+from kafka_testbed.gateways import GatewayProcess
+from kafka_testbed.workloads import ClusterTail, SequencedProducer
+
+CLUSTERS = ("main", "failover")
+FAILOVER_NODE_IDS = (7,)
+PARTITIONS = 3
+RATE = 200.0
+FULL_SWITCHES = 20
+SMOKE_SWITCHES = 2
+DWELL_SECONDS = 1.0
+SWITCH_TIMEOUT_SECONDS = 30.0
+FIRST_ACK_TIMEOUT_SECONDS = 60.0
+LAND_TIMEOUT_SECONDS = 30.0
+GOAL_P50_SECONDS = 1.0
+GOAL_P99_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class SwitchMark:
+    to: str
+    sent_at: float  # monotonic, just before the request
+    answered_ms: float
+    closed_connections: int
+
+
+@dataclass
+class ClientResult:
+    client: str
+    switches: int
+    latencies_ms: list[float | None] = field(default_factory=list)
+    """Per switch, in order; ``None`` = no acknowledgement by the new cluster (a miss)."""
+    http_ms: list[float] = field(default_factory=list)
+    closed_connections: list[int] = field(default_factory=list)
+    sent: int = 0
+    acked: int = 0
+    failed: int = 0
+    missing: int = 0
+    on_both: int = 0
+    first_error: str | None = None
+
+    def measured(self) -> list[float]:
+        return sorted(value for value in self.latencies_ms if value is not None)
+
+    def percentile(self, fraction: float) -> float | None:
+        """Nearest-rank percentile of the latencies; a miss counts as infinitely slow."""
+        values = sorted(math.inf if v is None else v for v in self.latencies_ms)
+        if not values:
+            return None
+        return values[max(0, math.ceil(fraction * len(values)) - 1)]
+
+    def meets_goal(self) -> bool:
+        p50, p99 = self.percentile(0.5), self.percentile(0.99)
+        return (
+            p50 is not None
+            and p99 is not None
+            and p50 < GOAL_P50_SECONDS * 1000
+            and p99 < GOAL_P99_SECONDS * 1000
+        )
+
+
+# -- Lab ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lab:
+    bootstraps: dict[str, str]  # direct, by cluster name
+    gateway: GatewayProcess
+
+
+@contextmanager
+def lab(main_nodes: int, workdir: Path) -> Iterator[Lab]:
+    main = launching.start_kafka(range(1, main_nodes + 1), name="bench-main")
+    try:
+        failover = launching.start_kafka(FAILOVER_NODE_IDS, name="bench-failover")
+        try:
+            bootstraps = {"main": main.bootstrap, "failover": failover.bootstrap}
+            gateway = gateways.start_gateway(bootstraps, workdir=workdir)
+            try:
+                yield Lab(bootstraps, gateway)
+            finally:
+                gateway.stop()
+        finally:
+            failover.stop()
+    finally:
+        main.stop()
+
+
+# -- Measuring one client -------------------------------------------------------------------------
+
+
+def measure_client(
+    lab: Lab, client: str, switches: int, settings: Mapping[str, Any]
+) -> ClientResult:
+    topic = f"latency-{client}-{uuid.uuid4().hex[:6]}"
+    for bootstrap in lab.bootstraps.values():
+        admin.create_topic(bootstrap, topic, partitions=PARTITIONS)
+    tails = {
+        name: ClusterTail(bootstrap, topic, PARTITIONS, cluster=name).start()
+        for name, bootstrap in lab.bootstraps.items()
+    }
+    try:
+        return _drive(lab, client, topic=topic, switches=switches, settings=settings, tails=tails)
+    finally:
+        for tail in tails.values():
+            tail.stop()
+
+
+def _drive(
+    lab: Lab,
+    client: str,
+    *,
+    topic: str,
+    switches: int,
+    settings: Mapping[str, Any],
+    tails: Mapping[str, ClusterTail],
+) -> ClientResult:
+    producer_client = workloads.PRODUCER_CLIENTS[client](lab.gateway.bootstrap, settings)
+    producer = SequencedProducer(producer_client, topic, rate=RATE).start()
+    try:
+        _wait_first_ack(producer)
+        marks = [_switch_and_wait(lab, producer, tails) for _ in range(switches)]
+    finally:
+        producer.stop(flush_timeout=SWITCH_TIMEOUT_SECONDS)
+    _, acked, _ = producer.log.snapshot()
+    missing = workloads.wait_until_landed(tails.values(), acked, LAND_TIMEOUT_SECONDS)
+    return _result(client, marks, producer.log, workloads.landed(tails.values()), missing)
+
+
+def _wait_first_ack(producer: SequencedProducer) -> None:
+    deadline = time.monotonic() + FIRST_ACK_TIMEOUT_SECONDS
+    while not producer.log.snapshot()[1]:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{producer.client.name}: nothing acknowledged through the gateway")
+        time.sleep(0.05)
+
+
+def _switch_and_wait(
+    lab: Lab, producer: SequencedProducer, tails: Mapping[str, ClusterTail]
+) -> SwitchMark:
+    to = _other(str(lab.gateway.state()["active"]))
+    sent_at = time.monotonic()
+    answer = lab.gateway.switch(to)
+    answered_ms = (time.monotonic() - sent_at) * 1000
+    if answer.status != 200:
+        raise RuntimeError(f"switch to {to} refused: HTTP {answer.status} {answer.body}")
+    _wait_landed_after(producer, tails[to], sent_at)
+    time.sleep(DWELL_SECONDS)
+    return SwitchMark(to, sent_at, answered_ms, int(answer.body.get("closedConnections", -1)))
+
+
+def _other(cluster: str) -> str:
+    return CLUSTERS[1 - CLUSTERS.index(cluster)]
+
+
+def _wait_landed_after(producer: SequencedProducer, tail: ClusterTail, since: float) -> bool:
+    """Until an acknowledged record sent after ``since`` is seen on ``tail``'s cluster."""
+    deadline = time.monotonic() + SWITCH_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        sent_at, acked_at, _ = producer.log.snapshot()
+        fresh = {seq for seq in acked_at if sent_at.get(seq, 0.0) >= since}
+        if fresh & tail.sequences():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _result(
+    client: str,
+    marks: Sequence[SwitchMark],
+    log: workloads.ProducerLog,
+    where: Mapping[int, frozenset[str]],
+    missing: set[int],
+) -> ClientResult:
+    sent_at, acked_at, errors = log.snapshot()
+    result = ClientResult(client, len(marks), sent=len(sent_at), acked=len(acked_at))
+    result.failed, result.missing = len(errors), len(missing)
+    result.on_both = sum(1 for clusters in where.values() if len(clusters) > 1)
+    result.first_error = next(iter(errors.values()), None)
+    ends = [mark.sent_at for mark in marks[1:]] + [math.inf]
+    for mark, end in zip(marks, ends, strict=True):
+        first = workloads.first_ack_on(
+            mark.to, log, where, after=mark.sent_at, sent_after=mark.sent_at, sent_before=end
+        )
+        result.latencies_ms.append(None if first is None else (first - mark.sent_at) * 1000)
+        result.http_ms.append(mark.answered_ms)
+        result.closed_connections.append(mark.closed_connections)
+    return result
+
+
+# -- Report ---------------------------------------------------------------------------------------
+
+
+def table(results: Sequence[ClientResult]) -> str:
+    lines = [
+        f"switch latency: switch request -> first ack by the new cluster, {RATE:.0f} records/s, "
+        f"goal p50 < {GOAL_P50_SECONDS:.0f} s, p99 < {GOAL_P99_SECONDS:.0f} s",
+        f"  {'client':<16} {'switches':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'misses':>6}"
+        f" {'acked':>7} {'failed':>6} {'missing':>7} {'on both':>7}  goal",
+    ]
+    for r in results:
+        p50, p99, worst = r.percentile(0.5), r.percentile(0.99), r.percentile(1.0)
+        misses = sum(1 for value in r.latencies_ms if value is None)
+        lines.append(
+            f"  {r.client:<16} {r.switches:>8} {_ms(p50):>8} {_ms(p99):>8} {_ms(worst):>8} "
+            f"{misses:>6} {r.acked:>7} {r.failed:>6} {r.missing:>7} {r.on_both:>7}  "
+            f"{'met' if r.meets_goal() else 'MISSED'}"
+        )
+    for r in results:
+        if r.first_error:
+            lines.append(f"  {r.client}: {r.failed} records failed, first error: {r.first_error}")
+    return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "miss" if math.isinf(value) else f"{value:.0f}"
+
+
+def _quiet_client_logs(workdir: Path) -> dict[str, Any]:
+    """Disconnect warnings during switches are expected: clients log to a file, not stderr."""
+    handler = logging.FileHandler(workdir / "clients.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    return {"logger": logging.getLogger("confluent_kafka")}
+
+
+def run(
+    *,
+    smoke: bool = False,
+    switches: int | None = None,
+    clients: Sequence[str] = tuple(workloads.PRODUCER_CLIENTS),
+    main_nodes: int = 1,
+) -> dict[str, Any]:
+    """Measure every client and print the table; return a JSON-ready result."""
+    switches = switches or (SMOKE_SWITCHES if smoke else FULL_SWITCHES)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-switch-latency-"))
+    confluent_settings = _quiet_client_logs(workdir)
+    results = []
+    with lab(main_nodes, workdir) as running:
+        for client in clients:
+            settings = confluent_settings if client == "confluent-kafka" else {}
+            print(f"  measuring {client}: {switches} switches ...", file=sys.stderr, flush=True)
+            results.append(measure_client(running, client, switches, settings))
+    print(table(results), flush=True)
+    print(f"  (client and gateway logs in {workdir})", flush=True)
+    return {
+        "rate": RATE,
+        "main_nodes": main_nodes,
+        "results": [
+            asdict(r)
+            | {
+                "p50_ms": _finite(r.percentile(0.5)),
+                "p99_ms": _finite(r.percentile(0.99)),
+                "max_ms": _finite(r.percentile(1.0)),
+                "goal_met": r.meets_goal(),
+            }
+            for r in results
+        ],
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--smoke", action="store_true", help=f"{SMOKE_SWITCHES} switches per client"
+    )
+    parser.add_argument("--switches", type=int, help=f"per client (default {FULL_SWITCHES})")
+    parser.add_argument("--clients", default=",".join(workloads.PRODUCER_CLIENTS))
+    parser.add_argument("--main-nodes", type=int, default=1, choices=(1, 3))
+    parser.add_argument("--json", help="also write the result to this file")
+    options = parser.parse_args(argv)
+    result = run(
+        smoke=options.smoke,
+        switches=options.switches,
+        clients=options.clients.split(","),
+        main_nodes=options.main_nodes,
+    )
+    if options.json:
+        Path(options.json).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no infinity: a miss is ``null``."""
+    return None if value is None or math.isinf(value) else round(value, 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
