@@ -79,8 +79,14 @@ TEST_FRIENDLY_SETTINGS: Mapping[str, str] = {
     "num.io.threads": "4",
     "background.threads": "4",
     "log.cleaner.threads": "1",
+    "broker.heartbeat.interval.ms": "1000",
+    "broker.session.timeout.ms": "4000",
 }
-"""Fast group joins and topic auto-creation; fewer threads because several JVMs share 2 cores."""
+"""Fast group joins and topic auto-creation; fewer threads because several JVMs share 2 cores.
+
+A shorter broker session (default 9 s) fences a killed broker sooner, and lets a restarted one
+register again sooner: the controller refuses a new incarnation while the old session lives.
+"""
 
 
 def server_properties(

@@ -259,7 +259,9 @@ def main() -> int:
     print(f"kafka_testbed: Apache Kafka {versions.KAFKA_VERSION} jars in {kafka}")
     print(f"kafka_testbed: kafka-clients {versions.OLD_CLIENTS_VERSION} jars in {old}")
     print(f"kafka_testbed: Tansu broker at {tansu}")
-    return 0
+    from kafka_testbed import warming
+
+    return warming.main()
 
 
 if __name__ == "__main__":

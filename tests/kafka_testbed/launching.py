@@ -12,7 +12,15 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from kafka_testbed import admin, broker_properties, clusters, fetching, networking, supervising
+from kafka_testbed import (
+    admin,
+    broker_properties,
+    clusters,
+    fetching,
+    networking,
+    supervising,
+    warming,
+)
 from kafka_testbed.broker_properties import DEFAULT_JVM_OPTIONS, NodeSpec
 from kafka_testbed.clusters import Cluster, Node
 from kafka_testbed.errors import ClusterStartError, TestbedError
@@ -42,7 +50,9 @@ def start_kafka(
     specs = _node_specs(node_ids, ports or {})
     name = name or "kafka-" + "-".join(str(node_id) for node_id in node_ids)
     java = _java()
-    jars = fetching.classpath(fetching.fetch_kafka_jars())
+    jars_dir = fetching.fetch_kafka_jars()
+    jars = fetching.classpath(jars_dir)
+    jvm_options = (*jvm_options, *warming.archive_options(jars_dir))
     workdir = _make_workdir(name, workdir_parent)
     cluster = Cluster("apache-kafka", name, {}, workdir, keep_files=keep_files)
     try:
@@ -59,7 +69,11 @@ def start_kafka(
             )
             for spec in specs
         }
-        _format_storage(java, jars, log4j, configs, workdir=workdir, deadline=started + timeout)
+        format_options = (*DEFAULT_JVM_OPTIONS, *warming.archive_options(jars_dir))
+        _format_storage(
+            java, jars, log4j, configs,
+            jvm_options=format_options, workdir=workdir, deadline=started + timeout,
+        )  # fmt: skip
         _spawn_nodes(cluster, specs, commands)
         _wait_until_ready(cluster, started + timeout)
     except BaseException:
@@ -166,6 +180,7 @@ def _format_storage(
     log4j: Path,
     configs: Mapping[int, Path],
     *,
+    jvm_options: Sequence[str],
     workdir: Path,
     deadline: float,
 ) -> None:
@@ -175,8 +190,9 @@ def _format_storage(
     for node_id, config in configs.items():
         arguments = broker_properties.format_arguments(cluster_id, config)
         command = broker_properties.java_command(
-            java, jars, broker_properties.STORAGE_TOOL_MAIN_CLASS, arguments, log4j_config=log4j
-        )
+            java, jars, broker_properties.STORAGE_TOOL_MAIN_CLASS, arguments,
+            log4j_config=log4j, jvm_options=jvm_options,
+        )  # fmt: skip
         log_path = workdir / "logs" / f"format-node-{node_id}.log"
         running[node_id] = (supervising.spawn(command, log_path), log_path)
     try:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka_testbed import broker_properties, fetching, supervising
+from kafka_testbed import broker_properties, fetching, supervising, warming
 from kafka_testbed.errors import ToolError
 
 CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
@@ -63,9 +63,12 @@ def run_java(
     java = shutil.which("java")
     if java is None:
         raise ToolError("Java (`java`) is not on PATH; the Kafka tools need Java 17+.")
-    jars = classpath or fetching.classpath(fetching.fetch_kafka_jars())
+    if classpath is None:
+        jars_dir = fetching.fetch_kafka_jars()
+        classpath = fetching.classpath(jars_dir)
+        jvm_options = (*jvm_options, *warming.archive_options(jars_dir))
     command = broker_properties.java_command(
-        java, jars, main_class, arguments, log4j_config=_tools_log4j_config(),
+        java, classpath, main_class, arguments, log4j_config=_tools_log4j_config(),
         jvm_options=jvm_options,
     )  # fmt: skip
     started = time.monotonic()
