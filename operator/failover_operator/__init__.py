@@ -1,1 +1,1 @@
-"""The kafka-failover Kubernetes operator: runs gateways for KafkaFailover objects and switches them."""
+"""The kafka-failover Kubernetes operator: runs gateways for KafkaFailovers and switches them."""

@@ -1,0 +1,286 @@
+"""Building the Kubernetes objects that run the gateway for one KafkaFailover: pure functions.
+
+Why it exists: the operator's handlers stay thin by calling these and applying the result, and the
+manifests are unit tested without a cluster. Two rules shape them:
+
+- the active cluster never enters the pod template (a switch must not roll pods): it lives in the
+  ``active`` key of the ConfigMap, mounted as the gateway's ``activeFile``, and running pods are
+  switched through their admin API;
+- everything else that configures the gateway does, through a hash annotation, so any other change
+  rolls the pods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from failover_operator import model
+
+CONFIG_DIR = "/etc/kafka-failover"
+CONFIG_FILE = "gateway.yaml"
+ACTIVE_KEY = "active"
+CONFIG_HASH_ANNOTATION = f"{model.GROUP}/config-hash"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+NAME_LABEL = "app.kubernetes.io/name"
+COMPONENT = "kafka-failover-gateway"
+RUN_AS_USER = 10001
+ADMIN_USER = "admin"
+
+Manifest = dict[str, Any]
+
+
+def gateway_name(name: str) -> str:
+    return f"{name}-gateway"
+
+
+def admin_secret_name(name: str) -> str:
+    return f"{name}-gateway-admin"
+
+
+def selector_labels(name: str) -> dict[str, str]:
+    return {NAME_LABEL: COMPONENT, INSTANCE_LABEL: name}
+
+
+def _labels(name: str) -> dict[str, str]:
+    return {**selector_labels(name), "app.kubernetes.io/managed-by": "kafka-failover-operator"}
+
+
+def _metadata(name: str, namespace: str, object_name: str) -> dict[str, Any]:
+    return {"name": object_name, "namespace": namespace, "labels": _labels(name)}
+
+
+def advertised_host(name: str, namespace: str, spec: model.KafkaFailoverSpec) -> str:
+    host = spec.gateway.listener.advertised_host
+    return host or f"{gateway_name(name)}.{namespace}.svc"
+
+
+def cluster_properties(cluster: model.ClusterSpec) -> dict[str, str]:
+    """The Conduktor-shaped ``config.<name>`` block: plain Kafka client properties, no secrets."""
+    properties = {**cluster.properties, "bootstrap.servers": cluster.bootstrap_servers}
+    if cluster.security_protocol != "PLAINTEXT":
+        properties["security.protocol"] = cluster.security_protocol
+    if cluster.sasl_mechanism:
+        properties["sasl.mechanism"] = cluster.sasl_mechanism
+    if cluster.role == "failover":
+        properties["gateway.roles"] = "failover"
+    return properties
+
+
+def gateway_config(name: str, namespace: str, spec: model.KafkaFailoverSpec) -> dict[str, Any]:
+    """The gateway's config file (the initial ``active`` is only a fallback for ``activeFile``)."""
+    listener = spec.gateway.listener
+    return {
+        "config": {cluster.name: cluster_properties(cluster) for cluster in spec.clusters},
+        "gateway": {
+            "listener": {
+                "host": "0.0.0.0",
+                "port": listener.port,
+                "advertisedHost": advertised_host(name, namespace, spec),
+                "brokerPortCount": listener.broker_port_count,
+            },
+            "admin": {"host": "0.0.0.0", "port": spec.gateway.admin_port},
+            # Only a fallback: the mounted activeFile (the ConfigMap's ``active`` key) always
+            # exists and wins. Not spec.active, which would change the hash and roll pods.
+            "active": spec.clusters[0].name,
+            "activeFile": f"{CONFIG_DIR}/{ACTIVE_KEY}",
+            "timeouts": {"drainMs": spec.switch.drain_ms},
+        },
+    }
+
+
+def active_document(cluster: str, epoch: int) -> str:
+    return yaml.safe_dump({"cluster": cluster, "epoch": epoch}, sort_keys=False)
+
+
+def config_map(name: str, namespace: str, spec: model.KafkaFailoverSpec, epoch: int) -> Manifest:
+    config_text = yaml.safe_dump(gateway_config(name, namespace, spec), sort_keys=False)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(name, namespace, gateway_name(name)),
+        "data": {CONFIG_FILE: config_text, ACTIVE_KEY: active_document(spec.active, epoch)},
+    }
+
+
+def config_hash(config_map_manifest: Manifest, extra: Mapping[str, str] | None = None) -> str:
+    """Hash of everything that must roll the pods when it changes: not the active cluster."""
+    digest = hashlib.sha256(config_map_manifest["data"][CONFIG_FILE].encode())
+    for key, value in sorted((extra or {}).items()):
+        digest.update(f"{key}={value}".encode())
+    return digest.hexdigest()[:16]
+
+
+def admin_secret(name: str, namespace: str, password: str) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(name, namespace, admin_secret_name(name)),
+        "type": "Opaque",
+        "stringData": {"username": ADMIN_USER, "password": password},
+    }
+
+
+def _ports(spec: model.KafkaFailoverSpec) -> list[tuple[str, int]]:
+    listener = spec.gateway.listener
+    brokers = [
+        (f"broker-{slot}", listener.port + 1 + slot) for slot in range(listener.broker_port_count)
+    ]
+    return [("bootstrap", listener.port), *brokers, ("admin", spec.gateway.admin_port)]
+
+
+def _security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _probe(path: str, spec: model.KafkaFailoverSpec, period: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "admin"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": 3,
+    }
+
+
+def _admin_env(name: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": f"GATEWAY_ADMIN_{field.upper()}",
+            "valueFrom": {"secretKeyRef": {"name": admin_secret_name(name), "key": key}},
+        }
+        for field, key in (("user", "username"), ("password", "password"))
+    ]
+
+
+def _container(name: str, spec: model.KafkaFailoverSpec) -> dict[str, Any]:
+    gateway = spec.gateway
+    container: dict[str, Any] = {
+        "name": "gateway",
+        "image": gateway.image,
+        "imagePullPolicy": gateway.image_pull_policy,
+        "args": ["--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
+        "ports": [
+            {"name": port_name, "containerPort": port, "protocol": "TCP"}
+            for port_name, port in _ports(spec)
+        ],
+        "env": _admin_env(name),
+        "readinessProbe": _probe("/readyz", spec, 5),
+        "livenessProbe": _probe("/healthz", spec, 10),
+        "securityContext": _security_context(),
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    container["resources"] = gateway.resources or {
+        "requests": {"cpu": "250m", "memory": "128Mi"},
+        "limits": {"cpu": "2", "memory": "512Mi"},
+    }
+    return container
+
+
+def _pod_spec(name: str, spec: model.KafkaFailoverSpec) -> dict[str, Any]:
+    gateway = spec.gateway
+    pod: dict[str, Any] = {
+        "containers": [_container(name, spec)],
+        "securityContext": {
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+            "fsGroup": RUN_AS_USER,
+        },
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": 15,
+        "volumes": [
+            {"name": "config", "configMap": {"name": gateway_name(name)}},
+            {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+        ],
+    }
+    if gateway.affinity:
+        pod["affinity"] = gateway.affinity
+    if gateway.tolerations:
+        pod["tolerations"] = gateway.tolerations
+    if gateway.node_selector:
+        pod["nodeSelector"] = gateway.node_selector
+    return pod
+
+
+def deployment(name: str, namespace: str, spec: model.KafkaFailoverSpec, hash_: str) -> Manifest:
+    gateway = spec.gateway
+    annotations = {**gateway.pod_annotations, CONFIG_HASH_ANNOTATION: hash_}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(name, namespace, gateway_name(name)),
+        "spec": {
+            "replicas": gateway.replicas,
+            "selector": {"matchLabels": selector_labels(name)},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {
+                    "labels": {**gateway.pod_labels, **selector_labels(name)},
+                    "annotations": annotations,
+                },
+                "spec": _pod_spec(name, spec),
+            },
+        },
+    }
+
+
+def service(name: str, namespace: str, spec: model.KafkaFailoverSpec) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            **_metadata(name, namespace, gateway_name(name)),
+            "annotations": dict(spec.gateway.service.annotations),
+        },
+        "spec": {
+            "type": spec.gateway.service.type,
+            "selector": selector_labels(name),
+            "ports": [
+                {"name": port_name, "port": port, "targetPort": port, "protocol": "TCP"}
+                for port_name, port in _ports(spec)
+            ],
+        },
+    }
+
+
+def pod_disruption_budget(name: str, namespace: str) -> Manifest:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(name, namespace, gateway_name(name)),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(name)}},
+    }
+
+
+def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
+    metadata = body["metadata"]
+    return {
+        "apiVersion": f"{model.GROUP}/{model.VERSION}",
+        "kind": model.KIND,
+        "name": metadata["name"],
+        "uid": metadata["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def owned(manifest: Manifest, owner: Mapping[str, Any]) -> Manifest:
+    """The manifest with an owner reference, so deleting the KafkaFailover deletes it."""
+    metadata = {**manifest["metadata"], "ownerReferences": [owner_reference(owner)]}
+    return {**manifest, "metadata": metadata}

@@ -1,0 +1,169 @@
+"""Switching every gateway pod through its admin API, in parallel, with retries and a deadline.
+
+Why it exists: a switch is only done when every ready pod serves the new cluster. Pods are called
+at once (not one after another: ten pods must switch in about the time of one), each retried with
+exponential backoff until it acknowledges or the deadline passes. The epoch sent is the
+KafkaFailover's ``metadata.generation``, so a delayed retry of an older switch is refused by the
+pod (409) instead of flipping it back. Reading a pod's state uses the same client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import aiohttp
+
+_FIRST_BACKOFF_SECONDS = 0.1
+_MAX_BACKOFF_SECONDS = 1.0
+_REQUEST_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class GatewayPod:
+    name: str
+    ip: str
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"Credentials(user={self.user!r}, password=<hidden>)"
+
+
+@dataclass(frozen=True)
+class PodOutcome:
+    """How one pod answered: acknowledged (it serves ``cluster`` at ``epoch`` or newer) or not."""
+
+    pod: str
+    acknowledged: bool
+    cluster: str | None
+    epoch: int | None
+    attempts: int
+    duration_ms: float
+    error: str | None = None
+    superseded: bool = False  # the pod already holds a newer epoch: never fence it for that
+
+
+def _url(pod: GatewayPod, port: int, path: str) -> str:
+    host = f"[{pod.ip}]" if ":" in pod.ip else pod.ip
+    return f"http://{host}:{port}{path}"
+
+
+async def _put_active(
+    session: aiohttp.ClientSession, url: str, body: dict[str, object], timeout: float
+) -> tuple[int, dict[str, object]]:
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    async with session.put(url, json=body, timeout=client_timeout) as response:
+        payload = await response.json(content_type=None)
+        return response.status, payload if isinstance(payload, dict) else {}
+
+
+async def switch_pod(
+    session: aiohttp.ClientSession,
+    pod: GatewayPod,
+    *,
+    port: int,
+    cluster: str,
+    epoch: int,
+    drain_ms: int,
+    deadline: float,
+) -> PodOutcome:
+    """Call one pod until it acknowledges, refuses as superseded, or the deadline passes."""
+    started, attempts, backoff, error = time.monotonic(), 0, _FIRST_BACKOFF_SECONDS, "not tried"
+    body: dict[str, object] = {"cluster": cluster, "epoch": epoch, "drainMs": drain_ms}
+    url = _url(pod, port, "/api/v1/active")
+    while True:
+        attempts += 1
+        remaining = deadline - time.monotonic()
+        try:
+            status, answer = await _put_active(
+                session, url, body, max(0.05, min(_REQUEST_TIMEOUT_SECONDS, remaining))
+            )
+        except (aiohttp.ClientError, TimeoutError, ValueError) as failure:
+            error = f"{type(failure).__name__}: {failure}".rstrip(": ")
+        else:
+            elapsed = (time.monotonic() - started) * 1000
+            if status == 200:
+                return PodOutcome(pod.name, True, cluster, epoch, attempts, elapsed)
+            if status == 409:
+                return PodOutcome(
+                    pod.name,
+                    False,
+                    None,
+                    None,
+                    attempts,
+                    elapsed,
+                    f"refused: {answer.get('error')}",
+                    superseded=True,
+                )
+            error = f"HTTP {status}: {answer.get('error', answer)}"
+        if time.monotonic() + backoff >= deadline:
+            elapsed = (time.monotonic() - started) * 1000
+            return PodOutcome(pod.name, False, None, None, attempts, elapsed, error)
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
+
+
+async def switch_all(
+    pods: Iterable[GatewayPod],
+    *,
+    credentials: Credentials,
+    port: int,
+    cluster: str,
+    epoch: int,
+    drain_ms: int,
+    timeout: float,
+) -> list[PodOutcome]:
+    """Switch every pod in parallel; one outcome per pod, in the order given."""
+    deadline = time.monotonic() + timeout
+    auth = aiohttp.BasicAuth(credentials.user, credentials.password)
+    async with aiohttp.ClientSession(auth=auth) as session:
+        return list(
+            await asyncio.gather(
+                *(
+                    switch_pod(
+                        session,
+                        pod,
+                        port=port,
+                        cluster=cluster,
+                        epoch=epoch,
+                        drain_ms=drain_ms,
+                        deadline=deadline,
+                    )
+                    for pod in pods
+                )
+            )
+        )
+
+
+async def read_states(
+    pods: Iterable[GatewayPod], *, credentials: Credentials, port: int, timeout: float
+) -> dict[str, tuple[str | None, int | None, str | None]]:
+    """pod name -> (active cluster, epoch, error) from each pod's ``/api/v1/state``."""
+    auth = aiohttp.BasicAuth(credentials.user, credentials.password)
+    async with aiohttp.ClientSession(auth=auth) as session:
+        pod_list = list(pods)
+        answers = await asyncio.gather(
+            *(_read_state(session, pod, port, timeout) for pod in pod_list)
+        )
+    return {pod.name: answer for pod, answer in zip(pod_list, answers, strict=True)}
+
+
+async def _read_state(
+    session: aiohttp.ClientSession, pod: GatewayPod, port: int, timeout: float
+) -> tuple[str | None, int | None, str | None]:
+    try:
+        client_timeout = aiohttp.ClientTimeout(total=timeout)
+        async with session.get(_url(pod, port, "/api/v1/state"), timeout=client_timeout) as answer:
+            if answer.status != 200:
+                return None, None, f"HTTP {answer.status}"
+            state = await answer.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as failure:
+        return None, None, f"{type(failure).__name__}: {failure}".rstrip(": ")
+    return state.get("active"), state.get("epoch"), None
