@@ -1,0 +1,172 @@
+"""Reading and writing Kubernetes objects for the operator, through the official client.
+
+Why it exists: the reconciler needs a handful of calls (apply a manifest, list ready gateway pods,
+read or create the admin Secret, delete a pod to fence it). They live behind one small module so
+handlers stay thin and every call runs in a worker thread (the client is synchronous; the kopf
+event loop must never block on it). Library errors become ``KubeError`` naming the object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from failover_operator import manifests
+from failover_operator.pod_switching import Credentials, GatewayPod
+
+Manifest = dict[str, Any]
+NOT_FOUND, CONFLICT = 404, 409
+
+
+class KubeError(Exception):
+    """A Kubernetes API call failed; the message names the object and the API's reason."""
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    name: str
+    ip: str | None
+    ready: bool
+    terminating: bool
+
+    @property
+    def gateway(self) -> GatewayPod:
+        return GatewayPod(self.name, self.ip or "")
+
+
+@functools.cache
+def _clients() -> tuple[Any, Any, Any]:
+    try:
+        kubernetes.config.load_incluster_config()
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()
+    api = kubernetes.client.ApiClient()
+    return (
+        kubernetes.client.CoreV1Api(api),
+        kubernetes.client.AppsV1Api(api),
+        kubernetes.client.PolicyV1Api(api),
+    )
+
+
+def _calls(kind: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    core, apps, policy = _clients()
+    table = {
+        "ConfigMap": (core.create_namespaced_config_map, core.patch_namespaced_config_map),
+        "Secret": (core.create_namespaced_secret, core.patch_namespaced_secret),
+        "Service": (core.create_namespaced_service, core.patch_namespaced_service),
+        "Deployment": (apps.create_namespaced_deployment, apps.patch_namespaced_deployment),
+        "PodDisruptionBudget": (
+            policy.create_namespaced_pod_disruption_budget,
+            policy.patch_namespaced_pod_disruption_budget,
+        ),
+    }
+    return table[kind]
+
+
+def _apply_sync(manifest: Manifest) -> None:
+    create, patch = _calls(manifest["kind"])
+    namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    try:
+        create(namespace, manifest)
+    except ApiException as error:
+        if error.status != CONFLICT:
+            raise KubeError(_describe(manifest["kind"], namespace, name, error)) from error
+        try:
+            patch(name, namespace, manifest)
+        except ApiException as patch_error:
+            raise KubeError(_describe(manifest["kind"], namespace, name, patch_error)) from None
+
+
+def _describe(kind: str, namespace: str, name: str, error: ApiException) -> str:
+    return f"{kind} {namespace}/{name}: HTTP {error.status} {error.reason}"
+
+
+async def apply(manifest: Manifest) -> None:
+    """Create the object, or patch it to the manifest if it exists."""
+    await asyncio.to_thread(_apply_sync, manifest)
+
+
+def _secret_exists_sync(namespace: str, name: str) -> bool:
+    core, _, _ = _clients()
+    try:
+        core.read_namespaced_secret(name, namespace)
+    except ApiException as error:
+        if error.status == NOT_FOUND:
+            return False
+        raise KubeError(_describe("Secret", namespace, name, error)) from None
+    return True
+
+
+async def secret_exists(namespace: str, name: str) -> bool:
+    return await asyncio.to_thread(_secret_exists_sync, namespace, name)
+
+
+def _admin_credentials_sync(namespace: str, name: str, owner: Mapping[str, Any]) -> Credentials:
+    core, _, _ = _clients()
+    secret_name = manifests.admin_secret_name(name)
+    try:
+        secret = core.read_namespaced_secret(secret_name, namespace)
+    except ApiException as error:
+        if error.status != NOT_FOUND:
+            raise KubeError(_describe("Secret", namespace, secret_name, error)) from None
+        password = secrets.token_urlsafe(32)
+        manifest = manifests.owned(manifests.admin_secret(name, namespace, password), owner)
+        _apply_sync(manifest)
+        return Credentials(manifests.ADMIN_USER, password)
+    data = secret.data or {}
+    return Credentials(_decode(data, "username"), _decode(data, "password"))
+
+
+def _decode(data: Mapping[str, str], key: str) -> str:
+    return base64.b64decode(data.get(key, "")).decode()
+
+
+async def admin_credentials(namespace: str, name: str, owner: Mapping[str, Any]) -> Credentials:
+    """The gateway admin credentials: read from the owned Secret, generated once if missing."""
+    return await asyncio.to_thread(_admin_credentials_sync, namespace, name, owner)
+
+
+def _pods_sync(namespace: str, name: str) -> list[PodInfo]:
+    core, _, _ = _clients()
+    selector = ",".join(f"{k}={v}" for k, v in manifests.selector_labels(name).items())
+    try:
+        pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+    except ApiException as error:
+        raise KubeError(_describe("Pod", namespace, selector, error)) from None
+    return [_pod_info(pod) for pod in pods]
+
+
+def _pod_info(pod: Any) -> PodInfo:
+    conditions = (pod.status.conditions or []) if pod.status else []
+    ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
+    ip = pod.status.pod_ip if pod.status else None
+    return PodInfo(
+        pod.metadata.name, ip, ready and bool(ip), pod.metadata.deletion_timestamp is not None
+    )
+
+
+async def gateway_pods(namespace: str, name: str) -> list[PodInfo]:
+    """Every pod of the object's gateway Deployment."""
+    return await asyncio.to_thread(_pods_sync, namespace, name)
+
+
+def _delete_pod_sync(namespace: str, pod: str) -> None:
+    core, _, _ = _clients()
+    try:
+        core.delete_namespaced_pod(pod, namespace, grace_period_seconds=0)
+    except ApiException as error:
+        if error.status != NOT_FOUND:
+            raise KubeError(_describe("Pod", namespace, pod, error)) from None
+
+
+async def delete_pod(namespace: str, pod: str) -> None:
+    """Fence a pod: delete it at once, so it stops serving whatever cluster it was on."""
+    await asyncio.to_thread(_delete_pod_sync, namespace, pod)

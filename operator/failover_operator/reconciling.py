@@ -1,0 +1,293 @@
+"""Reconciling one KafkaFailover: apply the gateway's objects, then bring every ready pod onto the
+desired cluster; the same convergence serves a change of ``spec.active`` and the periodic drift
+check.
+
+Why it exists: the handlers stay thin and this module, which only talks to ``kube_objects`` and
+``pod_switching``, holds the order that matters: (1) the ConfigMap gets the new active cluster
+first, so pods started from now on begin there; (2) every ready pod not yet on (cluster, epoch) is
+switched in parallel; (3) pods that never acknowledged are fenced (deleted) when fencing is on, so
+none keeps serving the old cluster; (4) status and Events tell the story.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from failover_operator import kube_objects, manifests, model, pod_switching
+from failover_operator.status import PodReport, Problem, compute, now_iso
+
+STATE_READ_TIMEOUT_SECONDS = 2.0
+
+
+class Events(Protocol):
+    """Where the story goes (Kubernetes Events through kopf, or a list in tests)."""
+
+    def info(self, reason: str, message: str) -> None: ...
+
+    def warn(self, reason: str, message: str) -> None: ...
+
+
+class StatusWriter(Protocol):
+    async def __call__(self, status: Mapping[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """Identity of the object being reconciled."""
+
+    name: str
+    namespace: str
+    generation: int
+    body: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Convergence:
+    reports: list[PodReport]
+    behind: int
+    started_at: str
+    duration_ms: float
+    failed: int
+
+
+_locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+
+def lock_for(target: Target) -> asyncio.Lock:
+    """One reconciliation at a time per object (handlers and the drift timer may overlap)."""
+    return _locks.setdefault((target.namespace, target.name), asyncio.Lock())
+
+
+def _spec_problem(error: ValidationError) -> Problem:
+    first = error.errors()[0]
+    where = "spec." + ".".join(str(part) for part in first["loc"])
+    return Problem("InvalidSpec", f"{where}: {first['msg']} ({error.error_count()} error(s))")
+
+
+async def secret_problems(target: Target, spec: model.KafkaFailoverSpec) -> list[Problem]:
+    problems = []
+    for cluster in spec.clusters:
+        for field, ref in (
+            ("credentialsSecret", cluster.credentials_secret),
+            ("tlsSecret", cluster.tls_secret),
+        ):
+            if ref is not None and not await kube_objects.secret_exists(target.namespace, ref.name):
+                problems.append(
+                    Problem(
+                        "SecretMissing",
+                        f"Secret {ref.name} (spec.clusters[{cluster.name}].{field}) not found in "
+                        f"namespace {target.namespace}",
+                    )
+                )
+    return problems
+
+
+def gateway_objects(target: Target, spec: model.KafkaFailoverSpec) -> list[dict[str, Any]]:
+    """ConfigMap first: new pods must start on the current active cluster."""
+    name, namespace = target.name, target.namespace
+    config_map = manifests.config_map(name, namespace, spec, target.generation)
+    hash_ = manifests.config_hash(config_map)
+    objects = [
+        config_map,
+        manifests.deployment(name, namespace, spec, hash_),
+        manifests.service(name, namespace, spec),
+        manifests.pod_disruption_budget(name, namespace),
+    ]
+    return [manifests.owned(item, target.body) for item in objects]
+
+
+async def reconcile(
+    target: Target,
+    spec_raw: Any,
+    previous: Mapping[str, Any] | None,
+    events: Events,
+    write_status: StatusWriter,
+) -> dict[str, Any]:
+    """Apply everything and converge pods; returns the new status."""
+    previous = previous or {}
+    try:
+        spec = model.parse_spec(spec_raw)
+    except ValidationError as error:
+        problem = _spec_problem(error)
+        events.warn(problem.reason, problem.message)
+        return compute(
+            desired=str((spec_raw or {}).get("active")),
+            generation=target.generation,
+            pods=[],
+            problems=[problem],
+            switching=False,
+            previous=previous,
+        )
+    problems = await secret_problems(target, spec)
+    credentials = await kube_objects.admin_credentials(target.namespace, target.name, target.body)
+    for item in gateway_objects(target, spec):
+        await kube_objects.apply(item)
+    announce = previous.get("desiredCluster") not in (None, spec.active)
+    if announce:
+        await write_status(
+            compute(
+                desired=spec.active,
+                generation=target.generation,
+                pods=[],
+                problems=problems,
+                switching=True,
+                previous=previous,
+            )
+        )
+    result = await converge(
+        target,
+        spec,
+        credentials,
+        events,
+        announce=announce,
+        from_cluster=previous.get("activeCluster"),
+    )
+    last_switch = _switch_record(previous, spec, target, result) if announce else None
+    return compute(
+        desired=spec.active,
+        generation=target.generation,
+        pods=result.reports,
+        problems=problems,
+        switching=False,
+        previous=previous,
+        last_switch=last_switch,
+    )
+
+
+def _switch_record(
+    previous: Mapping[str, Any],
+    spec: model.KafkaFailoverSpec,
+    target: Target,
+    result: Convergence,
+) -> dict[str, Any]:
+    return {
+        "from": previous.get("activeCluster") or previous.get("desiredCluster"),
+        "to": spec.active,
+        "epoch": target.generation,
+        "startedAt": result.started_at,
+        "completedAt": now_iso(),
+        "durationMs": round(result.duration_ms, 1),
+        "podsSwitched": result.behind - result.failed,
+        "podsFailed": result.failed,
+    }
+
+
+async def converge(
+    target: Target,
+    spec: model.KafkaFailoverSpec,
+    credentials: pod_switching.Credentials,
+    events: Events,
+    *,
+    announce: bool,
+    from_cluster: str | None = None,
+) -> Convergence:
+    """Switch every ready pod that is not on (spec.active, generation); fence the silent ones."""
+    started_at, clock = now_iso(), time.perf_counter()
+    pods = [
+        p
+        for p in await kube_objects.gateway_pods(target.namespace, target.name)
+        if p.ready and not p.terminating
+    ]
+    port = spec.gateway.admin_port
+    states = await pod_switching.read_states(
+        [p.gateway for p in pods],
+        credentials=credentials,
+        port=port,
+        timeout=STATE_READ_TIMEOUT_SECONDS,
+    )
+    on = [p for p in pods if _serves(states[p.name], spec.active, target.generation)]
+    behind = [p for p in pods if p not in on]
+    if announce:
+        events.info(
+            "SwitchStarted",
+            f"switching {len(pods)} gateway pod(s) from "
+            f"{from_cluster or '?'} to {spec.active} "
+            f"(epoch {target.generation})",
+        )
+    outcomes = await pod_switching.switch_all(
+        [p.gateway for p in behind],
+        credentials=credentials,
+        port=port,
+        cluster=spec.active,
+        epoch=target.generation,
+        drain_ms=spec.switch.drain_ms,
+        timeout=spec.switch.pod_timeout_seconds,
+    )
+    reports = [PodReport(p.name, spec.active, target.generation) for p in on]
+    reports += await _settle(target, spec, outcomes, events)
+    duration = (time.perf_counter() - clock) * 1000
+    failed = sum(1 for r in reports if r.error)
+    if announce:
+        _announce_end(events, spec.active, len(pods), failed, duration)
+    elif behind:
+        events.info(
+            "DriftCorrected",
+            f"{len(behind)} gateway pod(s) were not on "
+            f"{spec.active} at epoch {target.generation}; "
+            f"{len(behind) - failed} switched",
+        )
+    return Convergence(reports, len(behind), started_at, duration, failed)
+
+
+def _serves(state: tuple[str | None, int | None, str | None], cluster: str, epoch: int) -> bool:
+    active, pod_epoch, error = state
+    return error is None and active == cluster and (pod_epoch or 0) >= epoch
+
+
+async def _settle(
+    target: Target,
+    spec: model.KafkaFailoverSpec,
+    outcomes: Sequence[pod_switching.PodOutcome],
+    events: Events,
+) -> list[PodReport]:
+    reports = []
+    for outcome in outcomes:
+        if outcome.acknowledged:
+            events.info(
+                "PodSwitched",
+                f"{outcome.pod} serves {spec.active} "
+                f"({outcome.duration_ms:.0f} ms, {outcome.attempts} try)",
+            )
+            reports.append(PodReport(outcome.pod, spec.active, target.generation))
+        elif outcome.superseded:
+            reports.append(PodReport(outcome.pod, None, None, error=outcome.error))
+        else:
+            reports.append(await _fence(target, spec, outcome, events))
+    return reports
+
+
+async def _fence(
+    target: Target,
+    spec: model.KafkaFailoverSpec,
+    outcome: pod_switching.PodOutcome,
+    events: Events,
+) -> PodReport:
+    if not spec.switch.fence_unacknowledged:
+        events.warn("PodNotSwitched", f"{outcome.pod} did not acknowledge: {outcome.error}")
+        return PodReport(outcome.pod, None, None, error=f"not acknowledged: {outcome.error}")
+    await kube_objects.delete_pod(target.namespace, outcome.pod)
+    events.warn(
+        "PodFenced",
+        f"{outcome.pod} did not acknowledge within "
+        f"{spec.switch.pod_timeout_seconds}s ({outcome.error}); deleted",
+    )
+    return PodReport(outcome.pod, None, None, error=f"fenced: {outcome.error}")
+
+
+def _announce_end(events: Events, cluster: str, pods: int, failed: int, duration: float) -> None:
+    if failed:
+        events.warn(
+            "SwitchFailed",
+            f"{failed} of {pods} gateway pod(s) did not switch to {cluster} in {duration:.0f} ms",
+        )
+    else:
+        events.info(
+            "SwitchCompleted",
+            f"{pods} gateway pod(s) serve {cluster}; completed in {duration:.0f} ms",
+        )
