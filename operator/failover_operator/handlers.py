@@ -19,6 +19,7 @@ import kubernetes
 from pydantic import ValidationError
 
 from failover_operator import kube_objects, model, reconciling
+from failover_operator import status as status_building
 
 DRIFT_INTERVAL_SECONDS = float(os.environ.get("KAFKA_FAILOVER_DRIFT_INTERVAL", "10"))
 FINALIZER = f"{model.GROUP}/finalizer"
@@ -121,7 +122,7 @@ async def drift_check(
     previous = dict(status)
     problems = await reconciling.secret_problems(target, parsed)
     patch.status.update(
-        reconciling.compute(
+        status_building.compute(
             desired=parsed.active,
             generation=target.generation,
             pods=result.reports,
