@@ -10,6 +10,7 @@ pod (409) instead of flipping it back. Reading a pod's state uses the same clien
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ import aiohttp
 _FIRST_BACKOFF_SECONDS = 0.1
 _MAX_BACKOFF_SECONDS = 1.0
 _REQUEST_TIMEOUT_SECONDS = 2.0
+# Wrong credentials or a malformed command will not fix themselves by retrying.
+_NOT_RETRIED = frozenset({400, 401, 403})
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,11 @@ class PodOutcome:
     duration_ms: float
     error: str | None = None
     superseded: bool = False  # the pod already holds a newer epoch: never fence it for that
+
+
+def _auth_headers(credentials: Credentials) -> dict[str, str]:
+    token = base64.b64encode(f"{credentials.user}:{credentials.password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
 
 
 def _url(pod: GatewayPod, port: int, path: str) -> str:
@@ -103,6 +111,8 @@ async def switch_pod(
                     superseded=True,
                 )
             error = f"HTTP {status}: {answer.get('error', answer)}"
+            if status in _NOT_RETRIED:
+                return PodOutcome(pod.name, False, None, None, attempts, elapsed, error)
         if time.monotonic() + backoff >= deadline:
             elapsed = (time.monotonic() - started) * 1000
             return PodOutcome(pod.name, False, None, None, attempts, elapsed, error)
@@ -122,8 +132,7 @@ async def switch_all(
 ) -> list[PodOutcome]:
     """Switch every pod in parallel; one outcome per pod, in the order given."""
     deadline = time.monotonic() + timeout
-    auth = aiohttp.BasicAuth(credentials.user, credentials.password)
-    async with aiohttp.ClientSession(auth=auth) as session:
+    async with aiohttp.ClientSession(headers=_auth_headers(credentials)) as session:
         return list(
             await asyncio.gather(
                 *(
@@ -146,8 +155,7 @@ async def read_states(
     pods: Iterable[GatewayPod], *, credentials: Credentials, port: int, timeout: float
 ) -> dict[str, tuple[str | None, int | None, str | None]]:
     """pod name -> (active cluster, epoch, error) from each pod's ``/api/v1/state``."""
-    auth = aiohttp.BasicAuth(credentials.user, credentials.password)
-    async with aiohttp.ClientSession(auth=auth) as session:
+    async with aiohttp.ClientSession(headers=_auth_headers(credentials)) as session:
         pod_list = list(pods)
         answers = await asyncio.gather(
             *(_read_state(session, pod, port, timeout) for pod in pod_list)
