@@ -7,9 +7,10 @@ reconnect and metadata logic. So the same workload is measured for each library.
 Setup: two Apache Kafka clusters with different broker ids (main: node 1, failover: node 7; one
 node each by default so the measurement is not starved of CPU on a 2-core machine, ``--main-nodes
 3`` for three), the gateway in front of them. Per client library: a fresh topic (3 partitions) on
-both clusters, one producer through the gateway with the library's *default* settings, sending
-sequence-numbered keyed records at a steady rate (200/s); then ``--switches`` switches
-alternating main -> failover -> main ... through the Conduktor-compatible admin call.
+both clusters, one producer through the gateway with the library's *default* settings (plus one
+librdkafka variant without KIP-899 re-bootstrap, see :data:`CLIENTS`), sending sequence-numbered
+keyed records at a steady rate (200/s); then ``--switches`` switches alternating main ->
+failover -> main ... through the Conduktor-compatible admin call.
 
 Method: ``T_k`` is the monotonic time just before switch request ``k`` is sent to cluster
 ``C_k``. Its latency is ``A - T_k`` where ``A`` is the earliest delivery report among records
@@ -19,9 +20,10 @@ beginning) and every sequence number is attributed to the cluster(s) holding it.
 can only be on ``C_k`` if it went through the switched gateway, and its acknowledgement came from
 ``C_k`` (a copy on both clusters is a retry whose last, acknowledged attempt went to the
 gateway's active cluster, ``C_k``). The next switch waits until such a record has been seen on
-``C_k`` (at most 30 s) plus a 1 s dwell; a switch with no such record counts as a miss.
+``C_k`` (at most 30 s) plus ``--dwell`` seconds (1 s); a switch with no such record is a miss.
 
-    python bench/switch_latency.py [--switches 20] [--clients confluent-kafka,aiokafka] [--smoke]
+    python bench/switch_latency.py [--switches 20] [--clients kafka-python,aiokafka] [--smoke]
+                                   [--dwell 1] [--main-nodes 1|3] [--json PATH]
 """
 
 from __future__ import annotations
@@ -56,6 +58,20 @@ FIRST_ACK_TIMEOUT_SECONDS = 60.0
 LAND_TIMEOUT_SECONDS = 30.0
 GOAL_P50_SECONDS = 1.0
 GOAL_P99_SECONDS = 3.0
+
+CLIENTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "confluent-kafka": ("confluent-kafka", {}),
+    "confluent-kafka/no-rebootstrap": ("confluent-kafka", {"metadata.recovery.strategy": "none"}),
+    "kafka-python": ("kafka-python", {}),
+    "aiokafka": ("aiokafka", {}),
+}
+"""Measured name -> (library, settings on top of its defaults).
+
+librdkafka >= 2.10 re-bootstraps (KIP-899) when every known broker is down, which is exactly what
+a switch looks like to it; it then waits for its 1 s timer to query metadata again. The
+``no-rebootstrap`` variant shows what the default costs: it reconnects to the broker addresses it
+learned (which the gateway keeps serving).
+"""
 
 
 @dataclass(frozen=True)
@@ -131,9 +147,19 @@ def lab(main_nodes: int, workdir: Path) -> Iterator[Lab]:
 # -- Measuring one client -------------------------------------------------------------------------
 
 
-def measure_client(
-    lab: Lab, client: str, switches: int, settings: Mapping[str, Any]
-) -> ClientResult:
+@dataclass(frozen=True)
+class Plan:
+    """How one client is measured."""
+
+    switches: int
+    dwell: float
+    """Seconds between the new cluster's first ack and the next switch."""
+    settings: Mapping[str, Any]
+    """Client settings on top of the library's defaults (only log routing is set here)."""
+
+
+def measure_client(lab: Lab, client: str, plan: Plan) -> ClientResult:
+    """Run the switches for one entry of :data:`CLIENTS` on a fresh topic."""
     topic = f"latency-{client}-{uuid.uuid4().hex[:6]}"
     for bootstrap in lab.bootstraps.values():
         admin.create_topic(bootstrap, topic, partitions=PARTITIONS)
@@ -142,26 +168,22 @@ def measure_client(
         for name, bootstrap in lab.bootstraps.items()
     }
     try:
-        return _drive(lab, client, topic=topic, switches=switches, settings=settings, tails=tails)
+        return _drive(lab, client, topic, plan, tails)
     finally:
         for tail in tails.values():
             tail.stop()
 
 
 def _drive(
-    lab: Lab,
-    client: str,
-    *,
-    topic: str,
-    switches: int,
-    settings: Mapping[str, Any],
-    tails: Mapping[str, ClusterTail],
+    lab: Lab, client: str, topic: str, plan: Plan, tails: Mapping[str, ClusterTail]
 ) -> ClientResult:
-    producer_client = workloads.PRODUCER_CLIENTS[client](lab.gateway.bootstrap, settings)
+    library, settings = CLIENTS[client]
+    factory = workloads.PRODUCER_CLIENTS[library]
+    producer_client = factory(lab.gateway.bootstrap, {**settings, **plan.settings})
     producer = SequencedProducer(producer_client, topic, rate=RATE).start()
     try:
         _wait_first_ack(producer)
-        marks = [_switch_and_wait(lab, producer, tails) for _ in range(switches)]
+        marks = [_switch_and_wait(lab, producer, tails, plan.dwell) for _ in range(plan.switches)]
     finally:
         producer.stop(flush_timeout=SWITCH_TIMEOUT_SECONDS)
     _, acked, _ = producer.log.snapshot()
@@ -178,7 +200,7 @@ def _wait_first_ack(producer: SequencedProducer) -> None:
 
 
 def _switch_and_wait(
-    lab: Lab, producer: SequencedProducer, tails: Mapping[str, ClusterTail]
+    lab: Lab, producer: SequencedProducer, tails: Mapping[str, ClusterTail], dwell: float
 ) -> SwitchMark:
     to = _other(str(lab.gateway.state()["active"]))
     sent_at = time.monotonic()
@@ -187,7 +209,7 @@ def _switch_and_wait(
     if answer.status != 200:
         raise RuntimeError(f"switch to {to} refused: HTTP {answer.status} {answer.body}")
     _wait_landed_after(producer, tails[to], sent_at)
-    time.sleep(DWELL_SECONDS)
+    time.sleep(dwell)
     return SwitchMark(to, sent_at, answered_ms, int(answer.body.get("closedConnections", -1)))
 
 
@@ -237,14 +259,14 @@ def table(results: Sequence[ClientResult]) -> str:
     lines = [
         f"switch latency: switch request -> first ack by the new cluster, {RATE:.0f} records/s, "
         f"goal p50 < {GOAL_P50_SECONDS:.0f} s, p99 < {GOAL_P99_SECONDS:.0f} s",
-        f"  {'client':<16} {'switches':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'misses':>6}"
+        f"  {'client':<30} {'switches':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'misses':>6}"
         f" {'acked':>7} {'failed':>6} {'missing':>7} {'on both':>7}  goal",
     ]
     for r in results:
         p50, p99, worst = r.percentile(0.5), r.percentile(0.99), r.percentile(1.0)
         misses = sum(1 for value in r.latencies_ms if value is None)
         lines.append(
-            f"  {r.client:<16} {r.switches:>8} {_ms(p50):>8} {_ms(p99):>8} {_ms(worst):>8} "
+            f"  {r.client:<30} {r.switches:>8} {_ms(p50):>8} {_ms(p99):>8} {_ms(worst):>8} "
             f"{misses:>6} {r.acked:>7} {r.failed:>6} {r.missing:>7} {r.on_both:>7}  "
             f"{'met' if r.meets_goal() else 'MISSED'}"
         )
@@ -272,8 +294,9 @@ def run(
     *,
     smoke: bool = False,
     switches: int | None = None,
-    clients: Sequence[str] = tuple(workloads.PRODUCER_CLIENTS),
+    clients: Sequence[str] = tuple(CLIENTS),
     main_nodes: int = 1,
+    dwell: float = DWELL_SECONDS,
 ) -> dict[str, Any]:
     """Measure every client and print the table; return a JSON-ready result."""
     switches = switches or (SMOKE_SWITCHES if smoke else FULL_SWITCHES)
@@ -282,14 +305,15 @@ def run(
     results = []
     with lab(main_nodes, workdir) as running:
         for client in clients:
-            settings = confluent_settings if client == "confluent-kafka" else {}
+            settings = confluent_settings if CLIENTS[client][0] == "confluent-kafka" else {}
             print(f"  measuring {client}: {switches} switches ...", file=sys.stderr, flush=True)
-            results.append(measure_client(running, client, switches, settings))
+            results.append(measure_client(running, client, Plan(switches, dwell, settings)))
     print(table(results), flush=True)
     print(f"  (client and gateway logs in {workdir})", flush=True)
     return {
         "rate": RATE,
         "main_nodes": main_nodes,
+        "dwell_seconds": dwell,
         "results": [
             asdict(r)
             | {
@@ -309,8 +333,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--smoke", action="store_true", help=f"{SMOKE_SWITCHES} switches per client"
     )
     parser.add_argument("--switches", type=int, help=f"per client (default {FULL_SWITCHES})")
-    parser.add_argument("--clients", default=",".join(workloads.PRODUCER_CLIENTS))
+    parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated")
     parser.add_argument("--main-nodes", type=int, default=1, choices=(1, 3))
+    parser.add_argument(
+        "--dwell",
+        type=float,
+        default=DWELL_SECONDS,
+        help="seconds on a cluster after its first ack",
+    )
     parser.add_argument("--json", help="also write the result to this file")
     options = parser.parse_args(argv)
     result = run(
@@ -318,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         switches=options.switches,
         clients=options.clients.split(","),
         main_nodes=options.main_nodes,
+        dwell=options.dwell,
     )
     if options.json:
         Path(options.json).write_text(json.dumps(result, indent=1))
