@@ -5,7 +5,7 @@ switch move producers?" from a fresh clone, with numbers that can be compared ac
 Each run writes ``bench/results/<UTC time>.json`` (git-ignored) and ``bench/results/latest.json``
 (kept in git, so a change in the figures shows up in review).
 
-    python bench/run.py            # full: 3 alternating throughput runs per path, 20 switches
+    python bench/run.py            # full: 5 alternating throughput runs per path, 20 switches
     python bench/run.py --smoke    # seconds per part: is everything wired?
 """
 
@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Throughput and switch-latency benchmarks")
     parser.add_argument("--smoke", action="store_true", help="one very short run of each")
     options = parser.parse_args(argv)
-    started = time.time()
+    started, machine = time.time(), _machine()
     print("== throughput (Kafka's ProducerPerformance / ConsumerPerformance) ==", flush=True)
     throughput_result = throughput.run(smoke=options.smoke)
     print("\n== switch latency ==", flush=True)
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mode": "smoke" if options.smoke else "full",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1),
-        "machine": _machine(),
+        "machine": machine,
         "throughput": throughput_result,
         "switch_latency": latency_result,
     }
@@ -55,6 +55,7 @@ def _machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": _cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "commit": _git_commit(),
     }
 

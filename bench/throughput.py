@@ -18,7 +18,9 @@ join (a handful of round trips, not throughput). The tools' "MB" is 2^20 bytes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import re
 import statistics
 import sys
@@ -26,6 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from kafka_testbed import admin, gateways, launching, tooling
@@ -35,7 +38,7 @@ RECORD_SIZE = 1024
 PARTITIONS = 3
 FULL_RECORDS = 200_000
 SMOKE_RECORDS = 5_000
-FULL_REPETITIONS = 3
+FULL_REPETITIONS = 5
 BROKER_JVM_OPTIONS = ("-Xms512m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true")
 """Full JIT and G1: the lab's default (C1 only, serial GC) is tuned for start-up, not speed."""
 TOOL_JVM_OPTIONS = ("-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true")
@@ -58,6 +61,8 @@ class Sample:
     mb_per_second: float
     records_per_second: float
     p99_latency_ms: float | None = None
+    gateway_cpu_seconds: float = 0.0
+    """CPU time (user + system) the gateway process used during the run."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ class Row:
     direct_records: float
     gateway_mb: float
     gateway_records: float
+    gateway_cpu_seconds: float
+    """Median CPU time the gateway used per gateway run."""
 
     @property
     def ratio(self) -> float:
@@ -143,17 +150,27 @@ def measure(records: int, repetitions: int, *, verbose: bool = True) -> list[Sam
                 topic = f"throughput-{path}-{repetition}-{time.time_ns()}"
                 admin.create_topic(direct, topic, partitions=PARTITIONS)
                 for run in (produce, consume):
+                    cpu_before = _cpu_seconds(gateway.process.pid)
                     sample = run(targets[path], topic, records, path)
+                    cpu = _cpu_seconds(gateway.process.pid) - cpu_before
+                    sample = dataclasses.replace(sample, gateway_cpu_seconds=round(cpu, 2))
                     samples.append(sample)
                     if verbose:
                         _progress(repetition, sample)
     return samples
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _progress(repetition: int, sample: Sample) -> None:
     print(
         f"  run {repetition + 1} {sample.tool:<8} {sample.path:<8} "
-        f"{sample.mb_per_second:7.1f} MB/s {sample.records_per_second:9.0f} records/s",
+        f"{sample.mb_per_second:7.1f} MB/s {sample.records_per_second:9.0f} records/s  "
+        f"gateway CPU {sample.gateway_cpu_seconds:5.2f} s",
         file=sys.stderr,
         flush=True,
     )
@@ -168,7 +185,9 @@ def summarize(samples: Sequence[Sample]) -> list[Row]:
             for path in PATHS
             for field in ("mb_per_second", "records_per_second")
         ]
-        rows.append(Row(tool, *medians))
+        cpu = statistics.median(s.gateway_cpu_seconds for s in chosen["gateway"])
+        direct_mb, direct_records, gateway_mb, gateway_records = medians
+        rows.append(Row(tool, direct_mb, direct_records, gateway_mb, gateway_records, cpu))
     return rows
 
 
@@ -177,7 +196,7 @@ def table(rows: Sequence[Row], records: int, repetitions: int, *, smoke: bool = 
         f"throughput: {records} records of {RECORD_SIZE} B per run, acks=all, same broker, "
         f"{repetitions} alternating runs per path, medians",
         f"  {'':<8} {'direct MB/s':>11} {'records/s':>10} {'gateway MB/s':>13} {'records/s':>10}"
-        f" {'gateway/direct':>15}",
+        f" {'gateway/direct':>15} {'gateway CPU s/run':>17}",
     ]
     if smoke:
         lines.insert(1, "  (smoke: checks the wiring; runs this short say nothing about speed)")
@@ -185,6 +204,7 @@ def table(rows: Sequence[Row], records: int, repetitions: int, *, smoke: bool = 
         lines.append(
             f"  {row.tool:<8} {row.direct_mb:>11.1f} {row.direct_records:>10.0f} "
             f"{row.gateway_mb:>13.1f} {row.gateway_records:>10.0f} {row.ratio:>15.2f}"
+            f" {row.gateway_cpu_seconds:>17.2f}"
         )
     return "\n".join(lines)
 
@@ -211,7 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--smoke", action="store_true", help="one very short run of each")
     parser.add_argument("--records", type=int, help=f"records per run (default {FULL_RECORDS})")
-    parser.add_argument("--repetitions", type=int, help="runs per path (default 3)")
+    parser.add_argument(
+        "--repetitions", type=int, help=f"runs per path (default {FULL_REPETITIONS})"
+    )
     parser.add_argument("--json", help="also write the result to this file")
     options = parser.parse_args(argv)
     result = run(smoke=options.smoke, records=options.records, repetitions=options.repetitions)
