@@ -16,7 +16,7 @@ from kafka_testbed.labs import Lab
 
 SESSION_LOG_TAIL_LINES = 40
 BACKEND_MARKERS = {"kafka_single": "kafka", "kafka_triple": "kafka", "tansu": "tansu"}
-TEST_STOP_GRACE_SECONDS = 1.0
+TEST_STOP_GRACE_SECONDS = 0.5
 """Lab data is thrown away, so stops need not wait long for a clean shutdown."""
 
 _session_lab = Lab(grace_seconds=TEST_STOP_GRACE_SECONDS)

@@ -21,6 +21,7 @@ LOG_TAIL_BYTES = 64 * 1024
 START_ERROR_LOG_LINES = 30
 KEEP_FILES_ENV_VAR = "KAFKA_TESTBED_KEEP_FILES"
 """Set to 1 to keep every cluster's working folder (configs, data, full logs) after it stops."""
+KEEP_FILES_HINT = f"(Set {KEEP_FILES_ENV_VAR}=1 to keep each cluster's folder with its full logs.)"
 POLL_SECONDS = 0.1
 
 
@@ -134,7 +135,7 @@ class Cluster:
         """A :class:`ClusterStartError` naming the cluster and carrying every node's log tail."""
         return ClusterStartError(
             f"{self.kind} cluster {self.name!r} did not start: {problem}\n"
-            f"{self.log_tail(START_ERROR_LOG_LINES)}"
+            f"{self.log_tail(START_ERROR_LOG_LINES)}\n{KEEP_FILES_HINT}"
         )
 
     def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:

@@ -5,11 +5,14 @@ failure on the way (port taken, process dead, timeout) stops what was started an
 :class:`ClusterStartError` carrying the last log lines.
 """
 
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from kafka_testbed import (
@@ -27,6 +30,9 @@ from kafka_testbed.errors import ClusterStartError, TestbedError
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 FORMAT_LOG_LINES = 20
+START_ATTEMPTS = 3
+"""Starts on kernel-chosen ports retry when another process grabbed a port in between."""
+_PORT_TAKEN = re.compile(r"already in use|Address in use|AddrInUse")
 
 
 def start_kafka(
@@ -43,43 +49,19 @@ def start_kafka(
     """Start an Apache Kafka cluster with these node ids, every node broker and controller.
 
     ``ports`` pins client ports by node id (others are picked free); ``properties`` override
-    ``server.properties`` of every node.
+    ``server.properties`` of every node; ``timeout`` bounds the whole start.
     """
-    started = time.monotonic()
     _check_node_ids(node_ids)
-    specs = _node_specs(node_ids, ports or {})
     name = name or "kafka-" + "-".join(str(node_id) for node_id in node_ids)
-    java = _java()
-    jars_dir = fetching.fetch_kafka_jars()
-    jars = fetching.classpath(jars_dir)
-    jvm_options = (*jvm_options, *warming.archive_options(jars_dir))
-    workdir = _make_workdir(name, workdir_parent)
-    cluster = Cluster("apache-kafka", name, {}, workdir, keep_files=keep_files)
-    try:
-        log4j = _write(workdir / "log4j2.properties", broker_properties.log4j2_properties())
-        configs = _write_configs(specs, workdir, properties or {})
-        commands = {
-            spec.node_id: broker_properties.java_command(
-                java,
-                jars,
-                broker_properties.BROKER_MAIN_CLASS,
-                [str(configs[spec.node_id])],
-                log4j_config=log4j,
-                jvm_options=jvm_options,
-            )
-            for spec in specs
-        }
-        format_options = (*DEFAULT_JVM_OPTIONS, *warming.archive_options(jars_dir))
-        _format_storage(
-            java, jars, log4j, configs,
-            jvm_options=format_options, workdir=workdir, deadline=started + timeout,
+
+    def start_once() -> Cluster:
+        return _start_kafka_once(
+            node_ids, name=name, ports=ports or {}, properties=properties or {},
+            jvm_options=jvm_options, timeout=timeout, workdir_parent=workdir_parent,
+            keep_files=keep_files,
         )  # fmt: skip
-        _spawn_nodes(cluster, specs, commands)
-        _wait_until_ready(cluster, started + timeout)
-    except BaseException:
-        cluster.stop()
-        raise
-    return _finish(cluster, started)
+
+    return _retrying_lost_port_races(start_once, ports_pinned=bool(ports))
 
 
 def start_tansu(
@@ -93,16 +75,109 @@ def start_tansu(
     keep_files: bool = False,
 ) -> Cluster:
     """Start one Tansu broker (in-memory storage by default); Tansu picks its own node id."""
+
+    def start_once() -> Cluster:
+        chosen = port if port is not None else networking.free_ports(1)[0]
+        arguments = ["--storage-engine", storage_engine, *extra_args]
+        return _start_tansu_once(
+            chosen, name, arguments,
+            timeout=timeout, workdir_parent=workdir_parent, keep_files=keep_files,
+        )  # fmt: skip
+
+    return _retrying_lost_port_races(start_once, ports_pinned=port is not None)
+
+
+def _retrying_lost_port_races(start: Callable[[], Cluster], *, ports_pinned: bool) -> Cluster:
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            return start()
+        except ClusterStartError as error:
+            if ports_pinned or attempt == START_ATTEMPTS or not _PORT_TAKEN.search(str(error)):
+                raise
+            print("kafka_testbed: a free port was taken meanwhile, retrying", file=sys.stderr)
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class _JavaLaunch:
+    """How every JVM of one Kafka cluster is started."""
+
+    java: str
+    classpath: str
+    log4j: Path
+    broker_options: tuple[str, ...]
+    tool_options: tuple[str, ...]
+
+    def broker(self, config: Path) -> list[str]:
+        return self._command(broker_properties.BROKER_MAIN_CLASS, [str(config)], broker=True)
+
+    def format(self, cluster_id: str, config: Path) -> list[str]:
+        arguments = broker_properties.format_arguments(cluster_id, config)
+        return self._command(broker_properties.STORAGE_TOOL_MAIN_CLASS, arguments, broker=False)
+
+    def _command(self, main_class: str, arguments: list[str], *, broker: bool) -> list[str]:
+        options = self.broker_options if broker else self.tool_options
+        return broker_properties.java_command(
+            self.java, self.classpath, main_class, arguments,
+            log4j_config=self.log4j, jvm_options=options,
+        )  # fmt: skip
+
+
+def _java_launch(workdir: Path, jvm_options: Sequence[str]) -> _JavaLaunch:
+    jars_dir = fetching.fetch_kafka_jars()
+    archive = warming.archive_options(jars_dir)
+    log4j = _write(workdir / "log4j2.properties", broker_properties.log4j2_properties())
+    return _JavaLaunch(
+        _java(), fetching.classpath(jars_dir), log4j,
+        (*jvm_options, *archive), (*DEFAULT_JVM_OPTIONS, *archive),
+    )  # fmt: skip
+
+
+def _start_kafka_once(
+    node_ids: Sequence[int],
+    *,
+    name: str,
+    ports: Mapping[int, int],
+    properties: Mapping[str, str],
+    jvm_options: Sequence[str],
+    timeout: float,
+    workdir_parent: Path | None,
+    keep_files: bool,
+) -> Cluster:
     started = time.monotonic()
-    port = port if port is not None else networking.free_ports(1)[0]
-    networking.ensure_ports_free({"tansu listener": port})
-    binary = fetching.tansu_binary()
+    deadline = started + timeout
+    specs = _node_specs(node_ids, ports)
     workdir = _make_workdir(name, workdir_parent)
+    cluster = Cluster("apache-kafka", name, {}, workdir, keep_files=keep_files)
+    try:
+        launch = _java_launch(workdir, jvm_options)
+        configs = _write_configs(specs, workdir, properties)
+        _format_storage(launch, configs, workdir, deadline)
+        _spawn_brokers(cluster, specs, launch, configs)
+        _wait_until_ready(cluster, deadline)
+    except BaseException:
+        cluster.stop()
+        raise
+    return _finish(cluster, started)
+
+
+def _start_tansu_once(
+    port: int,
+    name: str,
+    arguments: Sequence[str],
+    *,
+    timeout: float,
+    workdir_parent: Path | None,
+    keep_files: bool,
+) -> Cluster:
+    started = time.monotonic()
+    networking.ensure_ports_free({"tansu listener": port})
     url = f"tcp://{networking.HOST}:{port}"
     command = [
-        str(binary), "broker", "--cluster-id", name, "--storage-engine", storage_engine,
-        "--listener-url", url, "--advertised-listener-url", url, *extra_args,
+        str(fetching.tansu_binary()), "broker", "--cluster-id", name,
+        "--listener-url", url, "--advertised-listener-url", url, *arguments,
     ]  # fmt: skip
+    workdir = _make_workdir(name, workdir_parent)
     node = Node(0, f"{networking.HOST}:{port}", command, workdir / "logs" / "tansu.log")
     cluster = Cluster("tansu", name, {0: node}, workdir, keep_files=keep_files)
     try:
@@ -175,26 +250,17 @@ def _write_configs(
 
 
 def _format_storage(
-    java: str,
-    jars: str,
-    log4j: Path,
-    configs: Mapping[int, Path],
-    *,
-    jvm_options: Sequence[str],
-    workdir: Path,
-    deadline: float,
+    launch: _JavaLaunch, configs: Mapping[int, Path], workdir: Path, deadline: float
 ) -> None:
     """Format every node's log dir in parallel (one short JVM each) with one cluster id."""
     cluster_id = broker_properties.new_cluster_id()
     running = {}
     for node_id, config in configs.items():
-        arguments = broker_properties.format_arguments(cluster_id, config)
-        command = broker_properties.java_command(
-            java, jars, broker_properties.STORAGE_TOOL_MAIN_CLASS, arguments,
-            log4j_config=log4j, jvm_options=jvm_options,
-        )  # fmt: skip
         log_path = workdir / "logs" / f"format-node-{node_id}.log"
-        running[node_id] = (supervising.spawn(command, log_path), log_path)
+        running[node_id] = (
+            supervising.spawn(launch.format(cluster_id, config), log_path),
+            log_path,
+        )
     try:
         for node_id, (process, log_path) in running.items():
             _wait_for_format(node_id, process, log_path, deadline)
@@ -214,16 +280,17 @@ def _wait_for_format(
         problem = "timed out" if status is None else f"exited with status {status}"
         tail = "\n".join(clusters.read_tail(log_path, FORMAT_LOG_LINES))
         raise ClusterStartError(
-            f"Formatting the storage of Kafka node {node_id} {problem}; {log_path}:\n{tail}"
+            f"Formatting the storage of Kafka node {node_id} {problem}; {log_path}:\n{tail}\n"
+            f"{clusters.KEEP_FILES_HINT}"
         )
 
 
-def _spawn_nodes(
-    cluster: Cluster, specs: Sequence[NodeSpec], commands: Mapping[int, list[str]]
+def _spawn_brokers(
+    cluster: Cluster, specs: Sequence[NodeSpec], launch: _JavaLaunch, configs: Mapping[int, Path]
 ) -> None:
     for spec in specs:
         log_path = cluster.workdir / "logs" / f"node-{spec.node_id}.log"
-        node = Node(spec.node_id, spec.address, commands[spec.node_id], log_path)
+        node = Node(spec.node_id, spec.address, launch.broker(configs[spec.node_id]), log_path)
         cluster.nodes[spec.node_id] = node
         node.process = supervising.spawn(node.command, log_path)
 
