@@ -7,12 +7,13 @@ over :data:`CLIENTS` to prove a cluster (or, later, the gateway) works for all o
 
 import asyncio
 import time
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol, TypeVar
 
 from kafka_testbed import admin, tooling
 from kafka_testbed.errors import TestbedError
 
+T = TypeVar("T")
 Record = tuple[str, str]
 """A record as ``(key, value)`` text."""
 
@@ -167,16 +168,17 @@ class AioKafka:
     name = "aiokafka"
 
     def create_topic(self, bootstrap: str, topic: str, partitions: int) -> None:
-        asyncio.run(self._create_topic(bootstrap, topic, partitions))
+        _run_bounded(self._create_topic(bootstrap, topic, partitions), DEFAULT_TIMEOUT_SECONDS)
         admin.wait_for_leaders(bootstrap, topic, partitions)
 
     def produce(self, bootstrap: str, topic: str, records: Sequence[Record]) -> None:
-        asyncio.run(self._produce(bootstrap, topic, records))
+        _run_bounded(self._produce(bootstrap, topic, records), DEFAULT_TIMEOUT_SECONDS)
 
     def consume(
         self, bootstrap: str, topic: str, *, group: str, count: int, timeout: float
     ) -> list[Record]:
-        return asyncio.run(self._consume(bootstrap, topic, group, count, timeout))
+        consuming = self._consume(bootstrap, topic, group, count, timeout)
+        return _run_bounded(consuming, timeout + DEFAULT_TIMEOUT_SECONDS)
 
     async def _create_topic(self, bootstrap: str, topic: str, partitions: int) -> None:
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -230,6 +232,11 @@ class AioKafka:
         finally:
             await consumer.stop()
         return records
+
+
+def _run_bounded(work: Coroutine[Any, Any, T], timeout: float) -> T:
+    """Run a coroutine in its own event loop, cancelled if it takes longer than ``timeout``."""
+    return asyncio.run(asyncio.wait_for(work, timeout))
 
 
 class JavaConsoleTools:

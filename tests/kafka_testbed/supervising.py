@@ -18,12 +18,17 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 import types
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from kafka_testbed.errors import TestbedError
+
 Process = subprocess.Popen[bytes]
 SignalHandler = Callable[[int, types.FrameType | None], object] | int | None
+
+REAP_TIMEOUT_SECONDS = 30.0
 
 _live: dict[int, Process] = {}
 _lock = threading.Lock()
@@ -99,7 +104,13 @@ def terminate(process: Process, grace_seconds: float = 10.0) -> int:
 def kill(process: Process) -> int:
     """SIGKILL the process group and reap the process; return its exit status."""
     _signal_group(process, signal.SIGKILL)
-    status = process.wait()
+    try:
+        status = process.wait(timeout=REAP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired as error:
+        raise TestbedError(
+            f"pid {process.pid} survived SIGKILL for {REAP_TIMEOUT_SECONDS:.0f}s "
+            "(stuck in the kernel?); check it with `ps -o stat,wchan -p PID`."
+        ) from error
     with _lock:
         _live.pop(process.pid, None)
     return status
@@ -109,9 +120,10 @@ def terminate_all(processes: Sequence[Process], grace_seconds: float = 10.0) -> 
     """Stop several processes in parallel: SIGTERM all, wait for all, SIGKILL stragglers."""
     for process in processes:
         _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
     for process in processes:
         with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=grace_seconds)
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
         kill(process)
 
 
