@@ -30,12 +30,15 @@ OLD_CLIENTS_POM = PACKAGE_DIR / "maven" / "old-clients" / "pom.xml"
 MARKER_NAME = ".complete.json"
 CACHE_ENV_VAR = "KAFKA_TESTBED_CACHE"
 MAVEN_TIMEOUT_SECONDS = 900.0
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+"""Named in full so that, offline, Maven reports the failed download rather than a bad prefix."""
 
 _NETWORK_TROUBLE = re.compile(
     r"UnknownHostException|Connection refused|Network is unreachable|connect timed out"
     r"|Could not transfer|Connection reset|No route to host|Read timed out|TLS|SSL",
     re.IGNORECASE,
 )
+_ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;]*m")
 _MISSING_ARTIFACT = re.compile(r"Could not find artifact|was not found in", re.IGNORECASE)
 
 
@@ -141,6 +144,9 @@ def _download(pom: Path, properties: Mapping[str, str], target: Path) -> None:
         (staging / MARKER_NAME).write_text(json.dumps(marker, indent=1))
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
+        # A JVM class-data archive records jar sizes and mtimes: new jars make it useless.
+        for archive in target.parent.glob(f"{target.name}.*.jsa"):
+            archive.unlink()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -156,7 +162,7 @@ def maven_command(
         "-Dstyle.color=never",
         "--file",
         str(pom),
-        "dependency:copy-dependencies",
+        f"{DEPENDENCY_PLUGIN}:copy-dependencies",
         f"-DoutputDirectory={output_dir}",
         "-DincludeScope=runtime",
         *(f"-D{key}={value}" for key, value in properties.items()),
@@ -181,6 +187,7 @@ def _run_maven(mvn: str, pom: Path, properties: Mapping[str, str], output_dir: P
 def explain_maven_failure(pom: Path, properties: Mapping[str, str], output: str) -> str:
     """Turn Maven's output into a message saying what went wrong and what to do."""
     wanted = ", ".join(f"{key}={value}" for key, value in properties.items())
+    output = _ANSI_ESCAPES.sub("", output)
     tail = "\n".join(output.strip().splitlines()[-15:])
     if _MISSING_ARTIFACT.search(output):
         advice = (

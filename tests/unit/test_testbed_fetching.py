@@ -101,7 +101,8 @@ def test_the_maven_command_copies_runtime_dependencies_with_the_pinned_versions(
 ) -> None:
     command = fetching.maven_command("mvn", pom, PROPERTIES, Path("/out"))
 
-    assert "dependency:copy-dependencies" in command
+    assert command[command.index("--file") + 1] == str(pom)
+    assert f"{fetching.DEPENDENCY_PLUGIN}:copy-dependencies" in command
     assert "-DoutputDirectory=/out" in command
     assert "-Dkafka.version=9.9.9" in command
     assert "--batch-mode" in command
