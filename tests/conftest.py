@@ -14,6 +14,9 @@ from kafka_testbed import clusters
 from kafka_testbed.clusters import Cluster
 from kafka_testbed.labs import Lab
 
+# The Kubernetes control plane fixture (kube_control_plane) lives with its harness.
+pytest_plugins = ["kube_testbed.pytest_plugin"]
+
 SESSION_LOG_TAIL_LINES = 40
 BACKEND_MARKERS = {"kafka_single": "kafka", "kafka_triple": "kafka", "tansu": "tansu"}
 TEST_STOP_GRACE_SECONDS = 0.5

@@ -1,0 +1,321 @@
+"""The operator for real: kube-apiserver, kube-controller-manager, ``kopf run``, gateway processes.
+
+The kubelet stand-in turns every gateway Pod the Deployment creates into a real gateway process on
+its own loopback address, so ``kubectl patch ... active=failover`` goes all the way: the operator
+calls every pod's admin API, status and Events tell the story, records land on failover.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kafka_testbed import admin, networking, supervising, workloads
+from kafka_testbed.clusters import Cluster
+from kube_testbed.control_plane import ControlPlane
+from kube_testbed.gateway_kubelet import FIRST_POD_OCTET, GatewayKubelet
+
+REPO = Path(__file__).resolve().parents[2]
+CRD = REPO / "crds" / "kafkafailover.yaml"
+WAIT_SECONDS = 90.0
+DRIFT_INTERVAL = "2"
+
+
+class OperatorLab:
+    """One namespace with the CRD, a kubelet stand-in and a running operator."""
+
+    def __init__(self, plane: ControlPlane, namespace: str, workdir: Path) -> None:
+        self.plane = plane
+        self.namespace = namespace
+        self.workdir = workdir
+        self.kubelet = GatewayKubelet(plane.kubeconfig, namespace, workdir / "pods")
+        self.operator: supervising.Process | None = None
+
+    def start(self) -> OperatorLab:
+        self.plane.kubectl("apply", "-f", str(CRD))
+        self.plane.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/kafkafailovers.kafka-failover.github.io",
+        )
+        self.plane.kubectl("create", "namespace", self.namespace)
+        self.kubelet.start()
+        liveness = networking.free_ports(1)[0]
+        env = dict(os.environ) | {
+            "KUBECONFIG": str(self.plane.kubeconfig),
+            "KAFKA_FAILOVER_DRIFT_INTERVAL": DRIFT_INTERVAL,
+        }
+        self.operator = supervising.spawn(
+            [
+                sys.executable,
+                "-m",
+                "failover_operator",
+                "--namespace",
+                self.namespace,
+                "--liveness",
+                f"http://127.0.0.1:{liveness}/healthz",
+            ],
+            self.workdir / "operator.log",
+            env=env,
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.operator is not None:
+            supervising.terminate(self.operator, grace_seconds=10)
+        self.kubelet.stop()
+
+    def kubectl(self, *args: str) -> str:
+        return self.plane.kubectl(*args, "--namespace", self.namespace).stdout
+
+    def apply(self, manifest: str) -> None:
+        self.plane.kubectl("apply", "--namespace", self.namespace, "-f", "-", stdin=manifest)
+
+    def admin_auth(self, name: str) -> str:
+        secret = json.loads(self.kubectl("get", "secret", f"{name}-gateway-admin", "-o", "json"))
+        user = base64.b64decode(secret["data"]["username"]).decode()
+        password = base64.b64decode(secret["data"]["password"]).decode()
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def get(self, name: str) -> dict[str, Any]:
+        return json.loads(self.kubectl("get", "kafkafailover", name, "-o", "json"))
+
+    def status(self, name: str) -> dict[str, Any]:
+        return self.get(name).get("status") or {}
+
+    def wait(self, description: str, check: Any, timeout: float = WAIT_SECONDS) -> Any:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = check()
+            if last:
+                return last
+            time.sleep(0.25)
+        raise AssertionError(
+            f"timed out waiting for {description}; operator log:\n"
+            f"{self.operator_log()[-4000:]}\nkubelet errors: "
+            f"{self.kubelet.errors[-5:]}"
+        )
+
+    def operator_log(self) -> str:
+        path = self.workdir / "operator.log"
+        return path.read_text() if path.exists() else ""
+
+    def events(self, name: str) -> list[str]:
+        listed = json.loads(
+            self.kubectl(
+                "get", "events", "--field-selector", f"involvedObject.name={name}", "-o", "json"
+            )
+        )
+        return [item["reason"] for item in listed["items"]]
+
+
+@pytest.fixture(scope="module")
+def lab(
+    kube_control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorLab]:
+    namespace = f"kfo-{uuid.uuid4().hex[:6]}"
+    started = OperatorLab(kube_control_plane, namespace, tmp_path_factory.mktemp(namespace))
+    started.start()
+    yield started
+    started.stop()
+
+
+def failover_manifest(
+    name: str,
+    main: Cluster,
+    failover: Cluster,
+    *,
+    replicas: int = 3,
+    active: str = "main",
+    extra_cluster: dict[str, Any] | None = None,
+) -> str:
+    document = {
+        "apiVersion": "kafka-failover.github.io/v1alpha1",
+        "kind": "KafkaFailover",
+        "metadata": {"name": name},
+        "spec": {
+            "active": active,
+            "clusters": [
+                {"name": "main", "bootstrapServers": main.bootstrap, **(extra_cluster or {})},
+                {"name": "failover", "bootstrapServers": failover.bootstrap, "role": "failover"},
+            ],
+            "gateway": {
+                "replicas": replicas,
+                "listener": {"advertisedHost": f"127.0.0.{FIRST_POD_OCTET}", "brokerPortCount": 8},
+            },
+            "switch": {"podTimeoutSeconds": 3},
+        },
+    }
+    return yaml.safe_dump(document)
+
+
+def all_switched(lab: OperatorLab, name: str, cluster: str, pods: int) -> bool:
+    status = lab.status(name)
+    ready = [c for c in status.get("conditions", []) if c["type"] == "Ready"]
+    return (
+        status.get("activeCluster") == cluster
+        and status.get("gateways", {}).get("summary") == f"{pods}/{pods}"
+        and bool(ready)
+        and ready[0]["status"] == "True"
+    )
+
+
+def patch_active(lab: OperatorLab, name: str, cluster: str) -> None:
+    lab.kubectl(
+        "patch",
+        "kafkafailover",
+        name,
+        "--type",
+        "merge",
+        "-p",
+        json.dumps({"spec": {"active": cluster}}),
+    )
+
+
+def test_patching_spec_active_switches_every_gateway_pod_without_restarting_it(
+    lab: OperatorLab, kafka_single: Cluster, kafka_failover: Cluster
+) -> None:
+    lab.apply(failover_manifest("prod", kafka_single, kafka_failover))
+    lab.wait("3 gateway pods on main", lambda: all_switched(lab, "prod", "main", 3))
+    pods_before = {name: pod.uid for name, pod in lab.kubelet.running().items()}
+    first_pod = min(lab.kubelet.running().values(), key=lambda pod: pod.ip)
+    topic = f"operator-{uuid.uuid4().hex[:6]}"
+    for cluster in (kafka_single, kafka_failover):
+        admin.create_topic(cluster.bootstrap, topic, partitions=1)
+    client = workloads.ConfluentProducer(f"{first_pod.ip}:6969", {"enable.idempotence": True})
+    producer = workloads.SequencedProducer(client, topic, rate=50).start()
+    try:
+        time.sleep(2)
+        patch_active(lab, "prod", "failover")
+        lab.wait("3 gateway pods on failover", lambda: all_switched(lab, "prod", "failover", 3))
+        time.sleep(3)
+    finally:
+        producer.stop(flush_timeout=30)
+    status = lab.status("prod")
+    assert status["lastSwitch"]["to"] == "failover" and status["lastSwitch"]["podsFailed"] == 0
+    assert status["observedGeneration"] == lab.get("prod")["metadata"]["generation"]
+    assert {n: p.uid for n, p in lab.kubelet.running().items()} == pods_before, "no pod rolled"
+    assert lab.wait("switch events", lambda: _switch_events(lab, "prod"))
+    _, acked, _ = producer.log.snapshot()
+    tails = [workloads.ClusterTail(kafka_failover.bootstrap, topic, 1, cluster="failover").start()]
+    try:
+        assert workloads.wait_until_landed(tails, [max(acked)], timeout=30) == set()
+    finally:
+        tails[0].stop()
+
+
+def _switch_events(lab: OperatorLab, name: str) -> list[str] | None:
+    events = lab.events(name)
+    wanted = {"SwitchStarted", "SwitchCompleted"}
+    return events if wanted <= set(events) and events.count("PodSwitched") >= 3 else None
+
+
+def test_a_frozen_gateway_pod_is_fenced_and_status_says_so(
+    lab: OperatorLab, kafka_single: Cluster, kafka_failover: Cluster
+) -> None:
+    lab.apply(failover_manifest("fence", kafka_single, kafka_failover, replicas=2))
+    lab.wait("2 pods on main", lambda: all_switched(lab, "fence", "main", 2))
+    mine = sorted(n for n in lab.kubelet.running() if n.startswith("fence-"))
+    frozen = mine[0]
+    lab.kubelet.freeze(frozen)
+    patch_active(lab, "fence", "failover")
+    fenced = lab.wait("the frozen pod fenced", lambda: "PodFenced" in lab.events("fence"))
+    assert fenced
+    status = lab.wait("status naming the fenced pod", lambda: _fenced_in_status(lab, frozen))
+    assert "fenced" in status
+    lab.wait("the frozen pod deleted", lambda: frozen not in _pod_names(lab))
+    lab.wait(
+        "a replacement pod on failover",
+        lambda: all_switched(lab, "fence", "failover", 2),
+        timeout=120,
+    )
+
+
+def _fenced_in_status(lab: OperatorLab, pod: str) -> str | None:
+    last = lab.status("fence").get("lastSwitch") or {}
+    failed = lab.status("fence").get("gateways", {}).get("failed", [])
+    text = json.dumps(failed)
+    return text if pod in text and last.get("podsFailed") else None
+
+
+def _pod_names(lab: OperatorLab) -> set[str]:
+    listed = json.loads(lab.kubectl("get", "pods", "-o", "json"))
+    return {item["metadata"]["name"] for item in listed["items"]}
+
+
+def test_the_api_server_refuses_an_active_cluster_that_is_not_declared(
+    lab: OperatorLab, kafka_single: Cluster, kafka_failover: Cluster
+) -> None:
+    manifest = failover_manifest("bad", kafka_single, kafka_failover, active="third")
+    result = lab.plane.kubectl(
+        "apply", "--namespace", lab.namespace, "-f", "-", stdin=manifest, check=False
+    )
+    assert result.returncode != 0
+    assert "spec.active must name one of spec.clusters[].name" in result.stderr
+
+
+def test_a_missing_secret_degrades_the_object_with_a_reason_naming_it(
+    lab: OperatorLab, kafka_single: Cluster, kafka_failover: Cluster
+) -> None:
+    lab.apply(
+        failover_manifest(
+            "nosecret",
+            kafka_single,
+            kafka_failover,
+            replicas=1,
+            extra_cluster={"credentialsSecret": {"name": "main-credentials"}},
+        )
+    )
+    degraded = lab.wait("Degraded condition", lambda: _condition(lab, "nosecret", "Degraded"))
+    assert degraded["status"] == "True" and degraded["reason"] == "SecretMissing"
+    assert "main-credentials" in degraded["message"]
+
+
+def _condition(lab: OperatorLab, name: str, kind: str) -> dict[str, Any] | None:
+    for condition in lab.status(name).get("conditions", []):
+        if condition["type"] == kind and condition["status"] == "True":
+            return dict(condition)
+    return None
+
+
+def test_a_pod_moved_behind_the_operators_back_is_switched_back_by_the_drift_check(
+    lab: OperatorLab, kafka_single: Cluster, kafka_failover: Cluster
+) -> None:
+    lab.apply(failover_manifest("drift", kafka_single, kafka_failover, replicas=1))
+    lab.wait("1 pod on main", lambda: all_switched(lab, "drift", "main", 1))
+    [pod] = [p for n, p in lab.kubelet.running().items() if n.startswith("drift-")]
+    _put_active(pod.admin_url, lab, "drift", "failover")
+    lab.wait("DriftCorrected event", lambda: "DriftCorrected" in lab.events("drift"))
+    lab.wait("the pod back on main", lambda: _pod_active(pod.admin_url, lab, "drift") == "main")
+
+
+def _put_active(admin_url: str, lab: OperatorLab, name: str, cluster: str) -> None:
+    """Move one pod by hand, as an operator on call might with the runbook call."""
+    request = urllib.request.Request(
+        f"{admin_url}/admin/pclusters/v1/pcluster/main/switch?to={cluster}",
+        method="POST",
+        headers={"Authorization": lab.admin_auth(name)},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
+
+
+def _pod_active(admin_url: str, lab: OperatorLab, name: str) -> str:
+    request = urllib.request.Request(
+        f"{admin_url}/api/v1/state", headers={"Authorization": lab.admin_auth(name)}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return str(json.loads(answer.read())["active"])
