@@ -23,6 +23,7 @@ venv: $(STAMP)
 
 fetch: $(STAMP)
 	$(PY) -m kafka_testbed.fetching
+	$(PY) -m kube_testbed.building
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check proxy operator tests bench
