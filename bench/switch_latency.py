@@ -32,6 +32,7 @@ import argparse
 import json
 import logging
 import math
+import re
 import sys
 import tempfile
 import time
@@ -160,7 +161,7 @@ class Plan:
 
 def measure_client(lab: Lab, client: str, plan: Plan) -> ClientResult:
     """Run the switches for one entry of :data:`CLIENTS` on a fresh topic."""
-    topic = f"latency-{client}-{uuid.uuid4().hex[:6]}"
+    topic = f"latency-{re.sub(r'[^A-Za-z0-9._-]', '-', client)}-{uuid.uuid4().hex[:6]}"
     for bootstrap in lab.bootstraps.values():
         admin.create_topic(bootstrap, topic, partitions=PARTITIONS)
     tails = {
