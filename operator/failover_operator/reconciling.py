@@ -175,6 +175,7 @@ def _switch_record(
         "durationMs": round(result.duration_ms, 1),
         "podsSwitched": result.behind - result.failed,
         "podsFailed": result.failed,
+        "failedPods": [{"pod": r.name, "reason": r.error} for r in result.reports if r.error],
     }
 
 

@@ -1,0 +1,59 @@
+"""The permissions the operator needs, and nothing more: one namespaced Role.
+
+Why it exists: least privilege is a product feature for a tool that can move every client of a
+company at once. The rules are data here so the Helm chart and the tests use the same list; the
+integration tests run the operator as a service account bound to exactly these rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from failover_operator import model
+
+RULES: list[dict[str, Any]] = [
+    {
+        "apiGroups": [model.GROUP],
+        "resources": [model.PLURAL],
+        "verbs": ["get", "list", "watch", "patch"],
+    },
+    {
+        "apiGroups": [model.GROUP],
+        "resources": [f"{model.PLURAL}/status"],
+        "verbs": ["get", "patch"],
+    },
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps", "services"],
+        "verbs": ["get", "create", "patch"],
+    },
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "delete"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "create", "patch"]},
+    {
+        "apiGroups": ["policy"],
+        "resources": ["poddisruptionbudgets"],
+        "verbs": ["get", "create", "patch"],
+    },
+]
+
+
+def role(name: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": name, "namespace": namespace},
+        "rules": RULES,
+    }
+
+
+def role_binding(name: str, namespace: str, service_account: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": service_account, "namespace": namespace}],
+    }
