@@ -16,7 +16,6 @@ from kube_testbed import building, control_plane
 from kube_testbed.control_plane import ControlPlane
 from kube_testbed.errors import KubectlError
 
-pytest_plugins = ["kube_testbed.pytest_plugin"]
 pytestmark = pytest.mark.kube
 
 _names = itertools.count()
