@@ -29,7 +29,7 @@ from kube_testbed.gateway_kubelet import FIRST_POD_OCTET, GatewayKubelet
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "kafkafailover.yaml"
-WAIT_SECONDS = 90.0
+WAIT_SECONDS = 150.0
 DRIFT_INTERVAL = "2"
 
 
