@@ -6,11 +6,12 @@ reconnect and metadata logic. So the same workload is measured for each library.
 
 Setup: two Apache Kafka clusters with different broker ids (main: node 1, failover: node 7; one
 node each by default so the measurement is not starved of CPU on a 2-core machine, ``--main-nodes
-3`` for three), the gateway in front of them. Per client library: a fresh topic (3 partitions) on
-both clusters, one producer through the gateway with the library's *default* settings (plus one
-librdkafka variant without KIP-899 re-bootstrap, see :data:`CLIENTS`), sending sequence-numbered
-keyed records at a steady rate (200/s); then ``--switches`` switches alternating main ->
-failover -> main ... through the Conduktor-compatible admin call.
+3`` for three), the gateway in front of them. Per client: a fresh topic (3 partitions) on both
+clusters and one producer through the gateway with the library's *default* settings (plus one
+librdkafka variant without KIP-899 re-bootstrap, see :data:`CLIENTS`; the Java producer runs in a
+JVM, :mod:`java_producer`), sending sequence-numbered keyed records at a steady rate (200/s);
+then ``--switches`` switches alternating main -> failover -> main ... through the
+Conduktor-compatible admin call.
 
 Method: ``T_k`` is the monotonic time just before switch request ``k`` is sent to cluster
 ``C_k``. Its latency is ``A - T_k`` where ``A`` is the earliest delivery report among records
@@ -37,13 +38,15 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from kafka_testbed import admin, gateways, launching, workloads
+import java_producer
+
+from kafka_testbed import admin, fetching, gateways, launching, versions, workloads
 from kafka_testbed.gateways import GatewayProcess
 from kafka_testbed.workloads import ClusterTail, SequencedProducer
 
@@ -65,14 +68,29 @@ CLIENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "confluent-kafka/no-rebootstrap": ("confluent-kafka", {"metadata.recovery.strategy": "none"}),
     "kafka-python": ("kafka-python", {}),
     "aiokafka": ("aiokafka", {}),
+    f"java {versions.KAFKA_VERSION}": ("java", {}),
+    f"java {versions.OLD_CLIENTS_VERSION}": ("java-old", {}),
 }
 """Measured name -> (library, settings on top of its defaults).
 
 librdkafka >= 2.10 re-bootstraps (KIP-899) when every known broker is down, which is exactly what
 a switch looks like to it; it then waits for its 1 s timer to query metadata again. The
 ``no-rebootstrap`` variant shows what the default costs: it reconnects to the broker addresses it
-learned (which the gateway keeps serving).
+learned (which the gateway keeps serving). The Java client runs in both a current version and the
+newest one without KIP-899 (3.7).
 """
+JAVA_JARS: dict[str, Callable[[], Path]] = {
+    "java": fetching.fetch_kafka_jars,
+    "java-old": fetching.fetch_old_clients,
+}
+
+
+class RunningProducer(Protocol):
+    """A producer sending sequence-numbered records: in this process or in a JVM."""
+
+    log: workloads.ProducerLog
+
+    def stop(self, flush_timeout: float = ...) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -125,6 +143,7 @@ class ClientResult:
 class Lab:
     bootstraps: dict[str, str]  # direct, by cluster name
     gateway: GatewayProcess
+    workdir: Path
 
 
 @contextmanager
@@ -136,7 +155,7 @@ def lab(main_nodes: int, workdir: Path) -> Iterator[Lab]:
             bootstraps = {"main": main.bootstrap, "failover": failover.bootstrap}
             gateway = gateways.start_gateway(bootstraps, workdir=workdir)
             try:
-                yield Lab(bootstraps, gateway)
+                yield Lab(bootstraps, gateway, workdir)
             finally:
                 gateway.stop()
         finally:
@@ -178,10 +197,7 @@ def measure_client(lab: Lab, client: str, plan: Plan) -> ClientResult:
 def _drive(
     lab: Lab, client: str, topic: str, plan: Plan, tails: Mapping[str, ClusterTail]
 ) -> ClientResult:
-    library, settings = CLIENTS[client]
-    factory = workloads.PRODUCER_CLIENTS[library]
-    producer_client = factory(lab.gateway.bootstrap, {**settings, **plan.settings})
-    producer = SequencedProducer(producer_client, topic, rate=RATE).start()
+    producer = _start_producer(lab, client, topic, plan)
     try:
         _wait_first_ack(producer)
         marks = [_switch_and_wait(lab, producer, tails, plan.dwell) for _ in range(plan.switches)]
@@ -192,16 +208,31 @@ def _drive(
     return _result(client, marks, producer.log, workloads.landed(tails.values()), missing)
 
 
-def _wait_first_ack(producer: SequencedProducer) -> None:
+def _start_producer(lab: Lab, client: str, topic: str, plan: Plan) -> RunningProducer:
+    library, settings = CLIENTS[client]
+    if library in JAVA_JARS:
+        return java_producer.JavaSequencedProducer(
+            lab.gateway.bootstrap,
+            topic,
+            rate=RATE,
+            jars=JAVA_JARS[library](),
+            log_path=lab.workdir / f"{topic}.log",
+        )
+    factory = workloads.PRODUCER_CLIENTS[library]
+    producer_client = factory(lab.gateway.bootstrap, {**settings, **plan.settings})
+    return SequencedProducer(producer_client, topic, rate=RATE).start()
+
+
+def _wait_first_ack(producer: RunningProducer) -> None:
     deadline = time.monotonic() + FIRST_ACK_TIMEOUT_SECONDS
     while not producer.log.snapshot()[1]:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{producer.client.name}: nothing acknowledged through the gateway")
+            raise TimeoutError("nothing acknowledged through the gateway")
         time.sleep(0.05)
 
 
 def _switch_and_wait(
-    lab: Lab, producer: SequencedProducer, tails: Mapping[str, ClusterTail], dwell: float
+    lab: Lab, producer: RunningProducer, tails: Mapping[str, ClusterTail], dwell: float
 ) -> SwitchMark:
     to = _other(str(lab.gateway.state()["active"]))
     sent_at = time.monotonic()
@@ -218,7 +249,7 @@ def _other(cluster: str) -> str:
     return CLUSTERS[1 - CLUSTERS.index(cluster)]
 
 
-def _wait_landed_after(producer: SequencedProducer, tail: ClusterTail, since: float) -> bool:
+def _wait_landed_after(producer: RunningProducer, tail: ClusterTail, since: float) -> bool:
     """Until an acknowledged record sent after ``since`` is seen on ``tail``'s cluster."""
     deadline = time.monotonic() + SWITCH_TIMEOUT_SECONDS
     while time.monotonic() < deadline:

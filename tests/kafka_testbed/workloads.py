@@ -74,12 +74,13 @@ class ProducerLog:
     errors: dict[int, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def sent(self, seq: int) -> None:
+    def sent(self, seq: int, *, at: float | None = None) -> None:
+        """``at`` (monotonic) defaults to now; a producer in another process passes its own."""
         with self._lock:
-            self.sent_at[seq] = time.monotonic()
+            self.sent_at[seq] = time.monotonic() if at is None else at
 
-    def done(self, seq: int, error: str | None) -> None:
-        now = time.monotonic()
+    def done(self, seq: int, error: str | None, *, at: float | None = None) -> None:
+        now = time.monotonic() if at is None else at
         with self._lock:
             if error is None:
                 self.acked_at[seq] = now
