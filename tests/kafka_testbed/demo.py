@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,7 +103,7 @@ def _lab(workdir: Path) -> Iterator[Lab]:
     print("starting two Kafka clusters and the gateway (about 15 s)...", flush=True)
     started: list[Cluster] = []
     with contextlib.ExitStack() as stack:
-        stack.callback(clusters.stop_all, started)  # both at once: a JVM takes seconds to stop
+        stack.push(_stopping(started))
         started.append(launching.start_kafka(MAIN_NODE_IDS, name=MAIN))
         started.append(launching.start_kafka(FAILOVER_NODE_IDS, name=FAILOVER))
         main, failover = started
@@ -112,6 +112,16 @@ def _lab(workdir: Path) -> Iterator[Lab]:
         )
         stack.callback(gateway.stop)
         yield Lab(main, failover, gateway, workdir)
+
+
+def _stopping(started: list[Cluster]) -> Callable[..., None]:
+    """Stop both clusters at once; gracefully, unless the user pressed Ctrl-C and is waiting."""
+
+    def stop(exc_type: type[BaseException] | None, *_: object) -> None:
+        interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
+        clusters.stop_all(started, 0.0 if interrupted else clusters.STOP_GRACE_SECONDS)
+
+    return stop
 
 
 def _drive(lab: Lab, *, topic: str) -> Run:
