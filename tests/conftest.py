@@ -14,8 +14,8 @@ from kafka_testbed import clusters
 from kafka_testbed.clusters import Cluster
 from kafka_testbed.labs import Lab
 
-# The Kubernetes control plane fixture (kube_control_plane) lives with its harness.
-pytest_plugins = ["kube_testbed.pytest_plugin"]
+# The Kubernetes control plane (kube_control_plane) and helm fixtures live with their harness.
+pytest_plugins = ["kube_testbed.pytest_plugin", "kube_testbed.helm_plugin"]
 
 SESSION_LOG_TAIL_LINES = 40
 BACKEND_MARKERS = {"kafka_single": "kafka", "kafka_triple": "kafka", "tansu": "tansu"}
