@@ -18,11 +18,19 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from failover_gateway import config_security
+from failover_gateway.config_security import (
+    AdminTls,
+    ListenerSecurity,
+    SecurityConfigError,
+    UpstreamSecurity,
+)
+
 # Kafka client properties the config model knows. A key outside this set is refused (a typo such as
 # ``bootstrap.server`` must not be silently ignored); values are checked by ``ClusterConfig``.
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
-SUPPORTED_SECURITY_PROTOCOLS = ("PLAINTEXT",)
+SUPPORTED_SECURITY_PROTOCOLS = SECURITY_PROTOCOLS
 KNOWN_CLUSTER_KEYS = frozenset(
     {
         "bootstrap.servers",
@@ -43,6 +51,7 @@ KNOWN_CLUSTER_KEYS = frozenset(
         "ssl.truststore.password",
         "ssl.truststore.type",
         "ssl.endpoint.identification.algorithm",
+        "ssl.truststore.certificates",
         "client.id",
         "request.timeout.ms",
         "gateway.roles",
@@ -86,13 +95,18 @@ class _Frozen(BaseModel):
 class ClusterConfig(_Frozen):
     """One physical Kafka cluster, described with plain Kafka client properties."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
     name: str
     bootstrap_servers: tuple[HostPort, ...]
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     roles: tuple[str, ...] = ()
     request_timeout_ms: int = 10_000
-    properties: Mapping[str, str] = Field(default_factory=dict)
+    properties: Mapping[str, str] = Field(default_factory=dict, repr=False)
+    security: UpstreamSecurity = Field(
+        default_factory=lambda: UpstreamSecurity("PLAINTEXT", None, None)
+    )
 
     @property
     def is_failover(self) -> bool:
@@ -108,6 +122,7 @@ class ListenerConfig(_Frozen):
     broker_port_count: int = Field(default=32, ge=1, le=1024, alias="brokerPortCount")
     # Per-broker ports start right after the bootstrap port unless set.
     broker_port_base: int | None = Field(default=None, ge=1, le=65535, alias="brokerPortBase")
+    security: ListenerSecurity = Field(default_factory=ListenerSecurity)
 
     @property
     def first_broker_port(self) -> int:
@@ -134,6 +149,7 @@ class AdminConfig(_Frozen):
 
     host: str = "0.0.0.0"
     port: int = Field(default=8888, ge=1, le=65535)
+    tls: AdminTls | None = None
 
 
 class LimitsConfig(_Frozen):
@@ -210,38 +226,20 @@ def _cluster_from_properties(name: str, props: Mapping[str, Any]) -> ClusterConf
         servers = parse_bootstrap_servers(values["bootstrap.servers"])
     except ValueError as error:
         raise ConfigError(f"{where}.bootstrap.servers: {error}") from None
-    protocol = _checked_security(where, values)
+    try:
+        security = config_security.upstream_security(values, where)
+    except SecurityConfigError as error:
+        raise ConfigError(str(error)) from None
     return ClusterConfig(
         name=name,
         bootstrap_servers=servers,
-        security_protocol=protocol,
+        security_protocol=security.protocol,
+        security=security,
         sasl_mechanism=values.get("sasl.mechanism"),
         roles=tuple(r.strip() for r in values.get("gateway.roles", "").split(",") if r.strip()),
         request_timeout_ms=_int_property(where, values, "request.timeout.ms", 10_000),
         properties=values,
     )
-
-
-def _checked_security(where: str, values: Mapping[str, str]) -> str:
-    protocol = values.get("security.protocol", "PLAINTEXT").upper()
-    if protocol not in SECURITY_PROTOCOLS:
-        raise ConfigError(
-            f"{where}.security.protocol: {protocol!r} is not a Kafka security protocol; "
-            f"valid: {', '.join(SECURITY_PROTOCOLS)}"
-        )
-    if protocol not in SUPPORTED_SECURITY_PROTOCOLS:
-        raise ConfigError(
-            f"{where}.security.protocol: {protocol!r} is not supported by this gateway version "
-            f"yet; supported: {', '.join(SUPPORTED_SECURITY_PROTOCOLS)}"
-        )
-    for key in sorted(values):
-        if key.startswith(("sasl.", "ssl.")):
-            raise ConfigError(
-                f"{where}.{key}: SASL/TLS settings need security.protocol SSL, SASL_PLAINTEXT or "
-                f"SASL_SSL, which this gateway version does not support yet; supported "
-                f"security.protocol: {', '.join(SUPPORTED_SECURITY_PROTOCOLS)}"
-            )
-    return protocol
 
 
 def _int_property(where: str, values: Mapping[str, str], key: str, default: int) -> int:
@@ -292,6 +290,10 @@ def config_from_mapping(raw: Any) -> GatewayConfig:
         gateway = GatewaySettings.model_validate(raw.get("gateway") or {})
     except ValidationError as error:
         raise ConfigError(_format_validation_error(error, "gateway")) from None
+    try:
+        gateway.listener.security.check()
+    except SecurityConfigError as error:
+        raise ConfigError(str(error)) from None
     if gateway.active not in clusters:
         raise ConfigError(
             f"gateway.active: {gateway.active!r} names no cluster; valid: {', '.join(clusters)}"

@@ -34,16 +34,20 @@ def test_a_bad_config_exits_non_zero_naming_the_key_and_valid_values() -> None:
     assert "gateway.active: 'third' names no cluster; valid: main, failover" in stderr
 
 
-def test_an_unsupported_upstream_protocol_is_refused_not_ignored() -> None:
+def test_an_unsupported_upstream_mechanism_is_refused_not_ignored() -> None:
     config = {
         **GOOD["config"],
-        "main": {"bootstrap.servers": "127.0.0.1:1", "security.protocol": "SASL_SSL"},
+        "main": {
+            "bootstrap.servers": "127.0.0.1:1",
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "OAUTHBEARER",
+        },
     }
     code, stderr = gateways.run_gateway_expecting_failure(
         {**GOOD, "config": config}, clean_env(**CREDENTIALS)
     )
     assert code == 2
-    assert "config.main.security.protocol: 'SASL_SSL' is not supported" in stderr
+    assert "config.main.sasl.mechanism: 'OAUTHBEARER' is not supported; valid: PLAIN" in stderr
 
 
 def test_a_config_that_is_not_yaml_is_named_as_such() -> None:

@@ -62,7 +62,14 @@ def test_a_yaml_file_is_loaded_and_an_unreadable_one_is_named(tmp_path: Path) ->
         ),
         (
             lambda d: d["config"]["main"].update({"security.protocol": "SASL_SSL"}),
-            r"config.main.security.protocol: 'SASL_SSL' is not supported .*supported: PLAINTEXT",
+            r"config.main.sasl.mechanism: '\(missing\)' is not supported; valid: PLAIN, "
+            r"SCRAM-SHA-256, SCRAM-SHA-512",
+        ),
+        (
+            lambda d: d["config"]["main"].update(
+                {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "GSSAPI"}
+            ),
+            r"'GSSAPI' is not supported; valid: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",
         ),
         (
             lambda d: d["config"]["main"].update({"security.protocol": "TLS"}),
@@ -71,7 +78,49 @@ def test_a_yaml_file_is_loaded_and_an_unreadable_one_is_named(tmp_path: Path) ->
         ),
         (
             lambda d: d["config"]["main"].update({"sasl.mechanism": "PLAIN"}),
-            r"config.main.sasl.mechanism: SASL/TLS settings need security.protocol",
+            r"config.main.sasl.mechanism: not used with security.protocol PLAINTEXT",
+        ),
+        (
+            lambda d: d["config"]["main"].update(
+                {
+                    "security.protocol": "SASL_PLAINTEXT",
+                    "sasl.mechanism": "SCRAM-SHA-512",
+                    "sasl.jaas.config": "org.apache.kafka.common.security.plain.PlainLoginModule "
+                    'required username="u" password="p";',
+                }
+            ),
+            r"PlainLoginModule does not do SCRAM-SHA-512; use the SCRAM module",
+        ),
+        (
+            lambda d: d["config"]["main"].update(
+                {
+                    "security.protocol": "SASL_PLAINTEXT",
+                    "sasl.mechanism": "PLAIN",
+                    "sasl.username": "u",
+                    "sasl.password": "${env:KFO_TEST_UNSET_VARIABLE}",
+                }
+            ),
+            r"config.main.sasl.password: environment variable KFO_TEST_UNSET_VARIABLE is not set",
+        ),
+        (
+            lambda d: d["config"]["main"].update(
+                {
+                    "security.protocol": "SSL",
+                    "ssl.truststore.location": __file__,
+                    "ssl.truststore.type": "JKS",
+                }
+            ),
+            r"config.main.ssl.truststore.type: Java keystores \(JKS\) cannot be read.*keytool",
+        ),
+        (
+            lambda d: d["config"]["main"].update(
+                {"security.protocol": "SSL", "ssl.ca.location": "/nonexistent/ca.pem"}
+            ),
+            r"config.main.ssl.ca.location: file /nonexistent/ca.pem does not exist",
+        ),
+        (
+            lambda d: d["gateway"]["listener"].update({"security": {"protocol": "SASL_SSL"}}),
+            r"gateway.listener.security.tls is required for protocol SASL_SSL",
         ),
         (
             lambda d: d["gateway"].update({"active": "third"}),
@@ -116,3 +165,25 @@ def test_admin_credentials_can_come_from_files_and_never_print_the_password(tmp_
     )
     assert credentials.password == "s3cret"
     assert "s3cret" not in repr(credentials)
+
+
+def test_upstream_sasl_credentials_come_from_the_jaas_string_and_never_print(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raw = document()
+    raw["config"]["main"].update(
+        {
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": "PLAIN",
+            "sasl.jaas.config": "${env:KFO_TEST_JAAS}",
+        }
+    )
+    monkeypatch.setenv(
+        "KFO_TEST_JAAS",
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        'username="main-key" password="main-secret-4e1";',
+    )
+    config = config_from_mapping(raw)
+    sasl = config.clusters["main"].security.sasl
+    assert sasl is not None and (sasl.username, sasl.password) == ("main-key", "main-secret-4e1")
+    assert "main-secret-4e1" not in repr(config)
