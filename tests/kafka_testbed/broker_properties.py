@@ -3,7 +3,8 @@
 Pure functions (no files, no processes) so the generated configuration is unit tested without
 starting a JVM. Every node runs in KRaft combined mode (``process.roles=broker,controller``) and
 every node is a voter of a static quorum: one process per node starts fastest, and a 3-node
-cluster survives the loss of one node, which failure tests rely on.
+cluster survives the loss of one node, which failure tests rely on. A cluster with a secured
+client listener (:mod:`kafka_testbed.security`) gets a third, PLAINTEXT listener for replication.
 """
 
 import base64
@@ -11,6 +12,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from kafka_testbed import security as lab_security
+from kafka_testbed.security import BrokerSecurity
 
 HOST = "127.0.0.1"
 
@@ -39,9 +43,11 @@ class NodeSpec:
     node_id: int
     """``node.id``; doubles as broker id and controller id (combined mode)."""
     port: int
-    """Client listener (``PLAINTEXT``) port on 127.0.0.1."""
+    """Client listener port on 127.0.0.1 (``PLAINTEXT`` unless the cluster is secured)."""
     controller_port: int
     """KRaft controller listener port on 127.0.0.1."""
+    broker_port: int | None = None
+    """Inter-broker ``PLAINTEXT`` listener port; only clusters with a secured client listener."""
 
     @property
     def address(self) -> str:
@@ -94,23 +100,51 @@ def server_properties(
     quorum: Sequence[NodeSpec],
     data_dir: Path,
     overrides: Mapping[str, str] | None = None,
+    security: BrokerSecurity | None = None,
 ) -> dict[str, str]:
-    """The complete ``server.properties`` of one combined broker+controller node."""
+    """The complete ``server.properties`` of one combined broker+controller node.
+
+    With ``security`` the client listener is secured as described and replication uses a
+    PLAINTEXT listener on ``node.broker_port``.
+    """
     properties = {
         "process.roles": "broker,controller",
         "node.id": str(node.node_id),
         "controller.quorum.voters": quorum_voters(quorum),
-        "listeners": f"PLAINTEXT://{HOST}:{node.port},CONTROLLER://{HOST}:{node.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{node.address}",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        **(_plaintext_listeners(node) if security is None else _secured_listeners(node, security)),
         "log.dirs": str(data_dir),
         **replication_settings(len(quorum)),
         **TEST_FRIENDLY_SETTINGS,
     }
     properties.update(overrides or {})
     return properties
+
+
+def _plaintext_listeners(node: NodeSpec) -> dict[str, str]:
+    return {
+        "listeners": f"PLAINTEXT://{HOST}:{node.port},CONTROLLER://{HOST}:{node.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{node.address}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    }
+
+
+def _secured_listeners(node: NodeSpec, security: BrokerSecurity) -> dict[str, str]:
+    if node.broker_port is None:
+        raise ValueError(f"node {node.node_id} needs a broker_port for its inter-broker listener")
+    client, broker = lab_security.CLIENT_LISTENER, lab_security.BROKER_LISTENER
+    return {
+        "listeners": (
+            f"{client}://{HOST}:{node.port},{broker}://{HOST}:{node.broker_port},"
+            f"CONTROLLER://{HOST}:{node.controller_port}"
+        ),
+        "advertised.listeners": f"{client}://{node.address},{broker}://{HOST}:{node.broker_port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": broker,
+        "listener.security.protocol.map": lab_security.listener_protocol_map(security),
+        **lab_security.client_listener_properties(security),
+    }
 
 
 def render_properties(properties: Mapping[str, str]) -> str:
@@ -174,8 +208,14 @@ def java_command(
     ]
 
 
-def format_arguments(cluster_id: str, config_file: Path) -> list[str]:
-    """``StorageTool format`` arguments for one node of a static-quorum cluster."""
+def format_arguments(
+    cluster_id: str, config_file: Path, security: BrokerSecurity | None = None
+) -> list[str]:
+    """``StorageTool format`` arguments for one node of a static-quorum cluster.
+
+    SCRAM users of ``security`` are created here, in the initial metadata log: the broker then
+    accepts them from its first second, with no admin call to wait for.
+    """
     return [
         "format",
         "--cluster-id",
@@ -183,6 +223,7 @@ def format_arguments(cluster_id: str, config_file: Path) -> list[str]:
         "--config",
         str(config_file),
         "--ignore-formatted",
+        *(lab_security.scram_format_arguments(security) if security is not None else ()),
     ]
 
 

@@ -1,6 +1,7 @@
 """Starting lab clusters: Apache Kafka (KRaft, 1 or 3 combined nodes) and Tansu, ready for clients.
 
-A cluster is returned only once a real client sees every broker in a Metadata response. Any
+A cluster is returned only once a real client sees every broker in a Metadata response (through
+the secured client listener, with the configured credentials, when there is one). Any
 failure on the way (port taken, process dead, timeout) stops what was started and raises
 :class:`ClusterStartError` carrying the last log lines.
 """
@@ -24,9 +25,11 @@ from kafka_testbed import (
     supervising,
     warming,
 )
+from kafka_testbed import security as lab_security
 from kafka_testbed.broker_properties import DEFAULT_JVM_OPTIONS, NodeSpec
 from kafka_testbed.clusters import Cluster, Node
 from kafka_testbed.errors import ClusterStartError, TestbedError
+from kafka_testbed.security import BrokerSecurity
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 FORMAT_LOG_LINES = 20
@@ -45,11 +48,14 @@ def start_kafka(
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     workdir_parent: Path | None = None,
     keep_files: bool = False,
+    security: BrokerSecurity | None = None,
 ) -> Cluster:
     """Start an Apache Kafka cluster with these node ids, every node broker and controller.
 
     ``ports`` pins client ports by node id (others are picked free); ``properties`` override
-    ``server.properties`` of every node; ``timeout`` bounds the whole start.
+    ``server.properties`` of every node; ``timeout`` bounds the whole start. ``security``
+    secures the client listener (TLS and/or SASL, see :mod:`kafka_testbed.security`); the
+    returned cluster's ``bootstrap`` is still that listener.
     """
     _check_node_ids(node_ids)
     name = name or "kafka-" + "-".join(str(node_id) for node_id in node_ids)
@@ -58,7 +64,7 @@ def start_kafka(
         return _start_kafka_once(
             node_ids, name=name, ports=ports or {}, properties=properties or {},
             jvm_options=jvm_options, timeout=timeout, workdir_parent=workdir_parent,
-            keep_files=keep_files,
+            keep_files=keep_files, security=security,
         )  # fmt: skip
 
     return _retrying_lost_port_races(start_once, ports_pinned=bool(ports))
@@ -111,8 +117,10 @@ class _JavaLaunch:
     def broker(self, config: Path) -> list[str]:
         return self._command(broker_properties.BROKER_MAIN_CLASS, [str(config)], broker=True)
 
-    def format(self, cluster_id: str, config: Path) -> list[str]:
-        arguments = broker_properties.format_arguments(cluster_id, config)
+    def format(
+        self, cluster_id: str, config: Path, security: BrokerSecurity | None = None
+    ) -> list[str]:
+        arguments = broker_properties.format_arguments(cluster_id, config, security)
         return self._command(broker_properties.STORAGE_TOOL_MAIN_CLASS, arguments, broker=False)
 
     def _command(self, main_class: str, arguments: list[str], *, broker: bool) -> list[str]:
@@ -143,18 +151,19 @@ def _start_kafka_once(
     timeout: float,
     workdir_parent: Path | None,
     keep_files: bool,
+    security: BrokerSecurity | None,
 ) -> Cluster:
     started = time.monotonic()
     deadline = started + timeout
-    specs = _node_specs(node_ids, ports)
+    specs = _node_specs(node_ids, ports, secured=security is not None)
     workdir = _make_workdir(name, workdir_parent)
     cluster = Cluster("apache-kafka", name, {}, workdir, keep_files=keep_files)
     try:
         launch = _java_launch(workdir, jvm_options)
-        configs = _write_configs(specs, workdir, properties)
-        _format_storage(launch, configs, workdir, deadline)
+        configs = _write_configs(specs, workdir, properties, security)
+        _format_storage(launch, configs, workdir, deadline, security)
         _spawn_brokers(cluster, specs, launch, configs)
-        _wait_until_ready(cluster, deadline)
+        _wait_until_ready(cluster, deadline, security=security)
     except BaseException:
         cluster.stop()
         raise
@@ -200,17 +209,24 @@ def _check_node_ids(node_ids: Sequence[int]) -> None:
         raise ValueError(f"node_ids must be distinct non-negative integers, got {list(node_ids)}")
 
 
-def _node_specs(node_ids: Sequence[int], ports: Mapping[int, int]) -> list[NodeSpec]:
+def _node_specs(
+    node_ids: Sequence[int], ports: Mapping[int, int], *, secured: bool = False
+) -> list[NodeSpec]:
     unknown = set(ports) - set(node_ids)
     if unknown:
         raise ValueError(f"ports given for unknown node ids {sorted(unknown)}")
-    fresh = iter(networking.free_ports(2 * len(node_ids)))
-    specs = [
-        NodeSpec(node_id, ports[node_id] if node_id in ports else next(fresh), next(fresh))
-        for node_id in node_ids
-    ]
+    fresh = iter(networking.free_ports((3 if secured else 2) * len(node_ids)))
+    specs = []
+    for node_id in node_ids:
+        port = ports[node_id] if node_id in ports else next(fresh)
+        specs.append(NodeSpec(node_id, port, next(fresh), next(fresh) if secured else None))
     wanted = {f"node {spec.node_id} client listener": spec.port for spec in specs}
     wanted |= {f"node {spec.node_id} controller listener": spec.controller_port for spec in specs}
+    wanted |= {
+        f"node {spec.node_id} inter-broker listener": spec.broker_port
+        for spec in specs
+        if spec.broker_port is not None
+    }
     networking.ensure_ports_free(wanted)
     return specs
 
@@ -238,27 +254,39 @@ def _write(path: Path, text: str) -> Path:
 
 
 def _write_configs(
-    specs: Sequence[NodeSpec], workdir: Path, overrides: Mapping[str, str]
+    specs: Sequence[NodeSpec],
+    workdir: Path,
+    overrides: Mapping[str, str],
+    security: BrokerSecurity | None = None,
 ) -> dict[int, Path]:
     configs = {}
     for spec in specs:
         node_dir = workdir / f"node-{spec.node_id}"
-        properties = broker_properties.server_properties(spec, specs, node_dir / "data", overrides)
+        properties = broker_properties.server_properties(
+            spec, specs, node_dir / "data", overrides, security
+        )
         text = broker_properties.render_properties(properties)
         configs[spec.node_id] = _write(node_dir / "server.properties", text)
     return configs
 
 
 def _format_storage(
-    launch: _JavaLaunch, configs: Mapping[int, Path], workdir: Path, deadline: float
+    launch: _JavaLaunch,
+    configs: Mapping[int, Path],
+    workdir: Path,
+    deadline: float,
+    security: BrokerSecurity | None = None,
 ) -> None:
-    """Format every node's log dir in parallel (one short JVM each) with one cluster id."""
+    """Format every node's log dir in parallel (one short JVM each) with one cluster id.
+
+    SCRAM users of ``security`` are written into every node's initial metadata.
+    """
     cluster_id = broker_properties.new_cluster_id()
     running = {}
     for node_id, config in configs.items():
         log_path = workdir / "logs" / f"format-node-{node_id}.log"
         running[node_id] = (
-            supervising.spawn(launch.format(cluster_id, config), log_path),
+            supervising.spawn(launch.format(cluster_id, config, security), log_path),
             log_path,
         )
     try:
@@ -296,14 +324,18 @@ def _spawn_brokers(
 
 
 def _wait_until_ready(
-    cluster: Cluster, deadline: float, *, adopt_advertised_id: bool = False
+    cluster: Cluster,
+    deadline: float,
+    *,
+    adopt_advertised_id: bool = False,
+    security: BrokerSecurity | None = None,
 ) -> None:
     """Ports accept, then a Metadata response lists every node at its expected address."""
     cluster.wait_until_listening(list(cluster.nodes), max(0.0, deadline - time.monotonic()))
     expected = sorted(cluster.brokers.values())
     while True:
         cluster.raise_if_any_died()
-        seen = _advertised(cluster.bootstrap)
+        seen = _advertised(cluster.bootstrap, security)
         if sorted(seen.values()) == expected:
             break
         if time.monotonic() > deadline:
@@ -315,11 +347,35 @@ def _wait_until_ready(
         raise cluster.start_error(f"brokers advertise {seen}, expected {cluster.brokers}")
 
 
-def _advertised(bootstrap: str) -> dict[int, str]:
+def _advertised(bootstrap: str, security: BrokerSecurity | None = None) -> dict[int, str]:
+    if security is not None:
+        return _advertised_securely(bootstrap, security)
     try:
         return admin.broker_addresses(bootstrap, timeout=2.0)
     except TestbedError:
         return {}
+
+
+def _advertised_securely(bootstrap: str, security: BrokerSecurity) -> dict[int, str]:
+    """Like :func:`admin.broker_addresses`, as the cluster's first user (with the lab client
+    certificate when one is required): a start also proves the credentials work."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    client = AdminClient(
+        {
+            "bootstrap.servers": bootstrap,
+            "socket.connection.setup.timeout.ms": 2000,
+            "reconnect.backoff.max.ms": 500,
+            "log_level": 2,
+            **lab_security.client_config(security),
+        }
+    )
+    try:
+        metadata = client.list_topics(timeout=2.0)
+    except KafkaException:
+        return {}
+    return {broker.id: f"{broker.host}:{broker.port}" for broker in metadata.brokers.values()}
 
 
 def _adopt_advertised_ids(cluster: Cluster, advertised: Mapping[int, str]) -> None:
