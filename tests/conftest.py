@@ -1,24 +1,33 @@
 """Shared fixtures: real brokers started once per session on first use, and their logs on failure.
 
 JVM brokers take seconds to start, so ``kafka_single``, ``kafka_triple`` and ``tansu`` are
-session-scoped and lazy: a run that uses none of them starts nothing. Tests that break clusters
-(kill, stop, bad config) start their own through the ``lab`` fixture. When a test fails, the log
-tail of every cluster it used is attached to its report.
+session-scoped and lazy: a run that uses none of them starts nothing. So are the two clusters
+with a secured client listener, ``kafka_scram_tls`` and ``kafka_plain_mtls`` (certificates from
+``lab_tls``). Tests that break clusters (kill, stop, bad config) start their own through the
+``lab`` fixture. When a test fails, the log tail of every cluster it used is attached to its
+report.
 """
 
 from collections.abc import Generator, Iterator
 
 import pytest
 
-from kafka_testbed import clusters
+from kafka_testbed import clusters, security
 from kafka_testbed.clusters import Cluster
 from kafka_testbed.labs import Lab
+from kafka_testbed.security import TlsMaterial
 
 # The Kubernetes control plane (kube_control_plane) and helm fixtures live with their harness.
 pytest_plugins = ["kube_testbed.pytest_plugin", "kube_testbed.helm_plugin"]
 
 SESSION_LOG_TAIL_LINES = 40
-BACKEND_MARKERS = {"kafka_single": "kafka", "kafka_triple": "kafka", "tansu": "tansu"}
+BACKEND_MARKERS = {
+    "kafka_single": "kafka",
+    "kafka_triple": "kafka",
+    "kafka_scram_tls": "kafka",
+    "kafka_plain_mtls": "kafka",
+    "tansu": "tansu",
+}
 TEST_STOP_GRACE_SECONDS = 0.5
 """Lab data is thrown away, so stops need not wait long for a clean shutdown."""
 
@@ -45,6 +54,38 @@ def kafka_triple() -> Iterator[Cluster]:
 def tansu() -> Iterator[Cluster]:
     """One Tansu broker with in-memory storage. Shared: do not break it."""
     cluster = _session_lab.tansu(name="tansu")
+    yield cluster
+    cluster.stop(TEST_STOP_GRACE_SECONDS)
+
+
+@pytest.fixture(scope="session")
+def lab_tls(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
+    """The session's lab CA with broker, client, expired and foreign-CA certificates (PEM, P12)."""
+    return security.generate_tls_material(tmp_path_factory.mktemp("lab-tls"))
+
+
+@pytest.fixture(scope="session")
+def kafka_scram_tls(lab_tls: TlsMaterial) -> Iterator[Cluster]:
+    """Apache Kafka, node id 1, client listener SASL_SSL + SCRAM-SHA-512 (``security.MAIN_USER``).
+
+    Connect with ``security.client_config(security.scram_tls(lab_tls))``. Shared: do not break it.
+    """
+    cluster = _session_lab.kafka([1], name="kafka-scram-tls", security=security.scram_tls(lab_tls))
+    yield cluster
+    cluster.stop(TEST_STOP_GRACE_SECONDS)
+
+
+@pytest.fixture(scope="session")
+def kafka_plain_mtls(lab_tls: TlsMaterial) -> Iterator[Cluster]:
+    """Apache Kafka, node id 7, client listener SASL_SSL + PLAIN + required client certificate.
+
+    The PLAIN user is ``security.FAILOVER_USER``; the certificate must be signed by the lab CA.
+
+    Connect with ``security.client_config(security.plain_mtls(lab_tls))``. Shared: do not break it.
+    """
+    cluster = _session_lab.kafka(
+        [7], name="kafka-plain-mtls", security=security.plain_mtls(lab_tls)
+    )
     yield cluster
     cluster.stop(TEST_STOP_GRACE_SECONDS)
 
