@@ -396,7 +396,13 @@ class ClusterTail(_PollingThread):
         if now - self._checked_at < self.WATERMARK_CHECK_SECONDS:
             return
         self._checked_at = now
-        if all(self._next.get(p, 0) >= self._high_watermark(p) for p in range(self.partitions)):
+        from confluent_kafka import KafkaException
+
+        try:
+            highs = [self._high_watermark(p) for p in range(self.partitions)]
+        except KafkaException:
+            return  # a transient broker or network hiccup: ask again at the next tick
+        if all(self._next.get(p, 0) >= high for p, high in enumerate(highs)):
             self._caught_up_at = now
 
     def _high_watermark(self, partition: int) -> int:
