@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 
+from failover_gateway.auth.users import UserStore
 from failover_gateway.codec import headers, schema, specs
 from failover_gateway.config import HostPort, LimitsConfig
 from failover_gateway.pump import inflight
+from failover_gateway.pump.client_auth import ClientAuthenticator
 from failover_gateway.pump.connection import ClientConnection
-from failover_gateway.routing import response_rewriting
+from failover_gateway.routing import api_versions, response_rewriting
 
 PRODUCE, METADATA, API_VERSIONS = 0, 3, 18
 
@@ -72,17 +74,36 @@ class FakeGateway:
         self.dial_gate = asyncio.Event()
         self.dial_gate.set()
         self.counted: list[tuple[int, int]] = []
+        self.dials = 0
+        self.reauthentications = 0
+        self.session_lifetime_ms = 0
+        self.users: UserStore | None = None
 
     def route(self, slot: int | None) -> tuple[str, list[HostPort]]:
         return "main", [HostPort("127.0.0.1", 9092)]
 
     async def dial(
-        self, target: HostPort, factory: Callable[[], asyncio.Protocol]
-    ) -> asyncio.BaseTransport:
+        self, cluster: str, target: HostPort, factory: Callable[[], asyncio.Protocol]
+    ) -> tuple[asyncio.BaseTransport, int]:
         await self.dial_gate.wait()
+        self.dials += 1
         self.upstream_protocol = factory()
         self.upstream_protocol.connection_made(self.upstream)
-        return self.upstream
+        return self.upstream, self.session_lifetime_ms
+
+    async def reauthenticate(self, cluster: str, exchange: Any) -> int:
+        self.reauthentications += 1
+        return 0
+
+    def client_authenticator(self) -> ClientAuthenticator | None:
+        return ClientAuthenticator(("PLAIN", "SCRAM-SHA-512"), self.users) if self.users else None
+
+    def certificate_principal(self, transport: asyncio.BaseTransport) -> str | None:
+        return None
+
+    def api_versions_answer(self, cluster: str, version: int, correlation_id: int) -> bytes:
+        body = api_versions.own_answer_body(version, None)
+        return framed(headers.encode_response_header(correlation_id, API_VERSIONS, 0) + body)
 
     def connection_opened(self, connection: ClientConnection) -> bool:
         return True
@@ -338,3 +359,129 @@ async def test_a_failed_sasl_handshake_v0_keeps_kafka_framing() -> None:
     from_broker(gateway, response(17, 0, 1, {"ErrorCode": 33, "Mechanisms": ["SCRAM-SHA-512"]}))
     connection.data_received(request(METADATA, 12, 2, METADATA_REQUEST))
     assert len(connection.in_flight) == 1 and not connection.is_closing
+
+
+def plain_store() -> UserStore:
+    from failover_gateway.auth import users
+
+    return users.parse(
+        {
+            "users": {
+                "alice": {
+                    "PLAIN": users.entry_for("PLAIN", "alice-pw"),
+                    "SCRAM-SHA-512": users.entry_for("SCRAM-SHA-512", "alice-pw"),
+                }
+            }
+        },
+        "test",
+    )
+
+
+async def sasl_gateway() -> tuple[ClientConnection, FakeTransport, FakeGateway]:
+    gateway = FakeGateway()
+    gateway.users = plain_store()
+    return await connected(gateway)
+
+
+def handshake(mechanism: str, correlation_id: int = 1) -> bytes:
+    return request(17, 1, correlation_id, {"Mechanism": mechanism})
+
+
+def authenticate(token: bytes, correlation_id: int) -> bytes:
+    return request(36, 1, correlation_id, {"AuthBytes": token})
+
+
+def answers(client: FakeTransport) -> list[bytes]:
+    data, frames = bytes(client.written), []
+    while data:
+        size = struct.unpack(">i", data[:4])[0]
+        frames.append(data[: 4 + size])
+        data = data[4 + size :]
+    return frames
+
+
+async def test_a_sasl_client_is_answered_by_the_gateway_and_only_then_reaches_a_broker() -> None:
+    connection, client, gateway = await sasl_gateway()
+    body = {"ClientSoftwareName": "t", "ClientSoftwareVersion": "1"}
+    connection.data_received(request(API_VERSIONS, 3, 1, body))
+    connection.data_received(handshake("PLAIN", 2))
+    await asyncio.sleep(0)
+    assert gateway.dials == 0, "no broker connection before authentication"
+    connection.data_received(authenticate(b"\x00alice\x00alice-pw", 3))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert gateway.dials == 1 and connection.principal == "alice"
+    first, second, third = answers(client)
+    assert decode_response(API_VERSIONS, 3, first)[1]["ErrorCode"] == 0
+    assert decode_response(17, 1, second)[1]["ErrorCode"] == 0
+    assert decode_response(36, 1, third)[1]["ErrorCode"] == 0
+    connection.data_received(request(METADATA, 12, 4, METADATA_REQUEST))
+    assert bytes(gateway.upstream.written).startswith(request(METADATA, 12, 4, METADATA_REQUEST))
+    assert b"alice-pw" not in bytes(gateway.upstream.written)
+
+
+async def test_a_wrong_password_gets_an_authentication_error_and_no_broker_connection() -> None:
+    connection, client, gateway = await sasl_gateway()
+    connection.data_received(handshake("PLAIN") + authenticate(b"\x00alice\x00nope", 2))
+    await asyncio.sleep(0.01)
+    _, answer = decode_response(36, 1, answers(client)[-1])
+    assert answer["ErrorCode"] == 58 and "invalid user name or password" in answer["ErrorMessage"]
+    assert connection.is_closing and gateway.dials == 0
+    assert "nope" not in (connection.closing_reason or "")
+
+
+async def test_a_request_before_authentication_is_refused() -> None:
+    connection, _, gateway = await sasl_gateway()
+    connection.data_received(request(METADATA, 12, 1, METADATA_REQUEST))
+    assert connection.is_closing and "before SASL authentication" in (
+        connection.closing_reason or ""
+    )
+    assert gateway.dials == 0
+
+
+async def test_a_scram_client_authenticates_to_the_gateway() -> None:
+    from failover_gateway.auth import scram
+
+    connection, client, gateway = await sasl_gateway()
+    scram_client = scram.ScramClient("SCRAM-SHA-512", "alice", "alice-pw")
+    connection.data_received(handshake("SCRAM-SHA-512"))
+    connection.data_received(authenticate(scram_client.first(), 2))
+    server_first = decode_response(36, 1, answers(client)[-1])[1]["AuthBytes"]
+    connection.data_received(authenticate(scram_client.final(server_first), 3))
+    scram_client.verify(decode_response(36, 1, answers(client)[-1])[1]["AuthBytes"])
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert connection.principal == "alice" and gateway.dials == 1
+
+
+async def test_an_unknown_mechanism_is_refused_naming_the_enabled_ones() -> None:
+    connection, client, _ = await sasl_gateway()
+    connection.data_received(handshake("GSSAPI"))
+    _, answer = decode_response(17, 1, answers(client)[-1])
+    assert answer["ErrorCode"] == 33 and answer["Mechanisms"] == ["PLAIN", "SCRAM-SHA-512"]
+    assert connection.is_closing
+
+
+async def test_the_gateways_own_requests_slip_in_at_a_frame_boundary_and_stay_hidden() -> None:
+    connection, client, gateway = await connected()
+    records = {"Name": "t", "PartitionData": [{"Index": 0, "Records": b"x" * 4000}]}
+    big = request(
+        PRODUCE,
+        9,
+        7,
+        {"TransactionalId": None, "Acks": -1, "TimeoutMs": 1000, "TopicData": [records]},
+    )
+    connection.data_received(big[:1000])  # a frame half forwarded: nothing may be inserted now
+    waiting = asyncio.ensure_future(connection.exchange(17, 1, {"Mechanism": "PLAIN"}))
+    await asyncio.sleep(0.02)
+    assert bytes(gateway.upstream.written) == big[:1000]
+    connection.data_received(big[1000:])
+    await asyncio.sleep(0.02)
+    written = bytes(gateway.upstream.written)
+    assert written.startswith(big) and len(written) > len(big)
+    internal_id = struct.unpack(">i", written[len(big) + 8 : len(big) + 12])[0]
+    assert internal_id < 0
+    from_broker(gateway, produce_response(7))
+    from_broker(gateway, response(17, 1, internal_id, {"ErrorCode": 0, "Mechanisms": ["PLAIN"]}))
+    assert (await asyncio.wait_for(waiting, 1))["Mechanisms"] == ["PLAIN"]
+    assert bytes(client.written) == produce_response(7), "the client sees only its own answer"

@@ -17,13 +17,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
+from failover_gateway.codec import headers
 from failover_gateway.config import HostPort, LimitsConfig
-from failover_gateway.pump import framing, inflight
-from failover_gateway.routing import request_policy
+from failover_gateway.pump import client_auth, framing, inflight
+from failover_gateway.pump.internal_requests import InternalRequests
+from failover_gateway.routing import request_policy, upstream_sasl
 
 log = logging.getLogger("failover_gateway.connection")
+audit = logging.getLogger("failover_gateway.audit")
+REAUTHENTICATE_AT = 0.8  # of the broker's session lifetime
 
 # Enough for every request header we see in practice plus Produce's acks; a longer header (a
 # client id of kilobytes) makes the frame be collected whole instead, which is still correct.
@@ -44,9 +48,22 @@ class Gateway(Protocol):
     def route(self, slot: int | None) -> tuple[str, list[HostPort]]: ...
 
     async def dial(
-        self, target: HostPort, factory: Callable[[], asyncio.Protocol]
-    ) -> asyncio.BaseTransport:
-        """Open a connection to a broker (a seam: protocol tests dial fake transports)."""
+        self, cluster: str, target: HostPort, factory: Callable[[], asyncio.Protocol]
+    ) -> tuple[asyncio.BaseTransport, int]:
+        """Open an authenticated connection to a broker; returns it and the broker's SASL
+        session lifetime in ms (0: none). A seam: protocol tests dial fake transports."""
+
+    async def reauthenticate(self, cluster: str, exchange: upstream_sasl.Exchange) -> int:
+        """KIP-368: authenticate again on a live connection; returns the new lifetime."""
+
+    def client_authenticator(self) -> client_auth.ClientAuthenticator | None:
+        """A fresh authenticator when the listener terminates SASL, else None."""
+
+    def certificate_principal(self, transport: asyncio.BaseTransport) -> str | None:
+        """The principal of a TLS client certificate (mapping rules applied), if any."""
+
+    def api_versions_answer(self, cluster: str, version: int, correlation_id: int) -> bytes:
+        """A framed ApiVersions answer the gateway gives itself (before authentication)."""
 
     def connection_opened(self, connection: ClientConnection) -> bool: ...
 
@@ -103,6 +120,12 @@ class ClientConnection(asyncio.Protocol):
         # server tokens still to pass through raw before Kafka framing resumes.
         self._sasl_handshake: tuple[int, int] | None = None
         self._raw_sasl_rounds = 0
+        self.principal = "ANONYMOUS"
+        self._auth: client_auth.ClientAuthenticator | None = None
+        self._authenticated = True
+        self._targets: list[HostPort] = []
+        self._internal = InternalRequests()
+        self._reauth: asyncio.TimerHandle | None = None
         limits = gateway.limits
         self._requests = framing.FrameSplitter(
             classify=self._classify_request,
@@ -132,8 +155,22 @@ class ClientConnection(asyncio.Protocol):
         if not self._gateway.connection_opened(self):
             self.close("connection limit reached")
             return
-        self.cluster, targets = self._gateway.route(self.slot)
-        asyncio.get_running_loop().create_task(self._connect_upstream(targets))
+        self.principal = self._gateway.certificate_principal(transport) or self.principal
+        self._auth = self._gateway.client_authenticator()
+        self._authenticated = self._auth is None
+        self.cluster, self._targets = self._gateway.route(self.slot)
+        audit.info(
+            "open client=%s principal=%s port=%d cluster=%s",
+            self.peer,
+            self.principal,
+            self.listener_port,
+            self.cluster,
+        )
+        if self._authenticated:
+            self._start_upstream()
+
+    def _start_upstream(self) -> None:
+        asyncio.get_running_loop().create_task(self._connect_upstream(self._targets))
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -161,6 +198,8 @@ class ClientConnection(asyncio.Protocol):
             self._upstream.resume_reading()
 
     def _classify_request(self, prefix: memoryview, frame_size: int) -> framing.Decision:
+        if not self._authenticated or self._terminates_sasl(prefix):
+            return framing.Decision.BUFFER  # handled here, whole, never forwarded
         if self._raw_sasl_rounds:
             return framing.Decision.PASS  # a raw SASL token: no Kafka header to read
         request = request_policy.inspect_request(prefix, complete=len(prefix) == frame_size)
@@ -169,7 +208,19 @@ class ClientConnection(asyncio.Protocol):
         self._record(request, frame_size)
         return framing.Decision.PASS
 
+    def _terminates_sasl(self, prefix: memoryview) -> bool:
+        """Client SASL is answered here when the listener does SASL, also after login."""
+        return (
+            self._auth is not None
+            and len(prefix) >= 2
+            and int.from_bytes(prefix[:2], "big")
+            in (client_auth.SASL_HANDSHAKE, client_auth.SASL_AUTHENTICATE)
+        )
+
     def _whole_request(self, frame: bytes) -> None:
+        if not self._authenticated or self._terminates_sasl(memoryview(frame)[4:6]):
+            self._authenticate(frame)
+            return
         request = request_policy.inspect_request(memoryview(frame)[4:], complete=True)
         assert request is not None  # complete frames always parse or raise
         if request.answer_locally:
@@ -177,6 +228,50 @@ class ClientConnection(asyncio.Protocol):
             return
         self._record(request, len(frame) - 4)
         self._send_upstream(frame)
+
+    def _authenticate(self, frame: bytes) -> None:
+        auth = self._auth
+        assert auth is not None
+        step: client_auth.AuthStep | None
+        if auth.raw_tokens:
+            step = auth.raw_token(frame[4:])
+            auth.raw_tokens = False
+        else:
+            step = self._authentication_request(auth, memoryview(frame)[4:])
+            if step is None:
+                return
+        if step.answer:
+            self._send_client(step.answer)
+        if step.failure is not None:
+            audit.warning("authentication failed client=%s reason=%s", self.peer, step.failure)
+            self.close(f"client authentication failed: {step.failure}")
+        elif step.principal is not None and not self._authenticated:
+            self.principal, self._authenticated = step.principal, True
+            audit.info(
+                "authenticated client=%s principal=%s mechanism=%s",
+                self.peer,
+                self.principal,
+                auth.mechanism,
+            )
+            self._start_upstream()
+
+    def _authentication_request(
+        self, auth: client_auth.ClientAuthenticator, body: memoryview
+    ) -> client_auth.AuthStep | None:
+        header = headers.parse_request_header(body)
+        payload = body[header.body_offset :]
+        if header.api_key == client_auth.SASL_HANDSHAKE:
+            return auth.handshake(header.api_version, header.correlation_id, payload)
+        if header.api_key == client_auth.SASL_AUTHENTICATE:
+            return auth.authenticate(header.api_version, header.correlation_id, payload)
+        if header.api_key == client_auth.API_VERSIONS:
+            self._send_client(
+                self._gateway.api_versions_answer(
+                    self.cluster, header.api_version, header.correlation_id
+                )
+            )
+            return None
+        raise request_policy.RequestRefused(client_auth.refusal(header.api_key))
 
     def _answer_locally(self, request: request_policy.InspectedRequest) -> None:
         if len(self.in_flight):
@@ -212,14 +307,15 @@ class ClientConnection(asyncio.Protocol):
             if self.closing_reason is not None:
                 return
             try:
-                transport = await asyncio.wait_for(
-                    self._gateway.dial(target, lambda: _Upstream(self)),
+                transport, lifetime_ms = await asyncio.wait_for(
+                    self._gateway.dial(self.cluster, target, lambda: _Upstream(self)),
                     self._gateway.connect_timeout,
                 )
             except (OSError, TimeoutError) as error:
                 errors.append(f"{target}: {error or 'timed out'}")
                 continue
             self._upstream_ready(transport, target)
+            self._schedule_reauthentication(lifetime_ms)
             return
         self.close(f"no broker of cluster {self.cluster} reachable ({'; '.join(errors)})")
 
@@ -240,6 +336,49 @@ class ClientConnection(asyncio.Protocol):
         log.debug(
             "client %s on port %d -> %s (%s)", self.peer, self.listener_port, target, self.cluster
         )
+
+    def _schedule_reauthentication(self, lifetime_ms: int) -> None:
+        if lifetime_ms > 0 and self.closing_reason is None:
+            delay = lifetime_ms * REAUTHENTICATE_AT / 1000
+            self._reauth = asyncio.get_running_loop().call_later(delay, self._reauthenticate)
+
+    def _reauthenticate(self) -> None:
+        async def run() -> None:
+            try:
+                lifetime = await self._gateway.reauthenticate(self.cluster, self.exchange)
+            except Exception as error:  # the broker will close us at expiry: say why
+                log.warning(
+                    "re-authentication to %s failed for client %s: %s",
+                    self._upstream_address,
+                    self.peer,
+                    error,
+                )
+                return
+            self._schedule_reauthentication(lifetime)
+
+        asyncio.get_running_loop().create_task(run())
+
+    async def exchange(self, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any]:
+        """A request of the gateway's own on this live upstream connection (KIP-368)."""
+        future = self._internal.prepare(api_key, version, body)
+        self._send_internal_when_possible()
+        return await asyncio.wait_for(future, self._gateway.connect_timeout)
+
+    def _send_internal_when_possible(self) -> None:
+        if self.closing_reason is not None or self._upstream is None:
+            self._internal.fail_all(ConnectionError("connection closed"))
+            return
+        if not self._requests.at_frame_boundary:
+            asyncio.get_running_loop().call_later(0.005, self._send_internal_when_possible)
+            return
+        for request in self._internal.take_ready():
+            self.in_flight.sent(
+                request.correlation_id,
+                request.api_key,
+                request.api_version,
+                on_answer=request.answer,
+            )
+            self._upstream.write(request.frame)
 
     def upstream_data(self, data: bytes) -> None:
         try:
@@ -263,6 +402,9 @@ class ClientConnection(asyncio.Protocol):
             return framing.Decision.PASS
         correlation_id = int.from_bytes(prefix[:4], "big", signed=True)
         request = self.in_flight.answered(correlation_id)
+        if request.on_answer is not None:
+            self._buffered_request = request
+            return framing.Decision.BUFFER
         if self._sasl_handshake is not None and self._sasl_handshake[0] == correlation_id:
             self._start_raw_sasl(prefix)
         self._answered()
@@ -284,6 +426,9 @@ class ClientConnection(asyncio.Protocol):
         request = self._buffered_request
         assert request is not None
         self._buffered_request = None
+        if request.on_answer is not None:
+            request.on_answer(frame)
+            return
         self._send_client(self._gateway.rewrite_response(self.cluster, request, frame))
 
     def _answered(self) -> None:
@@ -322,11 +467,19 @@ class ClientConnection(asyncio.Protocol):
         if self.closing_reason is not None:
             return
         self.closing_reason = reason
+        if self._reauth is not None:
+            self._reauth.cancel()
+        self._internal.fail_all(ConnectionError(reason))
+        if reason.startswith("switch"):
+            audit.info(
+                "disconnect client=%s principal=%s reason=%s", self.peer, self.principal, reason
+            )
         level = logging.INFO if reason.startswith(("switch", "client")) else logging.WARNING
         log.log(
             level,
-            "closing client %s (%s, port %d): %s",
+            "closing client %s principal=%s (%s, port %d): %s",
             self.peer,
+            self.principal,
             self.cluster or "-",
             self.listener_port,
             reason,

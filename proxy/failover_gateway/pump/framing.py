@@ -67,6 +67,11 @@ class FrameSplitter:
     def buffered(self) -> int:
         return len(self._buffer)
 
+    @property
+    def at_frame_boundary(self) -> bool:
+        """True when no frame is half written to the sink (a whole frame may be inserted)."""
+        return self._remaining == 0
+
     def feed(self, data: bytes) -> None:
         if self._remaining:
             data = self._stream(data)

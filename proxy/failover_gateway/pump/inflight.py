@@ -10,6 +10,7 @@ no response and is never recorded (recording it is the leak that bit other proxi
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -22,6 +23,9 @@ class PendingRequest:
     correlation_id: int
     api_key: int
     api_version: int
+    # Set for the gateway's own requests (re-authentication): the answer goes here, not to
+    # the client.
+    on_answer: Callable[[bytes], None] | None = None
 
 
 class InFlightTable:
@@ -35,8 +39,14 @@ class InFlightTable:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def sent(self, correlation_id: int, api_key: int, api_version: int) -> None:
-        self._pending.append(PendingRequest(correlation_id, api_key, api_version))
+    def sent(
+        self,
+        correlation_id: int,
+        api_key: int,
+        api_version: int,
+        on_answer: Callable[[bytes], None] | None = None,
+    ) -> None:
+        self._pending.append(PendingRequest(correlation_id, api_key, api_version, on_answer))
 
     def answered(self, correlation_id: int) -> PendingRequest:
         """Pop the oldest request; it must carry the response's correlation id."""

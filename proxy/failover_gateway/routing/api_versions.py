@@ -177,6 +177,26 @@ def _error_code(body: Buffer) -> int:
     return code
 
 
+def allowed_keys(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A broker's ApiKeys entries cut to the gateway's policy (decoded form)."""
+    return [capped for entry in entries if (capped := _cap(dict(entry))) is not None]
+
+
+def own_answer_body(version: int, entries: list[dict[str, Any]] | None) -> bytes:
+    """An ApiVersions body the gateway gives itself: the cluster's versions as last probed,
+    or, before any probe answered, the gateway's own table (brokers refuse what they lack)."""
+    keys = (
+        entries
+        if entries is not None
+        else [
+            {"ApiKey": key, "MinVersion": 0, "MaxVersion": top}
+            for key, top in sorted(GATEWAY_MAX_VERSIONS.items())
+        ]
+    )
+    values = {"ErrorCode": 0, "ApiKeys": keys, "ThrottleTimeMs": 0}
+    return schema.encode(specs.message("ApiVersionsResponse"), version, values)
+
+
 def _cap(entry: dict[str, Any]) -> dict[str, Any] | None:
     allowed = allowed_range(entry["ApiKey"], entry["MinVersion"], entry["MaxVersion"])
     if allowed is None:

@@ -11,9 +11,11 @@ import argparse
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from failover_gateway.config import (
     AdminCredentials,
@@ -22,10 +24,11 @@ from failover_gateway.config import (
     admin_credentials_from_env,
     load_config,
 )
-from failover_gateway.server import active_file
+from failover_gateway.server import active_file, security_setup
 from failover_gateway.server.runtime import GatewayRuntime
 
 log = logging.getLogger("failover_gateway")
+audit = logging.getLogger("failover_gateway.audit")
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -66,10 +69,36 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-async def serve(config: GatewayConfig, credentials: AdminCredentials, epoch: int = 0) -> None:
-    runtime = GatewayRuntime(config, credentials, epoch=epoch)
+def _log_tls_refusals(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A refused TLS handshake (wrong, expired or missing client certificate) never reaches a
+    connection object; asyncio reports it here. Log it with the source address, no secret."""
+    error = context.get("exception")
+    if isinstance(error, ssl.SSLError | ConnectionResetError):
+        transport = context.get("transport")
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        audit.warning(
+            "TLS handshake refused client=%s reason=%s",
+            _peer(peer),
+            getattr(error, "reason", None) or error,
+        )
+        return
+    loop.default_exception_handler(context)
+
+
+def _peer(peer: object) -> str:
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
+
+
+async def serve(
+    config: GatewayConfig,
+    credentials: AdminCredentials,
+    epoch: int = 0,
+    security: security_setup.GatewaySecurity | None = None,
+) -> None:
+    runtime = GatewayRuntime(config, credentials, epoch=epoch, security=security)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_log_tls_refusals)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await runtime.start()
@@ -84,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config, epoch = _initial_active(load_config(args.config))
         credentials = admin_credentials_from_env()
-    except ConfigError as error:
+        security = security_setup.build(config)
+    except (ConfigError, security_setup.SecuritySetupError) as error:
         print(f"kafka-failover-gateway: configuration error: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(
@@ -93,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _install_uvloop()
     try:
-        asyncio.run(serve(config, credentials, epoch))
+        asyncio.run(serve(config, credentials, epoch, security))
     except OSError as error:
         print(f"kafka-failover-gateway: cannot listen: {error}", file=sys.stderr)
         return 1

@@ -18,12 +18,21 @@ from typing import Any
 
 from aiohttp import web
 
+from failover_gateway.codec import headers
 from failover_gateway.config import AdminCredentials, GatewayConfig, HostPort, LimitsConfig
 from failover_gateway.pump import inflight
+from failover_gateway.pump.client_auth import ClientAuthenticator
 from failover_gateway.pump.connection import ClientConnection
-from failover_gateway.routing import response_rewriting
+from failover_gateway.routing import api_versions, response_rewriting, upstream_sasl
 from failover_gateway.routing.broker_directory import BrokerDirectory
-from failover_gateway.server import active_file, admin_api, metrics, upstream_probing
+from failover_gateway.server import (
+    active_file,
+    admin_api,
+    metrics,
+    security_setup,
+    upstream_connecting,
+    upstream_probing,
+)
 from failover_gateway.server.switching import Switchboard, SwitchRecord
 
 log = logging.getLogger("failover_gateway")
@@ -35,9 +44,16 @@ class GatewayRuntime:
     """Implements the connection's ``Gateway`` and the admin API's ``AdminBackend``."""
 
     def __init__(
-        self, config: GatewayConfig, credentials: AdminCredentials, *, epoch: int = 0
+        self,
+        config: GatewayConfig,
+        credentials: AdminCredentials,
+        *,
+        epoch: int = 0,
+        security: security_setup.GatewaySecurity | None = None,
     ) -> None:
         self.config = config
+        self.security = security or security_setup.build(config)
+        self._api_keys: dict[str, list[dict[str, Any]]] = {}
         self._credentials = credentials
         settings = config.gateway
         self.directory = BrokerDirectory(config)
@@ -75,11 +91,34 @@ class GatewayRuntime:
         return cluster, self.directory.targets(cluster, slot)
 
     async def dial(
-        self, target: HostPort, factory: Callable[[], asyncio.Protocol]
-    ) -> asyncio.BaseTransport:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_connection(factory, target.host, target.port)
-        return transport
+        self, cluster: str, target: HostPort, factory: Callable[[], asyncio.Protocol]
+    ) -> tuple[asyncio.BaseTransport, int]:
+        settings = self.config.clusters[cluster]
+        if settings.security.protocol == "PLAINTEXT":
+            loop = asyncio.get_running_loop()
+            transport, _ = await loop.create_connection(factory, target.host, target.port)
+            return transport, 0
+        connection = await upstream_connecting.open_stream(
+            settings, target, self.security.upstream.get(cluster), self.connect_timeout
+        )
+        return upstream_connecting.adopt(connection, factory), connection.session_lifetime_ms
+
+    async def reauthenticate(self, cluster: str, exchange: upstream_sasl.Exchange) -> int:
+        credentials = self.config.clusters[cluster].security.sasl
+        if credentials is None:
+            return 0
+        return await upstream_sasl.authenticate(exchange, credentials)
+
+    def client_authenticator(self) -> ClientAuthenticator | None:
+        return self.security.client_authenticator()
+
+    def certificate_principal(self, transport: asyncio.BaseTransport) -> str | None:
+        return self.security.certificate_principal(transport)
+
+    def api_versions_answer(self, cluster: str, version: int, correlation_id: int) -> bytes:
+        body = api_versions.own_answer_body(min(version, 4), self._api_keys.get(cluster))
+        payload = headers.encode_response_header(correlation_id, 18, 0) + body
+        return len(payload).to_bytes(4, "big") + payload
 
     def connection_opened(self, connection: ClientConnection) -> bool:
         if len(self.switchboard.connections) >= self.limits.max_connections:
@@ -170,11 +209,15 @@ class GatewayRuntime:
 
     async def probe(self, cluster: str) -> None:
         timeout = self.connect_timeout
-        brokers = await upstream_probing.probe_once(
-            self.config.clusters[cluster], self.reachability[cluster], timeout
+        answer = await upstream_probing.probe_once(
+            self.config.clusters[cluster],
+            self.reachability[cluster],
+            self.security.upstream.get(cluster),
+            timeout,
         )
-        if brokers:
-            displaced = self.directory.learn(cluster, brokers)
+        if answer:
+            self._api_keys[cluster] = answer.api_keys
+            displaced = self.directory.learn(cluster, answer.brokers)
             if displaced:
                 log.error(
                     "cluster %s: node ids %s collide on broker ports (brokerPortCount=%d); "
@@ -240,13 +283,14 @@ class GatewayRuntime:
         ]
         for port, slot in ports:
             server = await loop.create_server(
-                lambda port=port, slot=slot: ClientConnection(  # type: ignore[misc]
+                lambda port=port, slot=slot: ClientConnection(
                     gateway=self, slot=slot, listener_port=port
                 ),
                 listener.host,
                 port,
                 reuse_address=True,
                 backlog=1024,
+                ssl=self.security.listener,
             )
             self._servers.append(server)
         log.info(
@@ -263,7 +307,10 @@ class GatewayRuntime:
         app = admin_api.build_app(self, self._credentials)
         self._admin_runner = web.AppRunner(app, access_log=None)
         await self._admin_runner.setup()
-        await web.TCPSite(self._admin_runner, admin.host, admin.port).start()
+        site = web.TCPSite(
+            self._admin_runner, admin.host, admin.port, ssl_context=self.security.admin
+        )
+        await site.start()
         log.info("admin API on %s:%d", admin.host, admin.port)
 
     async def stop(self) -> None:

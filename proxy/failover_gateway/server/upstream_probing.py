@@ -3,25 +3,30 @@
 Why it exists: health must report upstream reachability per cluster (a load balancer that only
 sees the gateway alive is exactly what DNS-based DR gets wrong), and every gateway pod must know
 the real address behind each broker port before a client dials it, even if that client learned
-its metadata from another pod. A probe is one Metadata request (no topics) on a short-lived
-connection, bounded by a timeout.
+its metadata from another pod. A probe takes the same path as client traffic (TLS and SASL with
+the gateway's credentials, so a wrong upstream password shows here) and asks for ApiVersions and
+Metadata (no topics) on a short-lived connection, bounded by a timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
+import ssl
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from failover_gateway.config import ClusterConfig
-from failover_gateway.routing import probe_messages
+from failover_gateway.codec import errors
+from failover_gateway.config import ClusterConfig, HostPort
+from failover_gateway.routing import api_versions
 from failover_gateway.routing.broker_directory import BrokerAddress
+from failover_gateway.server import upstream_connecting
+
+API_VERSIONS, METADATA = 18, 3
+_CLIENT = {"ClientSoftwareName": "kafka-failover-gateway", "ClientSoftwareVersion": "0.1.0"}
 
 log = logging.getLogger("failover_gateway.probe")
-
-_correlation_ids = itertools.count(1)
 
 
 class ProbeFailed(Exception):
@@ -50,58 +55,69 @@ class Reachability:
         }
 
 
-async def _read_frame(reader: asyncio.StreamReader, max_bytes: int) -> bytes:
-    size = int.from_bytes(await reader.readexactly(4), "big", signed=True)
-    if not 0 <= size <= max_bytes:
-        raise ProbeFailed(f"broker sent a frame of {size} bytes")
-    return await reader.readexactly(size)
+@dataclass(frozen=True)
+class ProbeAnswer:
+    brokers: list[BrokerAddress]
+    api_keys: list[dict[str, Any]]  # the cluster's ApiVersions, cut to the gateway's policy
 
 
-async def fetch_brokers(host: str, port: int, timeout: float) -> list[BrokerAddress]:
-    """One metadata round trip to one server."""
-    correlation_id = next(_correlation_ids) % 2**31
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+async def fetch(
+    cluster: ClusterConfig, server: HostPort, context: ssl.SSLContext | None, timeout: float
+) -> ProbeAnswer:
+    """One authenticated round trip: ApiVersions, then Metadata for brokers only."""
     try:
-        writer.write(probe_messages.metadata_request(correlation_id))
-        frame = await asyncio.wait_for(_read_frame(reader, 64 * 1024 * 1024), timeout)
-        return probe_messages.brokers_from_metadata_response(frame, correlation_id)
+        connection = await upstream_connecting.open_stream(cluster, server, context, timeout)
+    except upstream_connecting.UpstreamUnavailable as error:
+        raise ProbeFailed(str(error)) from None
+    try:
+        versions = await asyncio.wait_for(connection.exchange(API_VERSIONS, 3, _CLIENT), timeout)
+        metadata = await asyncio.wait_for(
+            connection.exchange(METADATA, 4, {"Topics": [], "AllowAutoTopicCreation": False}),
+            timeout,
+        )
+    except (
+        OSError,
+        TimeoutError,
+        asyncio.IncompleteReadError,
+        errors.CodecError,
+        upstream_connecting.UpstreamUnavailable,
+    ) as error:
+        raise ProbeFailed(f"{server}: {type(error).__name__} {error}".rstrip()) from None
     finally:
-        writer.close()
+        connection.close()
+    brokers = [BrokerAddress(b["NodeId"], b["Host"], b["Port"]) for b in metadata["Brokers"]]
+    return ProbeAnswer(brokers, api_versions.allowed_keys(versions.get("ApiKeys") or []))
 
 
-async def probe_cluster(cluster: ClusterConfig, timeout: float) -> list[BrokerAddress]:
+async def probe_cluster(
+    cluster: ClusterConfig, context: ssl.SSLContext | None, timeout: float
+) -> ProbeAnswer:
     """Try every bootstrap server until one answers."""
-    errors = []
+    failures = []
     for server in cluster.bootstrap_servers:
         try:
-            return await fetch_brokers(server.host, server.port, timeout)
-        except (
-            OSError,
-            TimeoutError,
-            asyncio.IncompleteReadError,
-            ProbeFailed,
-            probe_messages.ProbeAnswerInvalid,
-        ) as error:
-            errors.append(f"{server}: {type(error).__name__} {error}".strip())
-    raise ProbeFailed("; ".join(errors))
+            return await fetch(cluster, server, context, timeout)
+        except ProbeFailed as error:
+            failures.append(str(error))
+    raise ProbeFailed("; ".join(failures))
 
 
 async def probe_once(
-    cluster: ClusterConfig, state: Reachability, timeout: float
-) -> list[BrokerAddress] | None:
+    cluster: ClusterConfig, state: Reachability, context: ssl.SSLContext | None, timeout: float
+) -> ProbeAnswer | None:
     """Probe and record the outcome in ``state``; returns the brokers on success."""
     started = time.perf_counter()
     state.checked_at = time.time()
     try:
-        brokers = await probe_cluster(cluster, timeout)
+        answer = await probe_cluster(cluster, context, timeout)
     except ProbeFailed as error:
         if state.reachable or state.error != str(error):
             log.warning("cluster %s unreachable: %s", cluster.name, error)
         state.reachable, state.error = False, str(error)
         return None
     if not state.reachable:
-        log.info("cluster %s reachable (%d brokers)", cluster.name, len(brokers))
-    state.reachable, state.error, state.brokers = True, None, len(brokers)
+        log.info("cluster %s reachable (%d brokers)", cluster.name, len(answer.brokers))
+    state.reachable, state.error, state.brokers = True, None, len(answer.brokers)
     state.last_ok_at = state.checked_at
     state.latency_ms = round((time.perf_counter() - started) * 1000, 3)
-    return brokers
+    return answer

@@ -1,0 +1,104 @@
+"""Opening an authenticated connection to a broker of one cluster.
+
+Why it exists: an upstream connection is ready for client bytes only once TCP, TLS (per the
+cluster's settings) and SASL (with the gateway's own credentials for that cluster) are done.
+This runs that sequence on asyncio streams with a deadline, then hands the transport to the
+pump's protocol. Probes use the same path, so health reports exactly what clients would hit
+(e.g. a wrong upstream password).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from failover_gateway.codec import errors, headers, schema, specs
+from failover_gateway.config import ClusterConfig, HostPort
+from failover_gateway.routing import upstream_sasl
+
+_ids = itertools.count(1)
+CLIENT_ID = "kafka-failover-gateway"
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+
+
+class UpstreamUnavailable(ConnectionError):
+    """The broker could not be reached, did not complete TLS, or refused authentication."""
+
+
+@dataclass
+class StreamConnection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    session_lifetime_ms: int = 0
+
+    async def exchange(self, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any]:
+        """One request and its answer, encoded and decoded from the specs."""
+        request_spec, response_spec = specs.request(api_key), specs.response(api_key)
+        assert request_spec is not None and response_spec is not None
+        correlation_id = next(_ids) % 2**31
+        payload = headers.encode_request_header(api_key, version, correlation_id, CLIENT_ID)
+        payload += schema.encode(request_spec, version, body)
+        self.writer.write(len(payload).to_bytes(4, "big") + payload)
+        size = int.from_bytes(await self.reader.readexactly(4), "big", signed=True)
+        if not 0 <= size <= MAX_ANSWER_BYTES:
+            raise UpstreamUnavailable(f"broker sent a frame of {size} bytes")
+        frame = await self.reader.readexactly(size)
+        header = headers.parse_response_header(frame, api_key, version)
+        if header.correlation_id != correlation_id:
+            raise UpstreamUnavailable("broker answered another request")
+        return schema.decode(response_spec, version, memoryview(frame)[header.body_offset :])
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def open_stream(
+    cluster: ClusterConfig, target: HostPort, context: ssl.SSLContext | None, timeout: float
+) -> StreamConnection:
+    """Connect, do TLS and SASL; raise UpstreamUnavailable naming the step that failed."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                target.host,
+                target.port,
+                ssl=context,
+                server_hostname=target.host if context is not None else None,
+            ),
+            timeout,
+        )
+    except ssl.SSLError as error:
+        raise UpstreamUnavailable(f"{target}: TLS handshake failed: {error.reason}") from None
+    except (OSError, TimeoutError) as error:
+        raise UpstreamUnavailable(f"{target}: {error or 'connect timed out'}") from None
+    connection = StreamConnection(reader, writer)
+    credentials = cluster.security.sasl
+    if credentials is None:
+        return connection
+    try:
+        connection.session_lifetime_ms = await asyncio.wait_for(
+            upstream_sasl.authenticate(connection.exchange, credentials), timeout
+        )
+    except upstream_sasl.UpstreamAuthError as error:
+        connection.close()
+        raise UpstreamUnavailable(f"{target}: {error}") from None
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, errors.CodecError) as error:
+        connection.close()
+        raise UpstreamUnavailable(
+            f"{target}: SASL exchange failed: {type(error).__name__} {error}".rstrip()
+        ) from None
+    return connection
+
+
+def adopt(
+    connection: StreamConnection, factory: Callable[[], asyncio.Protocol]
+) -> asyncio.BaseTransport:
+    """Hand an authenticated connection's transport to the pump's protocol."""
+    transport = connection.writer.transport
+    protocol = factory()
+    transport.set_protocol(protocol)
+    protocol.connection_made(transport)
+    return transport
