@@ -2,8 +2,9 @@
 
 Why it exists: one command that answers "does the gateway slow Kafka down, and how fast does a
 switch move producers?" from a fresh clone, with numbers that can be compared across commits.
-Each run writes ``bench/results/<UTC time>.json`` (git-ignored) and ``bench/results/latest.json``
-(kept in git, so a change in the figures shows up in review).
+Each run writes ``bench/results/<UTC time>-<mode>.json`` (git-ignored) and, for a full run,
+``bench/results/latest.json`` (kept in git, so a change in the figures shows up in review; smoke
+runs write ``latest-smoke.json``).
 
     python bench/run.py            # full: 5 alternating throughput runs per path, 20 switches
     python bench/run.py --smoke    # seconds per part: is everything wired?
@@ -33,12 +34,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="one very short run of each")
     options = parser.parse_args(argv)
     started, machine = time.time(), _machine()
+    mode = "smoke" if options.smoke else "full"
     print("== throughput (Kafka's ProducerPerformance / ConsumerPerformance) ==", flush=True)
     throughput_result = throughput.run(smoke=options.smoke)
     print("\n== switch latency ==", flush=True)
     latency_result = switch_latency.run(smoke=options.smoke)
-    document = {
-        "mode": "smoke" if options.smoke else "full",
+    document: dict[str, Any] = {
+        "mode": mode,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1),
         "machine": machine,
@@ -46,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "switch_latency": latency_result,
     }
     path = _save(document, started)
-    print(f"\nresults: {path} and {RESULTS / 'latest.json'}")
+    print(f"\nresults: {path} and {RESULTS / _latest(mode)}")
     return 0
 
 
@@ -85,8 +87,13 @@ def _save(document: dict[str, Any], started: float) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
     path = RESULTS / f"{stamp}-{document['mode']}.json"
     path.write_text(text)
-    (RESULTS / "latest.json").write_text(text)
+    (RESULTS / _latest(document["mode"])).write_text(text)
     return path
+
+
+def _latest(mode: str) -> str:
+    """Smoke runs must not overwrite the full figures kept in git."""
+    return "latest.json" if mode == "full" else f"latest-{mode}.json"
 
 
 if __name__ == "__main__":
