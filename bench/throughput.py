@@ -24,6 +24,7 @@ import os
 import re
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -131,11 +132,13 @@ def broker_and_gateway() -> Iterator[tuple[str, GatewayProcess]]:
     """One broker and a gateway whose two clusters are that broker (the config wants two)."""
     cluster = launching.start_kafka([1], name="bench-throughput", jvm_options=BROKER_JVM_OPTIONS)
     try:
-        gateway = gateways.start_gateway({"main": cluster.bootstrap, "failover": cluster.bootstrap})
-        try:
-            yield cluster.bootstrap, gateway
-        finally:
-            gateway.stop()
+        with tempfile.TemporaryDirectory(prefix="bench-throughput-gateway-") as workdir:
+            clusters = {"main": cluster.bootstrap, "failover": cluster.bootstrap}
+            gateway = gateways.start_gateway(clusters, workdir=Path(workdir))
+            try:
+                yield cluster.bootstrap, gateway
+            finally:
+                gateway.stop()
     finally:
         cluster.stop()
 
