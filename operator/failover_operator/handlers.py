@@ -74,6 +74,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 60
     settings.networking.request_timeout = 30
+    # Least-privilege RBAC (rbac.RULES) cannot list namespaces or CRDs at cluster scope; kopf
+    # would retry those lists for about a minute at every start before falling back to this.
+    settings.scanning.disabled = True
 
 
 @kopf.on.resume(model.GROUP, model.VERSION, model.PLURAL)
