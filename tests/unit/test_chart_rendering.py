@@ -321,3 +321,24 @@ def test_notes_show_how_to_watch_and_how_to_switch(helm: Helm) -> None:
         f"kubectl patch kafkafailover prod --namespace {NAMESPACE} --type merge "
         """-p '{"spec":{"active":"failover"}}'"""
     ) in prod
+
+
+def test_an_existing_service_account_must_be_named_and_is_then_bound(helm: Helm) -> None:
+    with pytest.raises(HelmError) as raised:
+        render(helm, settings=("serviceAccount.create=false",))
+    assert "serviceAccount.name is required when serviceAccount.create is false" in str(
+        raised.value
+    )
+    objects = render(helm, settings=("serviceAccount.create=false", "serviceAccount.name=ops"))
+    assert "ServiceAccount" not in {o["kind"] for o in objects}
+    assert only(objects, "RoleBinding")["subjects"][0]["name"] == "ops"
+    assert only(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "ops"
+
+
+def test_a_paused_operator_has_zero_replicas_and_notes_say_so(helm: Helm) -> None:
+    assert only(render(helm, settings=("replicas=0",)), "Deployment")["spec"]["replicas"] == 0
+    notes = helm.run(
+        "install", "kfo", str(CHART), "--namespace", NAMESPACE, "--dry-run=client",
+        "--set", "replicas=0",
+    ).stdout  # fmt: skip
+    assert "It is PAUSED (replicas: 0)" in notes
