@@ -6,6 +6,7 @@ that ``python -m kafka_testbed.fetching`` stays fast.
 """
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from kafka_testbed.errors import TestbedError
@@ -13,7 +14,8 @@ from kafka_testbed.errors import TestbedError
 POLL_SECONDS = 0.2
 
 
-def _client(bootstrap: str) -> Any:
+def _client(bootstrap: str, config: Mapping[str, str] | None = None) -> Any:
+    """``config`` adds client settings, e.g. SASL/TLS for a secured lab cluster."""
     from confluent_kafka.admin import AdminClient
 
     return AdminClient(
@@ -22,6 +24,7 @@ def _client(bootstrap: str) -> Any:
             "socket.connection.setup.timeout.ms": 2000,
             "reconnect.backoff.max.ms": 500,
             "log_level": 2,
+            **(config or {}),
         }
     )
 
@@ -44,6 +47,7 @@ def create_topic(
     partitions: int = 3,
     replication_factor: int = -1,
     timeout: float = 30.0,
+    config: Mapping[str, str] | None = None,
 ) -> None:
     """Create a topic and wait until every partition has a leader (so producing works at once).
 
@@ -52,7 +56,7 @@ def create_topic(
     from confluent_kafka import KafkaException
     from confluent_kafka.cimpl import NewTopic
 
-    client = _client(bootstrap)
+    client = _client(bootstrap, config)
     futures = client.create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=replication_factor)],
         operation_timeout=timeout,
@@ -61,12 +65,19 @@ def create_topic(
         futures[name].result(timeout=timeout)
     except KafkaException as error:
         raise TestbedError(f"Creating topic {name!r} on {bootstrap} failed: {error}") from error
-    wait_for_leaders(bootstrap, name, partitions, timeout)
+    wait_for_leaders(bootstrap, name, partitions, timeout, config=config)
 
 
-def wait_for_leaders(bootstrap: str, topic: str, partitions: int, timeout: float = 30.0) -> None:
+def wait_for_leaders(
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    timeout: float = 30.0,
+    *,
+    config: Mapping[str, str] | None = None,
+) -> None:
     """Wait until Metadata shows ``partitions`` partitions of ``topic``, each with a leader."""
-    client = _client(bootstrap)
+    client = _client(bootstrap, config)
     deadline = time.monotonic() + timeout
     while True:
         metadata = client.list_topics(topic=topic, timeout=max(0.1, deadline - time.monotonic()))

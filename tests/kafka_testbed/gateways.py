@@ -123,7 +123,7 @@ def free_port_block(count: int, attempts: int = 200) -> int:
 
 
 def gateway_config(
-    clusters: Mapping[str, str],
+    clusters: Mapping[str, str | Mapping[str, str]],
     *,
     port: int,
     admin_port: int,
@@ -132,11 +132,12 @@ def gateway_config(
     failover_names: tuple[str, ...] = ("failover",),
     gateway_extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The YAML document a user would write, for clusters given as name -> bootstrap string."""
+    """The YAML document a user would write, for clusters given as name -> bootstrap string
+    (or name -> the cluster's Kafka client properties)."""
     config = {
-        name: {"bootstrap.servers": bootstrap}
+        name: (dict(value) if isinstance(value, Mapping) else {"bootstrap.servers": value})
         | ({"gateway.roles": "failover"} if name in failover_names else {})
-        for name, bootstrap in clusters.items()
+        for name, value in clusters.items()
     }
     gateway: dict[str, Any] = {
         "listener": {
@@ -148,12 +149,19 @@ def gateway_config(
         "admin": {"host": networking.HOST, "port": admin_port},
         "active": active,
     }
-    gateway.update(gateway_extra or {})
+    for key, value in (gateway_extra or {}).items():
+        existing = gateway.get(key)
+        merged = (
+            {**existing, **value}
+            if isinstance(existing, dict) and isinstance(value, Mapping)
+            else value
+        )
+        gateway[key] = merged
     return {"config": config, "gateway": gateway}
 
 
 def start_gateway(
-    clusters: Mapping[str, str],
+    clusters: Mapping[str, str | Mapping[str, str]],
     *,
     active: str = "main",
     broker_port_count: int = 16,

@@ -340,13 +340,23 @@ class ClusterTail(_PollingThread):
 
     WATERMARK_CHECK_SECONDS = 0.5
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int, *, cluster: str) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        partitions: int,
+        *,
+        cluster: str,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``settings`` adds client settings, e.g. SASL/TLS for a secured cluster."""
         settings = {
             "bootstrap.servers": bootstrap,
             "group.id": f"kafka-testbed-tail-{cluster}",  # required by the library; never joined
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 50,
             "log_level": 2,
+            **(settings or {}),
         }
         super().__init__(f"tail-{cluster}", settings)
         self.cluster = cluster

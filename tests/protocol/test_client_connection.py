@@ -98,6 +98,9 @@ class FakeGateway:
     def client_authenticator(self) -> ClientAuthenticator | None:
         return ClientAuthenticator(("PLAIN", "SCRAM-SHA-512"), self.users) if self.users else None
 
+    def listener_tls(self) -> Any:
+        return None
+
     def certificate_principal(self, transport: asyncio.BaseTransport) -> str | None:
         return None
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, cast
@@ -28,6 +29,7 @@ from failover_gateway.routing import request_policy, upstream_sasl
 log = logging.getLogger("failover_gateway.connection")
 audit = logging.getLogger("failover_gateway.audit")
 REAUTHENTICATE_AT = 0.8  # of the broker's session lifetime
+TLS_HANDSHAKE_SECONDS = 10.0
 
 # Enough for every request header we see in practice plus Produce's acks; a longer header (a
 # client id of kilobytes) makes the frame be collected whole instead, which is still correct.
@@ -58,6 +60,9 @@ class Gateway(Protocol):
 
     def client_authenticator(self) -> client_auth.ClientAuthenticator | None:
         """A fresh authenticator when the listener terminates SASL, else None."""
+
+    def listener_tls(self) -> ssl.SSLContext | None:
+        """The client listener's TLS context, or None for plaintext listeners."""
 
     def certificate_principal(self, transport: asyncio.BaseTransport) -> str | None:
         """The principal of a TLS client certificate (mapping rules applied), if any."""
@@ -150,11 +155,43 @@ class ClientConnection(asyncio.Protocol):
         self._transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        high = self._gateway.limits.high_water_bytes
-        transport.set_write_buffer_limits(high=high, low=high // 4)
         if not self._gateway.connection_opened(self):
             self.close("connection limit reached")
             return
+        context = self._gateway.listener_tls()
+        if context is None:
+            self._accepted(transport)
+            return
+        # TLS is started here, not by the server, so that a refused handshake (expired or
+        # unknown client certificate) can be logged with the client's address.
+        transport.pause_reading()
+        asyncio.get_running_loop().create_task(self._start_tls(transport, context))
+
+    async def _start_tls(self, transport: asyncio.Transport, context: ssl.SSLContext) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            secured = await loop.start_tls(
+                transport,
+                self,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=TLS_HANDSHAKE_SECONDS,
+            )
+        except (ssl.SSLError, OSError, TimeoutError) as error:
+            reason = getattr(error, "reason", None) or type(error).__name__
+            audit.warning("TLS handshake refused client=%s reason=%s", self.peer, reason)
+            self.closing_reason = f"TLS handshake refused: {reason}"
+            transport.abort()
+            self._gateway.connection_closed(self)
+            return
+        if secured is None or self.closing_reason is not None:
+            return
+        self._accepted(secured)
+
+    def _accepted(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        high = self._gateway.limits.high_water_bytes
+        transport.set_write_buffer_limits(high=high, low=high // 4)
         self.principal = self._gateway.certificate_principal(transport) or self.principal
         self._auth = self._gateway.client_authenticator()
         self._authenticated = self._auth is None

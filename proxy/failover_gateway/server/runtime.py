@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -111,6 +112,9 @@ class GatewayRuntime:
 
     def client_authenticator(self) -> ClientAuthenticator | None:
         return self.security.client_authenticator()
+
+    def listener_tls(self) -> ssl.SSLContext | None:
+        return self.security.listener
 
     def certificate_principal(self, transport: asyncio.BaseTransport) -> str | None:
         return self.security.certificate_principal(transport)
@@ -283,14 +287,13 @@ class GatewayRuntime:
         ]
         for port, slot in ports:
             server = await loop.create_server(
-                lambda port=port, slot=slot: ClientConnection(
+                lambda port=port, slot=slot: ClientConnection(  # type: ignore[misc]
                     gateway=self, slot=slot, listener_port=port
                 ),
                 listener.host,
                 port,
                 reuse_address=True,
                 backlog=1024,
-                ssl=self.security.listener,
             )
             self._servers.append(server)
         log.info(

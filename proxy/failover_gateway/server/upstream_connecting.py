@@ -29,10 +29,49 @@ class UpstreamUnavailable(ConnectionError):
     """The broker could not be reached, did not complete TLS, or refused authentication."""
 
 
+class _HandshakeProtocol(asyncio.Protocol):
+    """Reads whole frames while the gateway authenticates; replaced by the pump afterwards.
+
+    (Not asyncio streams: a dropped StreamWriter closes its transport, and this transport must
+    outlive the handshake.)"""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[None] | None = None
+        self._lost: Exception | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        self._wake()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = exc or ConnectionResetError("broker closed the connection")
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def read_frame(self) -> bytes:
+        while True:
+            if len(self._buffer) >= 4:
+                size = int.from_bytes(self._buffer[:4], "big", signed=True)
+                if not 0 <= size <= MAX_ANSWER_BYTES:
+                    raise UpstreamUnavailable(f"broker sent a frame of {size} bytes")
+                if len(self._buffer) >= 4 + size:
+                    frame = bytes(self._buffer[4 : 4 + size])
+                    del self._buffer[: 4 + size]
+                    return frame
+            if self._lost is not None:
+                raise self._lost
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+
+
 @dataclass
 class StreamConnection:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
+    transport: asyncio.Transport
+    protocol: _HandshakeProtocol
     session_lifetime_ms: int = 0
 
     async def exchange(self, api_key: int, version: int, body: dict[str, Any]) -> dict[str, Any]:
@@ -42,18 +81,15 @@ class StreamConnection:
         correlation_id = next(_ids) % 2**31
         payload = headers.encode_request_header(api_key, version, correlation_id, CLIENT_ID)
         payload += schema.encode(request_spec, version, body)
-        self.writer.write(len(payload).to_bytes(4, "big") + payload)
-        size = int.from_bytes(await self.reader.readexactly(4), "big", signed=True)
-        if not 0 <= size <= MAX_ANSWER_BYTES:
-            raise UpstreamUnavailable(f"broker sent a frame of {size} bytes")
-        frame = await self.reader.readexactly(size)
+        self.transport.write(len(payload).to_bytes(4, "big") + payload)
+        frame = await self.protocol.read_frame()
         header = headers.parse_response_header(frame, api_key, version)
         if header.correlation_id != correlation_id:
             raise UpstreamUnavailable("broker answered another request")
         return schema.decode(response_spec, version, memoryview(frame)[header.body_offset :])
 
     def close(self) -> None:
-        self.writer.close()
+        self.transport.close()
 
 
 async def open_stream(
@@ -61,8 +97,10 @@ async def open_stream(
 ) -> StreamConnection:
     """Connect, do TLS and SASL; raise UpstreamUnavailable naming the step that failed."""
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(
+        loop = asyncio.get_running_loop()
+        transport, protocol = await asyncio.wait_for(
+            loop.create_connection(
+                _HandshakeProtocol,
                 target.host,
                 target.port,
                 ssl=context,
@@ -74,7 +112,7 @@ async def open_stream(
         raise UpstreamUnavailable(f"{target}: TLS handshake failed: {error.reason}") from None
     except (OSError, TimeoutError) as error:
         raise UpstreamUnavailable(f"{target}: {error or 'connect timed out'}") from None
-    connection = StreamConnection(reader, writer)
+    connection = StreamConnection(transport, protocol)
     credentials = cluster.security.sasl
     if credentials is None:
         return connection
@@ -97,7 +135,7 @@ def adopt(
     connection: StreamConnection, factory: Callable[[], asyncio.Protocol]
 ) -> asyncio.BaseTransport:
     """Hand an authenticated connection's transport to the pump's protocol."""
-    transport = connection.writer.transport
+    transport = connection.transport
     protocol = factory()
     transport.set_protocol(protocol)
     protocol.connection_made(transport)

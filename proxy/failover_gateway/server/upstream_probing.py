@@ -107,16 +107,17 @@ async def probe_once(
 ) -> ProbeAnswer | None:
     """Probe and record the outcome in ``state``; returns the brokers on success."""
     started = time.perf_counter()
-    state.checked_at = time.time()
     try:
         answer = await probe_cluster(cluster, context, timeout)
     except ProbeFailed as error:
+        state.checked_at = time.time()
         if state.reachable or state.error != str(error):
             log.warning("cluster %s unreachable: %s", cluster.name, error)
         state.reachable, state.error = False, str(error)
         return None
     if not state.reachable:
         log.info("cluster %s reachable (%d brokers)", cluster.name, len(answer.brokers))
+    state.checked_at = time.time()
     state.reachable, state.error, state.brokers = True, None, len(answer.brokers)
     state.last_ok_at = state.checked_at
     state.latency_ms = round((time.perf_counter() - started) * 1000, 3)
