@@ -222,11 +222,19 @@ def test_patching_spec_active_switches_every_gateway_pod_without_restarting_it(
     assert {n: p.uid for n, p in lab.kubelet.running().items()} == pods_before, "no pod rolled"
     assert lab.wait("switch events", lambda: _switch_events(lab, "prod"))
     _, acked, _ = producer.log.snapshot()
-    tails = [workloads.ClusterTail(kafka_failover.bootstrap, topic, 1, cluster="failover").start()]
+    tails = [
+        workloads.ClusterTail(kafka_single.bootstrap, topic, 1, cluster="main").start(),
+        workloads.ClusterTail(kafka_failover.bootstrap, topic, 1, cluster="failover").start(),
+    ]
     try:
-        assert workloads.wait_until_landed(tails, [max(acked)], timeout=30) == set()
+        missing = workloads.wait_until_landed(tails, acked, timeout=90)
+        where = workloads.landed(tails)
     finally:
-        tails[0].stop()
+        for tail in tails:
+            tail.stop()
+    assert not missing, f"acknowledged but on neither cluster: {sorted(missing)[:10]}"
+    last = max(acked)
+    assert "failover" in where[last], f"the last acknowledged record is on {where[last]}"
 
 
 def _switch_events(lab: OperatorLab, name: str) -> list[str] | None:
