@@ -3,14 +3,21 @@
 Why it exists: the CRD's OpenAPI schema (``crds/kafkafailover.yaml``) is generated from these
 pydantic models (see ``crd_building``), and the operator parses every object through the same
 models, so the schema users are validated against and the fields the operator reads cannot drift
-apart (a test regenerates the CRD and compares). Secrets are only ever referenced, never inline.
+apart (a test regenerates the CRD and compares). Secrets are only ever referenced, never inline:
+the operator mounts them into gateway pods and the gateway config names the files.
+
+Cross-field rules are declared once (``Rule``): their CEL goes into the schema, so the API server
+refuses a bad object at ``kubectl apply``, and the same check in Python runs when the operator
+parses an object (one stored before a rule existed is reported, not acted on).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 GROUP = "kafka-failover.github.io"
 VERSION = "v1alpha1"
@@ -22,18 +29,123 @@ CLUSTER_NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 DEFAULT_IMAGE = "ghcr.io/kafka-failover/gateway:0.1.0"
 
 
+SECRET_PROPERTIES = (
+    "sasl.jaas.config",
+    "sasl.username",
+    "sasl.password",
+    "ssl.key.password",
+    "ssl.keystore.password",
+    "ssl.truststore.password",
+)
+"""Kafka properties that carry credentials: refused in ``properties`` (they would land in the
+ConfigMap); ``credentialsSecret`` and ``tlsSecret`` provide them from Secrets instead."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A cross-field rule: CEL for the API server, the same predicate for the operator."""
+
+    cel: str
+    message: str
+    field_path: str
+    reason: Literal["FieldValueInvalid", "FieldValueRequired", "FieldValueForbidden"]
+    holds: Callable[[Any], bool]
+
+    def schema(self) -> dict[str, str]:
+        return {
+            "rule": self.cel,
+            "message": self.message,
+            "fieldPath": self.field_path,
+            "reason": self.reason,
+        }
+
+
+def _validations(rules: Sequence[Rule]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": [rule.schema() for rule in rules]}
+
+
+def _check(value: Any, rules: Sequence[Rule]) -> None:
+    broken = [rule.message for rule in rules if not rule.holds(value)]
+    if broken:
+        raise ValueError("; ".join(broken))
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
-class SecretKeyRef(_Spec):
-    """A Secret in the object's namespace."""
+class SecretRef(_Spec):
+    """A Secret in the object's namespace (the field that references it names its keys)."""
 
-    name: str = Field(min_length=1, description="Name of a Secret in the same namespace.")
+    name: str = Field(
+        min_length=1, max_length=253, description="Name of a Secret in the same namespace."
+    )
+
+
+def _sasl(protocol: str) -> bool:
+    return protocol.startswith("SASL_")
+
+
+def _tls(protocol: str) -> bool:
+    return protocol.endswith("SSL")
+
+
+_CLUSTER_SASL = "has(self.securityProtocol) && self.securityProtocol.startsWith('SASL_')"
+_CLUSTER_TLS = "has(self.securityProtocol) && self.securityProtocol.endsWith('SSL')"
+CLUSTER_RULES = (
+    Rule(
+        f"!({_CLUSTER_SASL}) || has(self.credentialsSecret)",
+        "credentialsSecret (a Secret with keys username and password) is required when "
+        "securityProtocol is SASL_PLAINTEXT or SASL_SSL",
+        ".credentialsSecret",
+        "FieldValueRequired",
+        lambda c: not _sasl(c.security_protocol) or c.credentials_secret is not None,
+    ),
+    Rule(
+        f"!({_CLUSTER_SASL}) || has(self.saslMechanism)",
+        "saslMechanism is required when securityProtocol is SASL_PLAINTEXT or SASL_SSL",
+        ".saslMechanism",
+        "FieldValueRequired",
+        lambda c: not _sasl(c.security_protocol) or c.sasl_mechanism is not None,
+    ),
+    Rule(
+        f"!has(self.credentialsSecret) || ({_CLUSTER_SASL})",
+        "credentialsSecret is only used with securityProtocol SASL_PLAINTEXT or SASL_SSL",
+        ".credentialsSecret",
+        "FieldValueForbidden",
+        lambda c: c.credentials_secret is None or _sasl(c.security_protocol),
+    ),
+    Rule(
+        f"!has(self.saslMechanism) || ({_CLUSTER_SASL})",
+        "saslMechanism is only used with securityProtocol SASL_PLAINTEXT or SASL_SSL",
+        ".saslMechanism",
+        "FieldValueForbidden",
+        lambda c: c.sasl_mechanism is None or _sasl(c.security_protocol),
+    ),
+    Rule(
+        f"!has(self.tlsSecret) || ({_CLUSTER_TLS})",
+        "tlsSecret is only used with securityProtocol SSL or SASL_SSL",
+        ".tlsSecret",
+        "FieldValueForbidden",
+        lambda c: c.tls_secret is None or _tls(c.security_protocol),
+    ),
+    Rule(
+        "!has(self.properties) || self.properties.all(k, !(k in ["
+        + ", ".join(f"'{key}'" for key in SECRET_PROPERTIES)
+        + "]))",
+        "properties must not hold credentials (" + ", ".join(SECRET_PROPERTIES) + "): they would "
+        "be stored in a ConfigMap; use credentialsSecret and tlsSecret",
+        ".properties",
+        "FieldValueForbidden",
+        lambda c: not set(c.properties) & set(SECRET_PROPERTIES),
+    ),
+)
 
 
 class ClusterSpec(_Spec):
     """One physical Kafka cluster."""
+
+    model_config = ConfigDict(json_schema_extra=_validations(CLUSTER_RULES))
 
     name: str = Field(
         pattern=CLUSTER_NAME_PATTERN,
@@ -48,26 +160,143 @@ class ClusterSpec(_Spec):
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", alias="securityProtocol", description="Kafka security.protocol."
     )
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = (
-        Field(default=None, alias="saslMechanism", description="Kafka sasl.mechanism.")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None,
+        alias="saslMechanism",
+        description="Kafka sasl.mechanism (SASL protocols only).",
     )
-    credentials_secret: SecretKeyRef | None = Field(
+    credentials_secret: SecretRef | None = Field(
         default=None,
         alias="credentialsSecret",
-        description="Secret with the gateway's own credentials for this cluster.",
+        description=(
+            "Secret with the gateway's own SASL credentials for this cluster, keys `username` "
+            "and `password` (required for SASL_PLAINTEXT and SASL_SSL). Mounted read-only into "
+            "gateway pods; the gateway config only names the files. Changing it rolls the pods."
+        ),
     )
-    tls_secret: SecretKeyRef | None = Field(
+    tls_secret: SecretRef | None = Field(
         default=None,
         alias="tlsSecret",
-        description="Secret with TLS material (ca.crt, tls.crt, tls.key) for this cluster.",
+        description=(
+            "Secret with TLS material for this cluster (SSL and SASL_SSL): key `ca.crt` (PEM CA "
+            "certificates the brokers' certificates are checked against) and, for mutual TLS, "
+            "`tls.crt` and `tls.key` (PEM client certificate chain and unencrypted PKCS#8 key), "
+            "as in a kubernetes.io/tls Secret. Without it the system CAs are used. Mounted "
+            "read-only into gateway pods; changing it rolls the pods."
+        ),
     )
     role: Literal["main", "failover"] | None = Field(
         default=None, description="failover marks a failover cluster (gateway.roles)."
     )
     properties: dict[str, str] = Field(
         default_factory=dict,
-        description="Further non-secret Kafka client properties passed to the gateway.",
+        max_length=64,
+        description=(
+            "Further non-secret Kafka client properties passed to the gateway (stored in a "
+            "ConfigMap, so credentials are refused here)."
+        ),
     )
+
+    @model_validator(mode="after")
+    def _rules(self) -> ClusterSpec:
+        _check(self, CLUSTER_RULES)
+        return self
+
+
+CLIENT_RULES = (
+    Rule(
+        "!self.protocol.startsWith('SASL_') || has(self.usersSecret)",
+        "usersSecret (a Secret with key users.yaml) is required when protocol is "
+        "SASL_PLAINTEXT or SASL_SSL",
+        ".usersSecret",
+        "FieldValueRequired",
+        lambda s: not _sasl(s.protocol) or s.users_secret is not None,
+    ),
+    Rule(
+        "!self.protocol.endsWith('SSL') || has(self.tlsSecret)",
+        "tlsSecret (a Secret with keys tls.crt and tls.key) is required when protocol is SSL "
+        "or SASL_SSL",
+        ".tlsSecret",
+        "FieldValueRequired",
+        lambda s: not _tls(s.protocol) or s.tls_secret is not None,
+    ),
+    Rule(
+        "!has(self.usersSecret) || self.protocol.startsWith('SASL_')",
+        "usersSecret is only used with protocol SASL_PLAINTEXT or SASL_SSL",
+        ".usersSecret",
+        "FieldValueForbidden",
+        lambda s: s.users_secret is None or _sasl(s.protocol),
+    ),
+    Rule(
+        "!has(self.tlsSecret) || self.protocol.endsWith('SSL')",
+        "tlsSecret is only used with protocol SSL or SASL_SSL",
+        ".tlsSecret",
+        "FieldValueForbidden",
+        lambda s: s.tls_secret is None or _tls(s.protocol),
+    ),
+    Rule(
+        "!has(self.clientAuth) || self.clientAuth == 'none' || self.protocol.endsWith('SSL')",
+        "clientAuth requested or required needs protocol SSL or SASL_SSL (client certificates "
+        "come with TLS)",
+        ".clientAuth",
+        "FieldValueInvalid",
+        lambda s: s.client_auth == "none" or _tls(s.protocol),
+    ),
+)
+
+
+class ClientSecuritySpec(_Spec):
+    """How clients authenticate to the gateway (terminated there, never forwarded upstream)."""
+
+    model_config = ConfigDict(json_schema_extra=_validations(CLIENT_RULES))
+
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        description="Security protocol of the client listener."
+    )
+    sasl_mechanisms: list[Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=3,
+        alias="saslMechanisms",
+        description="SASL mechanisms offered to clients; default SCRAM-SHA-512, SCRAM-SHA-256, "
+        "PLAIN.",
+    )
+    users_secret: SecretRef | None = Field(
+        default=None,
+        alias="usersSecret",
+        description=(
+            "Secret with key `users.yaml`: the gateway's client user store (salted SCRAM and "
+            "PLAIN entries, written by `kafka-failover-users add`). Required for the SASL "
+            "protocols. Changing it rolls the gateway pods."
+        ),
+    )
+    tls_secret: SecretRef | None = Field(
+        default=None,
+        alias="tlsSecret",
+        description=(
+            "Secret with the gateway's listener certificate: keys `tls.crt` (PEM chain) and "
+            "`tls.key` (PEM key), as in a kubernetes.io/tls Secret, and `ca.crt` (PEM CAs that "
+            "sign client certificates; required when clientAuth is requested or required). "
+            "Required for SSL and SASL_SSL. Changing it rolls the gateway pods."
+        ),
+    )
+    client_auth: Literal["none", "requested", "required"] = Field(
+        default="none",
+        alias="clientAuth",
+        description="Client certificates (mutual TLS): none, requested or required.",
+    )
+    principal_mapping_rules: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        alias="principalMappingRules",
+        description="Kafka ssl.principal.mapping.rules for certificate subjects; default DEFAULT.",
+    )
+
+    @model_validator(mode="after")
+    def _rules(self) -> ClientSecuritySpec:
+        _check(self, CLIENT_RULES)
+        return self
 
 
 class ListenerSpec(_Spec):
@@ -105,6 +334,11 @@ class GatewaySpec(_Spec):
         default=None, description="Container resources (requests/limits)."
     )
     listener: ListenerSpec = Field(default_factory=ListenerSpec, description="Client listener.")
+    client_security: ClientSecuritySpec | None = Field(
+        default=None,
+        alias="clientSecurity",
+        description="Client authentication at the gateway (TLS, SASL users); default PLAINTEXT.",
+    )
     admin_port: int = Field(
         default=8888, ge=1, le=65535, alias="adminPort", description="Admin API port."
     )

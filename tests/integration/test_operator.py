@@ -296,7 +296,11 @@ def test_a_missing_secret_degrades_the_object_with_a_reason_naming_it(
             kafka_single,
             kafka_failover,
             replicas=1,
-            extra_cluster={"credentialsSecret": {"name": "main-credentials"}},
+            extra_cluster={
+                "securityProtocol": "SASL_PLAINTEXT",
+                "saslMechanism": "PLAIN",
+                "credentialsSecret": {"name": "main-credentials"},
+            },
         )
     )
     degraded = lab.wait("Degraded condition", lambda: _condition(lab, "nosecret", "Degraded"))
