@@ -4,6 +4,11 @@ Why it exists: this is the only module that knows kopf. Create, update and resum
 reconciliation; a timer runs the drift check (every ready pod must report the desired cluster and
 epoch; one that does not, e.g. started mid-switch, is switched and the fix recorded). A bad object
 never crashes the operator: every failure ends in status and an Event, and kopf retries.
+
+Secrets: an index maps (namespace, Secret name) to the KafkaFailovers whose pods use it, so the
+Secret watch drops every other Secret at once; a change of a used one reconciles its objects,
+which rolls their pods. Only a raw-event handler watches Secrets: kopf keeps no state on them and
+never writes to them. The drift check re-applies a stale pod template, in case an event was missed.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import kubernetes
@@ -21,6 +26,7 @@ from pydantic import ValidationError
 from failover_operator import kube_objects, model, reconciling
 from failover_operator import status as status_building
 
+SecretKey = tuple[str, str]
 DRIFT_INTERVAL_SECONDS = float(os.environ.get("KAFKA_FAILOVER_DRIFT_INTERVAL", "10"))
 FINALIZER = f"{model.GROUP}/finalizer"
 log = logging.getLogger("failover_operator")
@@ -79,6 +85,62 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.scanning.disabled = True
 
 
+@kopf.index(model.GROUP, model.VERSION, model.PLURAL)
+def secret_users(
+    name: str, namespace: str | None, spec: kopf.Spec, **_: Any
+) -> dict[SecretKey, str]:
+    """(namespace, Secret) -> names of the KafkaFailovers whose gateway pods use that Secret."""
+    try:
+        parsed = model.parse_spec(dict(spec))
+    except ValidationError:
+        return {}
+    return {(namespace or "", secret): name for secret in reconciling.watched_secrets(name, parsed)}
+
+
+def _users_of(namespace: str | None, name: str, kwargs: Mapping[str, Any]) -> list[str]:
+    index: kopf.Index[SecretKey, str] = kwargs["secret_users"]
+    key = (namespace or "", name)
+    return sorted(set(index[key])) if key in index else []
+
+
+def _used(name: str, namespace: str | None, **kwargs: Any) -> bool:
+    return bool(_users_of(namespace, name, kwargs))
+
+
+@kopf.on.event("", "v1", "secrets", when=_used)
+async def secret_changed(
+    event: kopf.RawEvent, name: str, namespace: str | None, **kwargs: Any
+) -> None:
+    if event["type"] is None or namespace is None:
+        return  # the initial listing: the resume handlers reconcile every object anyway
+    for owner in _users_of(namespace, name, kwargs):
+        try:
+            await _reconcile_for_secret(namespace, owner, name, str(event["type"]))
+        except kube_objects.KubeError as error:
+            log.warning(
+                "Secret %s/%s changed; reconciling %s failed: %s (the drift check retries)",
+                namespace,
+                name,
+                owner,
+                error,
+            )
+
+
+async def _reconcile_for_secret(namespace: str, owner: str, secret: str, change: str) -> None:
+    raw = await kube_objects.kafka_failover(namespace, owner)
+    if raw is None:
+        return
+    body = kopf.Body(cast(kopf.RawBody, raw))
+    target = _target(body)
+    events = KopfEvents(body)
+    events.info("SecretChanged", f"Secret {secret} {change.lower()}: reconciling the gateway")
+    async with reconciling.lock_for(target):
+        new_status = await reconciling.reconcile(
+            target, raw.get("spec"), raw.get("status"), events, _status_writer(target)
+        )
+    await _status_writer(target)(new_status)
+
+
 @kopf.on.resume(model.GROUP, model.VERSION, model.PLURAL)
 @kopf.on.create(model.GROUP, model.VERSION, model.PLURAL)
 @kopf.on.update(model.GROUP, model.VERSION, model.PLURAL)
@@ -111,19 +173,20 @@ async def drift_check(
         parsed = model.parse_spec(dict(spec))
     except ValidationError:
         return  # the reconciliation already reported it in status
+    events = KopfEvents(body)
     async with reconciling.lock_for(target):
         try:
             credentials = await kube_objects.admin_credentials(
                 target.namespace, target.name, target.body
             )
-            result = await reconciling.converge(
-                target, parsed, credentials, KopfEvents(body), announce=False
-            )
+            seen = await reconciling.observe_secrets(target, parsed)
+            await reconciling.refresh_if_stale(target, parsed, seen, events)
+            result = await reconciling.converge(target, parsed, credentials, events, announce=False)
         except kube_objects.KubeError as error:
             log.warning("drift check of %s/%s failed: %s", target.namespace, target.name, error)
             return
     previous = dict(status)
-    problems = await reconciling.secret_problems(target, parsed)
+    problems = reconciling.secret_problems(target, parsed, seen)
     patch.status.update(
         status_building.compute(
             desired=parsed.active,

@@ -19,8 +19,9 @@ from typing import Any
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from failover_operator import manifests
+from failover_operator import manifests, model
 from failover_operator.pod_switching import Credentials, GatewayPod
+from failover_operator.secret_mounts import Observed
 
 Manifest = dict[str, Any]
 NOT_FOUND, CONFLICT = 404, 409
@@ -94,19 +95,57 @@ async def apply(manifest: Manifest) -> None:
     await asyncio.to_thread(_apply_sync, manifest)
 
 
-def _secret_exists_sync(namespace: str, name: str) -> bool:
+def _observe_secret_sync(namespace: str, name: str) -> Observed | None:
     core, _, _ = _clients()
     try:
-        core.read_namespaced_secret(name, namespace)
+        secret = core.read_namespaced_secret(name, namespace)
     except ApiException as error:
         if error.status == NOT_FOUND:
-            return False
+            return None
         raise KubeError(_describe("Secret", namespace, name, error)) from None
-    return True
+    keys = frozenset(secret.data or {}) | frozenset(secret.string_data or {})
+    return Observed(str(secret.metadata.resource_version), keys)
 
 
-async def secret_exists(namespace: str, name: str) -> bool:
-    return await asyncio.to_thread(_secret_exists_sync, namespace, name)
+async def observe_secret(namespace: str, name: str) -> Observed | None:
+    """A Secret's resourceVersion and key names (its data is dropped at once), None if absent."""
+    return await asyncio.to_thread(_observe_secret_sync, namespace, name)
+
+
+def _deployment_hash_sync(namespace: str, name: str) -> str | None:
+    _, apps, _ = _clients()
+    try:
+        deployment = apps.read_namespaced_deployment(name, namespace)
+    except ApiException as error:
+        if error.status == NOT_FOUND:
+            return None
+        raise KubeError(_describe("Deployment", namespace, name, error)) from None
+    annotations = deployment.spec.template.metadata.annotations or {}
+    value = annotations.get(manifests.CONFIG_HASH_ANNOTATION)
+    return None if value is None else str(value)
+
+
+async def deployment_hash(namespace: str, name: str) -> str | None:
+    """The config-hash annotation of a Deployment's pod template, None if there is none."""
+    return await asyncio.to_thread(_deployment_hash_sync, namespace, name)
+
+
+def _kafka_failover_sync(namespace: str, name: str) -> dict[str, Any] | None:
+    api = kubernetes.client.CustomObjectsApi(_clients()[0].api_client)
+    try:
+        body = api.get_namespaced_custom_object(
+            model.GROUP, model.VERSION, namespace, model.PLURAL, name
+        )
+    except ApiException as error:
+        if error.status == NOT_FOUND:
+            return None
+        raise KubeError(_describe(model.KIND, namespace, name, error)) from None
+    return dict(body)
+
+
+async def kafka_failover(namespace: str, name: str) -> dict[str, Any] | None:
+    """The current KafkaFailover object, None when it is gone."""
+    return await asyncio.to_thread(_kafka_failover_sync, namespace, name)
 
 
 def _admin_credentials_sync(namespace: str, name: str, owner: Mapping[str, Any]) -> Credentials:

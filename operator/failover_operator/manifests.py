@@ -7,7 +7,13 @@ manifests are unit tested without a cluster. Two rules shape them:
   ``active`` key of the ConfigMap, mounted as the gateway's ``activeFile``, and running pods are
   switched through their admin API;
 - everything else that configures the gateway does, through a hash annotation, so any other change
-  rolls the pods.
+  rolls the pods, including a new version of any Secret the pods mount.
+
+Secrets are mounted, each as its own read-only volume (``secret_mounts``), and the gateway config
+only names their files (``${file:...}`` for SASL credentials, plain paths for TLS material), so
+the ConfigMap never holds a secret value. The ConfigMap itself is mounted at
+``/etc/kafka-failover/config``, beside (not above) the Secret volumes: a runtime cannot create a
+nested mount point inside a read-only ConfigMap volume.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from typing import Any
 
 import yaml
 
-from failover_operator import model
+from failover_operator import model, secret_mounts
+from failover_operator.secret_mounts import Mount, Seen
 
-CONFIG_DIR = "/etc/kafka-failover"
+CONFIG_DIR = "/etc/kafka-failover/config"
 CONFIG_FILE = "gateway.yaml"
 ACTIVE_KEY = "active"
 CONFIG_HASH_ANNOTATION = f"{model.GROUP}/config-hash"
@@ -58,30 +65,102 @@ def advertised_host(name: str, namespace: str, spec: model.KafkaFailoverSpec) ->
     return host or f"{gateway_name(name)}.{namespace}.svc"
 
 
-def cluster_properties(cluster: model.ClusterSpec) -> dict[str, str]:
+def _file_reference(path: str) -> str:
+    return "${file:" + path + "}"
+
+
+def upstream_secret_properties(
+    index: int, cluster: model.ClusterSpec, seen: Seen
+) -> dict[str, str]:
+    """File references to the cluster's mounted Secrets; the client certificate only if present."""
+    properties = {}
+    credentials = secret_mounts.credentials(index, cluster)
+    if credentials is not None:
+        properties["sasl.username"] = _file_reference(credentials.file(secret_mounts.USERNAME))
+        properties["sasl.password"] = _file_reference(credentials.file(secret_mounts.PASSWORD))
+    tls = secret_mounts.cluster_tls(index, cluster)
+    if tls is not None:
+        properties["ssl.ca.location"] = tls.file(secret_mounts.CA)
+        if secret_mounts.has_keys(seen, tls.secret, tls.together):
+            properties["ssl.certificate.location"] = tls.file(secret_mounts.CERTIFICATE)
+            properties["ssl.key.location"] = tls.file(secret_mounts.KEY)
+    return properties
+
+
+def cluster_properties(
+    cluster: model.ClusterSpec, index: int = 0, seen: Seen | None = None
+) -> dict[str, str]:
     """The Conduktor-shaped ``config.<name>`` block: plain Kafka client properties, no secrets."""
     properties = {**cluster.properties, "bootstrap.servers": cluster.bootstrap_servers}
     if cluster.security_protocol != "PLAINTEXT":
         properties["security.protocol"] = cluster.security_protocol
     if cluster.sasl_mechanism:
         properties["sasl.mechanism"] = cluster.sasl_mechanism
+    properties |= upstream_secret_properties(index, cluster, seen or {})
     if cluster.role == "failover":
         properties["gateway.roles"] = "failover"
     return properties
 
 
-def gateway_config(name: str, namespace: str, spec: model.KafkaFailoverSpec) -> dict[str, Any]:
-    """The gateway's config file (the initial ``active`` is only a fallback for ``activeFile``)."""
+def listener_security(client: model.ClientSecuritySpec, seen: Seen) -> dict[str, Any]:
+    """``gateway.listener.security``: the protocol, and paths into the mounted client Secrets."""
+    security: dict[str, Any] = {"protocol": client.protocol}
+    if client.sasl_mechanisms:
+        security["saslMechanisms"] = list(client.sasl_mechanisms)
+    users = secret_mounts.client_users(client)
+    if users is not None:
+        security["usersFile"] = users.file(secret_mounts.USERS)
+    tls = secret_mounts.client_tls(client)
+    if tls is not None:
+        security["tls"] = _listener_tls(client, tls, seen)
+    if client.principal_mapping_rules:
+        security["principalMappingRules"] = client.principal_mapping_rules
+    return security
+
+
+def _listener_tls(client: model.ClientSecuritySpec, tls: Mount, seen: Seen) -> dict[str, Any]:
+    files: dict[str, Any] = {
+        "certificate": tls.file(secret_mounts.CERTIFICATE),
+        "key": tls.file(secret_mounts.KEY),
+        "clientAuth": client.client_auth,
+    }
+    if client.client_auth != "none" or secret_mounts.has_keys(seen, tls.secret, [secret_mounts.CA]):
+        files["clientCa"] = tls.file(secret_mounts.CA)
+    return files
+
+
+def _listener(
+    name: str, namespace: str, spec: model.KafkaFailoverSpec, seen: Seen
+) -> dict[str, Any]:
     listener = spec.gateway.listener
+    document: dict[str, Any] = {
+        "host": "0.0.0.0",
+        "port": listener.port,
+        "advertisedHost": advertised_host(name, namespace, spec),
+        "brokerPortCount": listener.broker_port_count,
+    }
+    if spec.gateway.client_security is not None:
+        document["security"] = listener_security(spec.gateway.client_security, seen)
+    return document
+
+
+def gateway_config(
+    name: str, namespace: str, spec: model.KafkaFailoverSpec, seen: Seen | None = None
+) -> dict[str, Any]:
+    """The gateway's config file (the initial ``active`` is only a fallback for ``activeFile``).
+
+    ``seen`` tells which optional keys the referenced Secrets hold (a client certificate for
+    mutual TLS is configured only when its Secret has one).
+    """
+    seen = seen or {}
+    clusters = {
+        cluster.name: cluster_properties(cluster, index, seen)
+        for index, cluster in enumerate(spec.clusters)
+    }
     return {
-        "config": {cluster.name: cluster_properties(cluster) for cluster in spec.clusters},
+        "config": clusters,
         "gateway": {
-            "listener": {
-                "host": "0.0.0.0",
-                "port": listener.port,
-                "advertisedHost": advertised_host(name, namespace, spec),
-                "brokerPortCount": listener.broker_port_count,
-            },
+            "listener": _listener(name, namespace, spec, seen),
             "admin": {"host": "0.0.0.0", "port": spec.gateway.admin_port},
             # Only a fallback: the mounted activeFile (the ConfigMap's ``active`` key) always
             # exists and wins. Not spec.active, which would change the hash and roll pods.
@@ -96,8 +175,10 @@ def active_document(cluster: str, epoch: int) -> str:
     return yaml.safe_dump({"cluster": cluster, "epoch": epoch}, sort_keys=False)
 
 
-def config_map(name: str, namespace: str, spec: model.KafkaFailoverSpec, epoch: int) -> Manifest:
-    config_text = yaml.safe_dump(gateway_config(name, namespace, spec), sort_keys=False)
+def config_map(
+    name: str, namespace: str, spec: model.KafkaFailoverSpec, epoch: int, seen: Seen | None = None
+) -> Manifest:
+    config_text = yaml.safe_dump(gateway_config(name, namespace, spec, seen), sort_keys=False)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -107,7 +188,10 @@ def config_map(name: str, namespace: str, spec: model.KafkaFailoverSpec, epoch: 
 
 
 def config_hash(config_map_manifest: Manifest, extra: Mapping[str, str] | None = None) -> str:
-    """Hash of everything that must roll the pods when it changes: not the active cluster."""
+    """Hash of everything that must roll the pods when it changes: not the active cluster.
+
+    ``extra`` holds the versions of the mounted Secrets (``secret_mounts.versions``).
+    """
     digest = hashlib.sha256(config_map_manifest["data"][CONFIG_FILE].encode())
     for key, value in sorted((extra or {}).items()):
         digest.update(f"{key}={value}".encode())
@@ -181,6 +265,10 @@ def _container(name: str, spec: model.KafkaFailoverSpec) -> dict[str, Any]:
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
+            *(
+                {"name": mount.volume, "mountPath": mount.path, "readOnly": True}
+                for mount in secret_mounts.mounts(spec)
+            ),
         ],
     }
     container["resources"] = gateway.resources or {
@@ -188,6 +276,13 @@ def _container(name: str, spec: model.KafkaFailoverSpec) -> dict[str, Any]:
         "limits": {"cpu": "2", "memory": "512Mi"},
     }
     return container
+
+
+def _secret_volume(mount: Mount) -> dict[str, Any]:
+    return {
+        "name": mount.volume,
+        "secret": {"secretName": mount.secret, "defaultMode": secret_mounts.FILE_MODE},
+    }
 
 
 def _pod_spec(name: str, spec: model.KafkaFailoverSpec) -> dict[str, Any]:
@@ -204,6 +299,7 @@ def _pod_spec(name: str, spec: model.KafkaFailoverSpec) -> dict[str, Any]:
         "volumes": [
             {"name": "config", "configMap": {"name": gateway_name(name)}},
             {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "16Mi"}},
+            *(_secret_volume(mount) for mount in secret_mounts.mounts(spec)),
         ],
     }
     if gateway.affinity:

@@ -27,7 +27,15 @@ RULES: list[dict[str, Any]] = [
         "resources": ["configmaps", "services"],
         "verbs": ["get", "create", "patch"],
     },
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch"]},
+    # Secrets: get (the Secrets gateway pods mount, for their versions and key names), create and
+    # patch (the generated admin Secret), list and watch (a rotated Secret rolls the gateway pods
+    # without waiting for the next change of the KafkaFailover). list/watch read nothing that get
+    # could not already read in the same namespace; they only save polling every Secret.
+    {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["get", "list", "watch", "create", "patch"],
+    },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "delete"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},

@@ -6,7 +6,9 @@ Why it exists: the handlers stay thin and this module, which only talks to ``kub
 ``pod_switching``, holds the order that matters: (1) the ConfigMap gets the new active cluster
 first, so pods started from now on begin there; (2) every ready pod not yet on (cluster, epoch) is
 switched in parallel; (3) pods that never acknowledged are fenced (deleted) when fencing is on, so
-none keeps serving the old cluster; (4) status and Events tell the story.
+none keeps serving the old cluster; (4) status and Events tell the story. The Secrets the pods
+mount are observed (version and key names only) before anything is applied, so a missing one
+degrades the object and a rotated one rolls the pods.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from failover_operator import kube_objects, manifests, model, pod_switching
+from failover_operator import kube_objects, manifests, model, pod_switching, secret_mounts
+from failover_operator.secret_mounts import Observed, Seen
 from failover_operator.status import PodReport, Problem, compute, now_iso
 
 STATE_READ_TIMEOUT_SECONDS = 2.0
@@ -70,29 +73,40 @@ def _spec_problem(error: ValidationError) -> Problem:
     return Problem("InvalidSpec", f"{where}: {first['msg']} ({error.error_count()} error(s))")
 
 
-async def secret_problems(target: Target, spec: model.KafkaFailoverSpec) -> list[Problem]:
-    problems = []
-    for cluster in spec.clusters:
-        for field, ref in (
-            ("credentialsSecret", cluster.credentials_secret),
-            ("tlsSecret", cluster.tls_secret),
-        ):
-            if ref is not None and not await kube_objects.secret_exists(target.namespace, ref.name):
-                problems.append(
-                    Problem(
-                        "SecretMissing",
-                        f"Secret {ref.name} (spec.clusters[{cluster.name}].{field}) not found in "
-                        f"namespace {target.namespace}",
-                    )
-                )
-    return problems
+def watched_secrets(name: str, spec: model.KafkaFailoverSpec) -> set[str]:
+    """Every Secret the gateway pods of ``name`` use: the referenced ones and the admin Secret."""
+    return {mount.secret for mount in secret_mounts.mounts(spec)} | {
+        manifests.admin_secret_name(name)
+    }
 
 
-def gateway_objects(target: Target, spec: model.KafkaFailoverSpec) -> list[dict[str, Any]]:
-    """ConfigMap first: new pods must start on the current active cluster."""
+async def observe_secrets(
+    target: Target, spec: model.KafkaFailoverSpec
+) -> dict[str, Observed | None]:
+    """Version and key names of every Secret the pods use (None: missing); never their data."""
+    names = sorted(watched_secrets(target.name, spec))
+    found = await asyncio.gather(
+        *(kube_objects.observe_secret(target.namespace, name) for name in names)
+    )
+    return dict(zip(names, found, strict=True))
+
+
+def secret_problems(target: Target, spec: model.KafkaFailoverSpec, seen: Seen) -> list[Problem]:
+    return secret_mounts.problems(secret_mounts.mounts(spec), seen, target.namespace)
+
+
+def gateway_objects(
+    target: Target, spec: model.KafkaFailoverSpec, seen: Seen
+) -> list[dict[str, Any]]:
+    """ConfigMap first: new pods must start on the current active cluster.
+
+    The pod template's hash covers the gateway config and the version of every Secret the pods
+    use, never ``spec.active``: rotating a Secret rolls the pods, a switch does not.
+    """
     name, namespace = target.name, target.namespace
-    config_map = manifests.config_map(name, namespace, spec, target.generation)
-    hash_ = manifests.config_hash(config_map)
+    config_map = manifests.config_map(name, namespace, spec, target.generation, seen)
+    versions = secret_mounts.versions(watched_secrets(name, spec), seen)
+    hash_ = manifests.config_hash(config_map, versions)
     objects = [
         config_map,
         manifests.deployment(name, namespace, spec, hash_),
@@ -100,6 +114,27 @@ def gateway_objects(target: Target, spec: model.KafkaFailoverSpec) -> list[dict[
         manifests.pod_disruption_budget(name, namespace),
     ]
     return [manifests.owned(item, target.body) for item in objects]
+
+
+async def refresh_if_stale(
+    target: Target, spec: model.KafkaFailoverSpec, seen: Seen, events: Events
+) -> bool:
+    """Re-apply the gateway's objects when the running pod template's hash is not the wanted one.
+
+    The safety net behind the Secret watch: a rotation missed while the watch reconnected still
+    rolls the pods at the next drift check.
+    """
+    objects = gateway_objects(target, spec, seen)
+    wanted = objects[1]["spec"]["template"]["metadata"]["annotations"]
+    running = await kube_objects.deployment_hash(
+        target.namespace, manifests.gateway_name(target.name)
+    )
+    if running == wanted[manifests.CONFIG_HASH_ANNOTATION]:
+        return False
+    for item in objects:
+        await kube_objects.apply(item)
+    events.info("GatewayRefreshed", "the gateway pod template was out of date; re-applied")
+    return True
 
 
 async def reconcile(
@@ -124,9 +159,10 @@ async def reconcile(
             switching=False,
             previous=previous,
         )
-    problems = await secret_problems(target, spec)
     credentials = await kube_objects.admin_credentials(target.namespace, target.name, target.body)
-    for item in gateway_objects(target, spec):
+    seen = await observe_secrets(target, spec)
+    problems = secret_problems(target, spec, seen)
+    for item in gateway_objects(target, spec, seen):
         await kube_objects.apply(item)
     announce = previous.get("desiredCluster") not in (None, spec.active)
     if announce:

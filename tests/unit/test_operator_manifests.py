@@ -40,7 +40,7 @@ def test_the_gateway_config_is_one_the_gateway_itself_accepts() -> None:
     gateway = config_from_mapping(yaml.safe_load(config_map["data"]["gateway.yaml"]))
     assert gateway.clusters["failover"].is_failover
     assert gateway.gateway.listener.advertised_host == "prod-gateway.kafka.svc"
-    assert str(gateway.gateway.active_file) == "/etc/kafka-failover/active"
+    assert str(gateway.gateway.active_file) == "/etc/kafka-failover/config/active"
     assert yaml.safe_load(config_map["data"]["active"]) == {"cluster": "main", "epoch": 3}
 
 
