@@ -6,8 +6,9 @@ epoch; one that does not, e.g. started mid-switch, is switched and the fix recor
 never crashes the operator: every failure ends in status and an Event, and kopf retries.
 
 Secrets: an index maps (namespace, Secret name) to the KafkaFailovers whose pods use it, so the
-Secret watch drops every other Secret at once; a change of a used one reconciles its objects,
-which rolls their pods. Only a raw-event handler watches Secrets: kopf keeps no state on them and
+Secret watch drops every other Secret at once; a change of a used one re-applies the gateway's
+objects when the pod template's hash moved, which rolls the pods (status follows at the next drift
+check). Only a raw-event handler watches Secrets: kopf keeps no state on them and
 never writes to them. The drift check re-applies a stale pod template, in case an event was missed.
 """
 
@@ -115,7 +116,7 @@ async def secret_changed(
         return  # the initial listing: the resume handlers reconcile every object anyway
     for owner in _users_of(namespace, name, kwargs):
         try:
-            await _reconcile_for_secret(namespace, owner, name, str(event["type"]))
+            await _refresh_for_secret(namespace, owner, name, str(event["type"]))
         except kube_objects.KubeError as error:
             log.warning(
                 "Secret %s/%s changed; reconciling %s failed: %s (the drift check retries)",
@@ -126,19 +127,27 @@ async def secret_changed(
             )
 
 
-async def _reconcile_for_secret(namespace: str, owner: str, secret: str, change: str) -> None:
+async def _refresh_for_secret(namespace: str, owner: str, secret: str, change: str) -> None:
+    """Roll the owner's pods if the Secret's new version changes their template; else nothing."""
     raw = await kube_objects.kafka_failover(namespace, owner)
     if raw is None:
         return
+    try:
+        spec = model.parse_spec(raw.get("spec"))
+    except ValidationError:
+        return  # the reconciliation reports it in status
     body = kopf.Body(cast(kopf.RawBody, raw))
     target = _target(body)
-    events = KopfEvents(body)
-    events.info("SecretChanged", f"Secret {secret} {change.lower()}: reconciling the gateway")
     async with reconciling.lock_for(target):
-        new_status = await reconciling.reconcile(
-            target, raw.get("spec"), raw.get("status"), events, _status_writer(target)
+        seen = await reconciling.observe_secrets(target, spec)
+        await reconciling.refresh_if_stale(
+            target,
+            spec,
+            seen,
+            KopfEvents(body),
+            reason="SecretChanged",
+            message=f"Secret {secret} {change.lower()}: re-applied the gateway, its pods roll",
         )
-    await _status_writer(target)(new_status)
 
 
 @kopf.on.resume(model.GROUP, model.VERSION, model.PLURAL)
@@ -180,7 +189,15 @@ async def drift_check(
                 target.namespace, target.name, target.body
             )
             seen = await reconciling.observe_secrets(target, parsed)
-            await reconciling.refresh_if_stale(target, parsed, seen, events)
+            await reconciling.refresh_if_stale(
+                target,
+                parsed,
+                seen,
+                events,
+                reason="GatewayRefreshed",
+                message="the gateway pod template was out of date (a Secret changed); re-applied, "
+                "its pods roll",
+            )
             result = await reconciling.converge(target, parsed, credentials, events, announce=False)
         except kube_objects.KubeError as error:
             log.warning("drift check of %s/%s failed: %s", target.namespace, target.name, error)

@@ -117,12 +117,18 @@ def gateway_objects(
 
 
 async def refresh_if_stale(
-    target: Target, spec: model.KafkaFailoverSpec, seen: Seen, events: Events
+    target: Target,
+    spec: model.KafkaFailoverSpec,
+    seen: Seen,
+    events: Events,
+    *,
+    reason: str,
+    message: str,
 ) -> bool:
     """Re-apply the gateway's objects when the running pod template's hash is not the wanted one.
 
-    The safety net behind the Secret watch: a rotation missed while the watch reconnected still
-    rolls the pods at the next drift check.
+    What a Secret change does (an unrelated change of the Secret re-applies nothing), and the
+    drift check's safety net: a rotation missed while the watch reconnected still rolls the pods.
     """
     objects = gateway_objects(target, spec, seen)
     wanted = objects[1]["spec"]["template"]["metadata"]["annotations"]
@@ -133,7 +139,7 @@ async def refresh_if_stale(
         return False
     for item in objects:
         await kube_objects.apply(item)
-    events.info("GatewayRefreshed", "the gateway pod template was out of date; re-applied")
+    events.info(reason, message)
     return True
 
 

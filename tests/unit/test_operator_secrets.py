@@ -241,7 +241,10 @@ def raw_cluster(**fields: Any) -> dict[str, Any]:
     ("fields", "message"),
     [
         ({"securityProtocol": "SASL_SSL", "saslMechanism": "PLAIN"}, "credentialsSecret .* is req"),
-        ({"securityProtocol": "SASL_SSL", "credentialsSecret": {"name": "c"}}, "saslMechanism is r"),
+        (
+            {"securityProtocol": "SASL_SSL", "credentialsSecret": {"name": "c"}},
+            "saslMechanism is r",
+        ),
         ({"credentialsSecret": {"name": "c"}}, "credentialsSecret is only used"),
         ({"securityProtocol": "SASL_PLAINTEXT", "tlsSecret": {"name": "t"}}, "tlsSecret is only"),
         ({"properties": {"sasl.jaas.config": "x"}}, "properties must not hold credentials"),
@@ -279,3 +282,44 @@ def test_every_rule_is_in_the_crd_with_its_message() -> None:
     client = spec["properties"]["gateway"]["properties"]["clientSecurity"]
     assert cluster["x-kubernetes-validations"] == [r.schema() for r in model.CLUSTER_RULES]
     assert client["x-kubernetes-validations"] == [r.schema() for r in model.CLIENT_RULES]
+
+
+class RecordedEvents:
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def info(self, reason: str, message: str) -> None:
+        self.items.append((reason, message))
+
+    def warn(self, reason: str, message: str) -> None:
+        self.items.append((reason, message))
+
+
+async def test_a_secret_change_re_applies_the_gateway_only_when_the_pod_template_moved(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from failover_operator import kube_objects
+
+    applied: list[str] = []
+    running = {"hash": config_hash(secured_spec(), everything_seen())}
+
+    async def deployment_hash(namespace: str, name: str) -> str:
+        return running["hash"]
+
+    async def apply(manifest: dict[str, Any]) -> None:
+        applied.append(manifest["kind"])
+
+    monkeypatch.setattr(kube_objects, "deployment_hash", deployment_hash)
+    monkeypatch.setattr(kube_objects, "apply", apply)
+    events = RecordedEvents()
+
+    async def refresh(seen: Any) -> bool:
+        return await reconciling.refresh_if_stale(
+            target(), secured_spec(), seen, events, reason="SecretChanged", message="m"
+        )
+
+    assert not await refresh(everything_seen())
+    assert applied == [] and events.items == []
+    assert await refresh(everything_seen(gateway_users="2"))
+    assert applied == ["ConfigMap", "Deployment", "Service", "PodDisruptionBudget"]
+    assert events.items == [("SecretChanged", "m")]
