@@ -1,13 +1,17 @@
 """A kubelet stand-in for gateway Pods: each Pod becomes a real gateway process on its own address.
 
 There is no kubelet (nor container runtime) on these machines, so this plays one for the Pods of
-the operator's gateway Deployments: for every Pod it sees, it materialises the Pod's ConfigMap
-volume into a folder, resolves the ``secretKeyRef`` environment, starts ``python -m
+the operator's gateway Deployments: for every Pod it sees, it materialises the Pod's ConfigMap and
+Secret volumes (Secret data decoded, files mode 0400) into the Pod's folder, each at its mount path
+below ``<folder>/fs``, resolves the ``secretKeyRef`` environment, starts ``python -m
 failover_gateway`` bound to its own loopback address (127.0.0.N stands for the pod IP, as a network
 namespace would give each pod one), waits for ``/readyz`` and patches the Pod's status (podIP,
-phase Running, Ready). Like a kubelet it refreshes mounted ConfigMap files while the Pod runs
-(this is how the operator's ``active`` key reaches pods), and it kills the process when the Pod is
-deleted. ``freeze`` sends SIGSTOP, for fencing tests.
+phase Running, Ready). The gateway config names files by their paths in the container
+(``/etc/kafka-failover/...``, also inside ``${file:...}``): every such path under a mount is
+rewritten to the materialised copy. Like a kubelet it refreshes mounted ConfigMap and Secret files
+while the Pod runs (this is how the operator's ``active`` key reaches pods); a Pod whose volume
+source is missing is not started (a kubelet would keep it ContainerCreating) and is retried. It
+kills the process when the Pod is deleted. ``freeze`` sends SIGSTOP, for fencing tests.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import kubernetes
 import yaml
@@ -37,11 +41,38 @@ POLL_SECONDS = 0.25
 READY_TIMEOUT_SECONDS = 30.0
 FIRST_POD_OCTET = 10
 GATEWAY_SELECTOR = "app.kubernetes.io/name=kafka-failover-gateway"
-CONFIG_MOUNT = "/etc/kafka-failover"
+SECRET_FILE_MODE = 0o400
+SERVICE_DOMAIN = ".svc"
+MAX_ERRORS = 200
 
 
 class KubeletError(Exception):
     """A Pod could not be started; the message names the Pod and what was missing."""
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A ConfigMap or Secret volume of a Pod, materialised at ``local``."""
+
+    kind: Literal["configMap", "secret"]
+    source: str
+    mount_path: str
+    local: Path
+
+
+@dataclass(frozen=True)
+class PodFiles:
+    """What a Pod's container sees as files, and where this stand-in keeps them."""
+
+    pod: str
+    ip: str
+    volumes: tuple[Volume, ...]
+    config_path: str
+    """The ``--config`` argument, a path inside the container."""
+
+    @property
+    def local_config(self) -> str:
+        return localised_path(self.config_path, self.volumes)
 
 
 @dataclass
@@ -51,8 +82,8 @@ class RunningPod:
     ip: str
     folder: Path
     process: supervising.Process
-    config_map: str
     admin_port: int
+    files: PodFiles
     ready: bool = False
 
     @property
@@ -106,8 +137,14 @@ class GatewayKubelet:
             try:
                 self._sync_once()
             except Exception as error:  # keep serving other pods; tests read self.errors
-                self.errors.append(f"{type(error).__name__}: {error}")
+                self._record(error)
             self._stop.wait(POLL_SECONDS)
+
+    def _record(self, error: Exception) -> None:
+        text = f"{type(error).__name__}: {error}"
+        if not self.errors or self.errors[-1] != text:
+            self.errors.append(text)
+            del self.errors[:-MAX_ERRORS]
 
     def _sync_once(self) -> None:
         listed = self.core.list_namespaced_pod(self.namespace, label_selector=GATEWAY_SELECTOR)
@@ -121,12 +158,16 @@ class GatewayKubelet:
             gone = [name for name in self.pods if name not in alive]
             for name in gone:
                 self._kill(self.pods.pop(name))
+        sources = _SourceCache(self._read_source)
         for name, pod in alive.items():
             running = self.running().get(name)
-            if running is None or running.uid != pod.metadata.uid:
-                self._launch(pod)
-            else:
-                self._refresh(running)
+            try:
+                if running is None or running.uid != pod.metadata.uid:
+                    self._launch(pod, sources)
+                else:
+                    self._refresh(running, sources)
+            except Exception as error:  # one broken pod must not stall the others
+                self._record(error)
 
     def _finish_deletion(self, pod: Any) -> None:
         with self._lock:
@@ -143,41 +184,65 @@ class GatewayKubelet:
 
     # -- starting a pod -------------------------------------------------------------------
 
-    def _launch(self, pod: Any) -> None:
+    def _launch(self, pod: Any, sources: _SourceCache) -> None:
         name = pod.metadata.name
-        ip = f"127.0.0.{next(self._octets)}"
         folder = self.workdir / name
-        shutil.rmtree(folder, ignore_errors=True)
-        (folder / "config").mkdir(parents=True)
         container = pod.spec.containers[0]
-        config_map = _config_map_volume(pod)
-        self._write_config(config_map, folder / "config", ip)
+        volumes = _volumes(pod, container, folder)
+        config_path = _config_argument(container)
+        for volume in volumes:  # before an address is taken: a kubelet would keep waiting
+            if sources.get(volume.kind, volume.source) is None:
+                raise KubeletError(
+                    f"pod {name}: {volume.kind} {volume.source} (mounted at "
+                    f"{volume.mount_path}) not found"
+                )
         env = dict(os.environ) | self._environment(container)
-        admin_port = _admin_port(container)
+        ip = f"127.0.0.{next(self._octets)}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        files = PodFiles(name, ip, volumes, config_path)
+        for volume in volumes:
+            self._materialise(files, volume, sources)
         process = supervising.spawn(
-            [
-                sys.executable,
-                "-m",
-                "failover_gateway",
-                "--config",
-                str(folder / "config" / "gateway.yaml"),
-            ],
+            [sys.executable, "-m", "failover_gateway", "--config", files.local_config],
             folder / "gateway.log",
             env=env,
         )
-        running = RunningPod(name, pod.metadata.uid, ip, folder, process, config_map, admin_port)
+        running = RunningPod(
+            name, pod.metadata.uid, ip, folder, process, _admin_port(container), files
+        )
         with self._lock:
             self.pods[name] = running
         self._await_ready(running)
         self._report_running(running)
 
-    def _write_config(self, config_map: str, target: Path, ip: str) -> None:
-        data = self.core.read_namespaced_config_map(config_map, self.namespace).data or {}
-        for key, value in data.items():
-            text = value
-            if key == "gateway.yaml":
-                text = _localised_gateway_config(value, ip, target)
-            (target / key).write_text(text)
+    def _read_source(self, kind: str, name: str) -> dict[str, bytes] | None:
+        """A ConfigMap's or Secret's data as bytes (Secret data decoded); None if absent."""
+        try:
+            if kind == "configMap":
+                found = self.core.read_namespaced_config_map(name, self.namespace).data or {}
+                return {key: value.encode() for key, value in found.items()}
+            secret = self.core.read_namespaced_secret(name, self.namespace).data or {}
+            return {key: base64.b64decode(value) for key, value in secret.items()}
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def _materialise(self, files: PodFiles, volume: Volume, sources: _SourceCache) -> None:
+        data = sources.get(volume.kind, volume.source)
+        if data is None:
+            return  # a kubelet keeps the last copy of a source that disappeared
+        mode = SECRET_FILE_MODE if volume.kind == "secret" else 0o644
+        volume.local.mkdir(parents=True, exist_ok=True)
+        for key, content in data.items():
+            text = content
+            if f"{volume.mount_path}/{key}" == files.config_path:
+                text = localised_gateway_config(content.decode(), files.ip, files.volumes).encode()
+            _write_if_changed(volume.local / key, text, mode)
+        present = {path.name for path in volume.local.iterdir() if not path.name.startswith(".")}
+        for stale in present - set(data):
+            (volume.local / stale).unlink(missing_ok=True)
 
     def _environment(self, container: Any) -> dict[str, str]:
         env = {}
@@ -227,17 +292,10 @@ class GatewayKubelet:
 
     # -- while it runs ----------------------------------------------------------------------
 
-    def _refresh(self, pod: RunningPod) -> None:
-        """Mounted ConfigMaps follow their source, as a kubelet's volume refresh does."""
-        try:
-            data = self.core.read_namespaced_config_map(pod.config_map, self.namespace).data or {}
-        except ApiException:
-            return
-        active = pod.folder / "config" / "active"
-        if "active" in data and (not active.exists() or active.read_text() != data["active"]):
-            temporary = active.with_suffix(".new")
-            temporary.write_text(data["active"])
-            temporary.replace(active)
+    def _refresh(self, pod: RunningPod, sources: _SourceCache) -> None:
+        """Mounted ConfigMaps and Secrets follow their source, like a kubelet's volume refresh."""
+        for volume in pod.files.volumes:
+            self._materialise(pod.files, volume, sources)
 
     def _kill(self, pod: RunningPod) -> None:
         if pod.process.poll() is None:
@@ -245,11 +303,54 @@ class GatewayKubelet:
         supervising.terminate(pod.process, grace_seconds=5)
 
 
-def _config_map_volume(pod: Any) -> str:
-    for volume in pod.spec.volumes or []:
+class _SourceCache:
+    """Each ConfigMap and Secret read at most once per pass, however many pods mount it."""
+
+    def __init__(self, read: Callable[[str, str], dict[str, bytes] | None]) -> None:
+        self._read = read
+        self._found: dict[tuple[str, str], dict[str, bytes] | None] = {}
+
+    def get(self, kind: str, name: str) -> dict[str, bytes] | None:
+        key = (kind, name)
+        if key not in self._found:
+            self._found[key] = self._read(kind, name)
+        return self._found[key]
+
+
+def _volumes(pod: Any, container: Any, folder: Path) -> tuple[Volume, ...]:
+    """The container's ConfigMap and Secret mounts; other volume types need no files."""
+    by_name = {volume.name: volume for volume in pod.spec.volumes or []}
+    found = []
+    for mount in container.volume_mounts or []:
+        volume = by_name.get(mount.name)
+        if volume is None:
+            raise KubeletError(f"pod {pod.metadata.name} mounts unknown volume {mount.name}")
+        local = folder / "fs" / mount.mount_path.lstrip("/")
         if volume.config_map is not None:
-            return str(volume.config_map.name)
-    raise KubeletError(f"pod {pod.metadata.name} mounts no ConfigMap")
+            found.append(Volume("configMap", volume.config_map.name, mount.mount_path, local))
+        elif volume.secret is not None:
+            found.append(Volume("secret", volume.secret.secret_name, mount.mount_path, local))
+    if not any(v.kind == "configMap" for v in found):
+        raise KubeletError(f"pod {pod.metadata.name} mounts no ConfigMap")
+    return tuple(found)
+
+
+def _config_argument(container: Any) -> str:
+    args = list(container.args or [])
+    if "--config" not in args[:-1]:
+        raise KubeletError("gateway container has no --config argument")
+    return str(args[args.index("--config") + 1])
+
+
+def _write_if_changed(path: Path, content: bytes, mode: int) -> None:
+    """Atomically, like a kubelet's volume update: readers see the old or the new file."""
+    if path.exists() and path.read_bytes() == content:
+        return
+    temporary = path.with_name(f".{path.name}.new")
+    temporary.unlink(missing_ok=True)
+    temporary.write_bytes(content)
+    temporary.chmod(mode)
+    temporary.replace(path)
 
 
 def _admin_port(container: Any) -> int:
@@ -259,15 +360,37 @@ def _admin_port(container: Any) -> int:
     raise KubeletError("gateway container declares no 'admin' port")
 
 
-def _localised_gateway_config(text: str, ip: str, folder: Path) -> str:
-    """Bind to the pod's own address; point the active file at the materialised volume."""
-    document: dict[str, Any] = yaml.safe_load(text)
+def localised_path(value: str, volumes: Sequence[Volume]) -> str:
+    """A container path under a mount (also inside ``${file:...}``) -> its materialised copy."""
+    for volume in sorted(volumes, key=lambda v: len(v.mount_path), reverse=True):
+        for prefix in ("", "${file:"):
+            head = prefix + volume.mount_path + "/"
+            if value.startswith(head):
+                return prefix + str(volume.local) + "/" + value.removeprefix(head)
+    return value
+
+
+def _localised(node: Any, volumes: Sequence[Volume]) -> Any:
+    if isinstance(node, dict):
+        return {key: _localised(value, volumes) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_localised(item, volumes) for item in node]
+    return localised_path(node, volumes) if isinstance(node, str) else node
+
+
+def localised_gateway_config(text: str, ip: str, volumes: Sequence[Volume]) -> str:
+    """Bind to the pod's own address; point every mounted path at the materialised volume.
+
+    The operator's default advertised host is the Service's DNS name (``<name>.<ns>.svc``), which
+    nothing resolves here: as the Service would lead a client to some pod, the pod advertises its
+    own address, so clients keep working when pods roll. An explicit host is kept.
+    """
+    document: dict[str, Any] = _localised(yaml.safe_load(text), volumes)
     gateway: dict[str, Any] = document["gateway"]
     gateway["listener"]["host"] = ip
     gateway["admin"]["host"] = ip
-    active_file = gateway.get("activeFile")
-    if isinstance(active_file, str) and active_file.startswith(CONFIG_MOUNT):
-        gateway["activeFile"] = str(folder / active_file.removeprefix(CONFIG_MOUNT + "/"))
+    if str(gateway["listener"].get("advertisedHost", "")).endswith(SERVICE_DOMAIN):
+        gateway["listener"]["advertisedHost"] = ip
     return yaml.safe_dump(document, sort_keys=False)
 
 
