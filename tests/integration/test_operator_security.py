@@ -301,10 +301,14 @@ def test_secured_gateway_pods_authenticate_switch_and_roll_on_a_rotated_users_se
     visible = everything_visible(lab)
     assert [secret for secret in ALL_SECRETS if secret in visible] == []
     assert "PRIVATE KEY" not in visible and "storedKey" not in visible
+    users_secret = json.loads(lab.kubectl("get", "secret", "gateway-users", "-o", "json"))
+    annotations = users_secret["metadata"].get("annotations") or {}
+    assert not [key for key in annotations if "kopf" in key or "kafka-failover" in key]
+    assert not users_secret["metadata"].get("finalizers"), "the operator never writes to it"
 
 
 def test_the_api_server_refuses_sasl_clients_without_a_users_secret(secured: SecuredLab) -> None:
-    document = kafka_failover(secured.main, secured.failover, usersSecret=None)
+    document = kafka_failover(secured.main, secured.failover)
     del document["spec"]["gateway"]["clientSecurity"]["usersSecret"]
     document["metadata"]["name"] = "nousers"
     result = secured.lab.plane.kubectl(
