@@ -128,17 +128,21 @@ async def secret_changed(
 
 
 async def _refresh_for_secret(namespace: str, owner: str, secret: str, change: str) -> None:
-    """Roll the owner's pods if the Secret's new version changes their template; else nothing."""
-    raw = await kube_objects.kafka_failover(namespace, owner)
-    if raw is None:
-        return
-    try:
-        spec = model.parse_spec(raw.get("spec"))
-    except ValidationError:
-        return  # the reconciliation reports it in status
-    body = kopf.Body(cast(kopf.RawBody, raw))
-    target = _target(body)
-    async with reconciling.lock_for(target):
+    """Roll the owner's pods if the Secret's new version changes their template; else nothing.
+
+    The object is read under its lock: one read before might apply a spec a handler has just
+    replaced.
+    """
+    async with reconciling.lock_named(namespace, owner):
+        raw = await kube_objects.kafka_failover(namespace, owner)
+        if raw is None:
+            return
+        try:
+            spec = model.parse_spec(raw.get("spec"))
+        except ValidationError:
+            return  # the reconciliation reports it in status
+        body = kopf.Body(cast(kopf.RawBody, raw))
+        target = _target(body)
         seen = await reconciling.observe_secrets(target, spec)
         await reconciling.refresh_if_stale(
             target,
@@ -174,36 +178,20 @@ async def reconcile(
     interval=DRIFT_INTERVAL_SECONDS,
     initial_delay=DRIFT_INTERVAL_SECONDS,
 )
-async def drift_check(
-    body: kopf.Body, spec: kopf.Spec, status: kopf.Status, patch: kopf.Patch, **_: Any
-) -> None:
-    target = _target(body)
-    try:
-        parsed = model.parse_spec(dict(spec))
-    except ValidationError:
-        return  # the reconciliation already reported it in status
-    events = KopfEvents(body)
-    async with reconciling.lock_for(target):
+async def drift_check(body: kopf.Body, status: kopf.Status, patch: kopf.Patch, **_: Any) -> None:
+    """``body`` and ``status`` are kopf's live views: read after the lock, they are the newest."""
+    meta = body["metadata"]
+    async with reconciling.lock_named(meta["namespace"], meta["name"]):
+        target = _target(body)
         try:
-            credentials = await kube_objects.admin_credentials(
-                target.namespace, target.name, target.body
-            )
-            seen = await reconciling.observe_secrets(target, parsed)
-            await reconciling.refresh_if_stale(
-                target,
-                parsed,
-                seen,
-                events,
-                reason="GatewayRefreshed",
-                message="the gateway pod template was out of date (a Secret changed); re-applied, "
-                "its pods roll",
-            )
-            result = await reconciling.converge(target, parsed, credentials, events, announce=False)
+            parsed = model.parse_spec(dict(body["spec"]))
+        except ValidationError:
+            return  # the reconciliation already reported it in status
+        try:
+            result, problems = await _drift_check_locked(target, parsed, KopfEvents(body))
         except kube_objects.KubeError as error:
             log.warning("drift check of %s/%s failed: %s", target.namespace, target.name, error)
             return
-    previous = dict(status)
-    problems = reconciling.secret_problems(target, parsed, seen)
     patch.status.update(
         status_building.compute(
             desired=parsed.active,
@@ -211,6 +199,24 @@ async def drift_check(
             pods=result.reports,
             problems=problems,
             switching=False,
-            previous=previous,
+            previous=dict(status),
         )
     )
+
+
+async def _drift_check_locked(
+    target: reconciling.Target, spec: model.KafkaFailoverSpec, events: KopfEvents
+) -> tuple[reconciling.Convergence, list[status_building.Problem]]:
+    credentials = await kube_objects.admin_credentials(target.namespace, target.name, target.body)
+    seen = await reconciling.observe_secrets(target, spec)
+    await reconciling.refresh_if_stale(
+        target,
+        spec,
+        seen,
+        events,
+        reason="GatewayRefreshed",
+        message="the gateway pod template was out of date (a Secret changed); re-applied, its "
+        "pods roll",
+    )
+    result = await reconciling.converge(target, spec, credentials, events, announce=False)
+    return result, reconciling.secret_problems(target, spec, seen)

@@ -64,7 +64,12 @@ _locks: dict[tuple[str, str], asyncio.Lock] = {}
 
 def lock_for(target: Target) -> asyncio.Lock:
     """One reconciliation at a time per object (handlers and the drift timer may overlap)."""
-    return _locks.setdefault((target.namespace, target.name), asyncio.Lock())
+    return lock_named(target.namespace, target.name)
+
+
+def lock_named(namespace: str, name: str) -> asyncio.Lock:
+    """The lock of an object by name: read what to apply only after taking it, never before."""
+    return _locks.setdefault((namespace, name), asyncio.Lock())
 
 
 def _spec_problem(error: ValidationError) -> Problem:
