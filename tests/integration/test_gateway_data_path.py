@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
@@ -97,3 +98,44 @@ def read_values(bootstrap: str, topic: str, expected: int, timeout: float = 60) 
     finally:
         consumer.close()
     return values
+
+
+def test_connections_beyond_the_limit_are_refused_and_counted(
+    gateway_factory: Any, kafka_single: Cluster, kafka_failover: Cluster
+) -> None:
+    gateway = gateway_factory(
+        {"main": kafka_single.bootstrap, "failover": kafka_failover.bootstrap},
+        gateway_extra={"limits": {"maxConnections": 2}},
+    )
+    with RawConnection(gateway.bootstrap) as first, RawConnection(gateway.bootstrap) as second:
+        assert still_served(first) and still_served(second)
+        with RawConnection(gateway.bootstrap) as third:
+            assert third.is_closed_by_peer()
+        assert still_served(first)
+    assert "kafka_failover_connections_refused_total 1.0" in gateway.metrics()
+
+
+def test_the_gateway_follows_its_active_file_and_ignores_a_stale_epoch(
+    gateway_factory: Any, kafka_single: Cluster, kafka_failover: Cluster, tmp_path: Path
+) -> None:
+    active = tmp_path / "active"
+    active.write_text("{cluster: main, epoch: 2}\n")
+    gateway = gateway_factory(
+        {"main": kafka_single.bootstrap, "failover": kafka_failover.bootstrap},
+        gateway_extra={"activeFile": str(active), "timeouts": {"activeFilePollMs": 100}},
+    )
+    assert (gateway.state()["active"], gateway.state()["epoch"]) == ("main", 2)
+    active.write_text("{cluster: failover, epoch: 3}\n")
+    wait_for(lambda: gateway.state()["active"] == "failover")
+    assert gateway.state()["epoch"] == 3
+    active.write_text("{cluster: main, epoch: 1}\n")
+    time.sleep(0.5)
+    assert gateway.state()["active"] == "failover", "an older epoch never flips a gateway back"
+    assert "stale epoch 1" in gateway.log_tail(50)
+
+
+def wait_for(check: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
