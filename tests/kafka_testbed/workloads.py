@@ -98,15 +98,24 @@ class SequencedProducer:
     """Sends sequence-numbered keyed records at a steady rate from a thread of its own."""
 
     def __init__(
-        self, client: ProducerClient, topic: str, *, rate: float, value_size: int = 0
+        self,
+        client: ProducerClient,
+        topic: str,
+        *,
+        rate: float,
+        value_size: int = 0,
+        first_seq: int = 0,
     ) -> None:
+        """``first_seq`` keeps the numbers of several producers on one topic apart."""
         self.client = client
+        self.first_seq = first_seq
         self.topic = topic
         self.interval = 1.0 / rate
         self.value_size = value_size
         self.log = ProducerLog()
         self.failure: BaseException | None = None
         self._stop = threading.Event()
+        self._paused = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"producer-{client.name}")
         self._thread.daemon = True
 
@@ -122,11 +131,32 @@ class SequencedProducer:
         if self.failure is not None:
             raise TestbedError(f"{self.client.name} producer failed") from self.failure
 
+    def pause(self) -> None:
+        """Stop sending new records (callbacks are still served) until :meth:`resume`."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    def wait_settled(self, timeout: float) -> bool:
+        """True once every record sent so far is acknowledged or failed (use while paused)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sent, acked, errors = self.log.snapshot()
+            if set(sent) <= set(acked) | set(errors):
+                return True
+            time.sleep(0.05)
+        return False
+
     def _run(self) -> None:
-        seq, next_at = 0, time.monotonic()
+        seq, next_at = self.first_seq, time.monotonic()
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
+                if self._paused.is_set():
+                    self.client.serve(0.05)
+                    next_at = time.monotonic()
+                    continue
                 if now < next_at:
                     self.client.serve(min(next_at - now, 0.05))
                     continue
