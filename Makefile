@@ -5,11 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: help venv fetch lint typecheck imports test test-fast demo bench bench-smoke clean distclean \
+.PHONY: help venv fetch lint typecheck imports test test-fast demo drill bench bench-smoke clean distclean \
 	chart-sync pin-runtime images kind-e2e
 
 help:
 	@echo "make demo   - start two local Kafka clusters, the gateway, a producer and a consumer, switch, print a timeline"
+	@echo "make drill  - DR drill: MirrorMaker 2, a planned and an unplanned switch under load, loss counted"
 	@echo "make test   - install everything into $(VENV), fetch test jars, lint, type-check and run the whole suite"
 	@echo "make kind-e2e - build both images, install the Helm chart on a kind cluster, switch, check (needs Docker)"
 
@@ -45,6 +46,9 @@ test: lint typecheck imports fetch
 
 test-fast: $(STAMP)
 	$(PY) -m pytest tests/unit tests/protocol
+
+drill: fetch
+	$(PY) -m kafka_testbed.drill
 
 demo: fetch
 	$(PY) -m kafka_testbed.demo

@@ -1,0 +1,513 @@
+"""``make drill``: a DR drill with MirrorMaker 2, a switch under load, and counted loss.
+
+Why it exists: "nothing lost" is only worth something when counted from the data. This runs the
+two runbooks of DESIGN.md against real processes: two Apache Kafka clusters (main: node 1,
+failover: node 7), MirrorMaker 2 replicating main -> failover (:mod:`kafka_testbed.mirroring`,
+``IdentityReplicationPolicy``, group offset sync), the gateway, idempotent producers writing
+sequence-numbered records at a steady rate and a consumer group committing offsets, all clients
+through the gateway.
+
+- ``planned``: pause the producers, wait until replication has caught up (every partition's high
+  watermark reached on failover), switch, resume.
+- ``unplanned``: SIGKILL every node of main while producing, check failover answers, stop
+  MirrorMaker (its source is gone; with the identity policy a main coming back must not write
+  into the topics clients now use), measure the replication gap from the records, switch; the
+  producers and the consumer group carry on.
+
+Every count comes from records read back from the clusters (not from the gateway, not from
+delivery reports alone): ``lost`` is acknowledged records on neither cluster at the end (planned)
+or not on failover (unplanned, main is dead); ``duplicates`` is extra copies of a sequence number
+on one cluster; ``reprocessed`` is records the consumer group received more than once. Both modes
+share one lab (planned first: the unplanned run kills main), each with its own topic and group.
+Results are printed as a table and written to ``drill-report.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kafka_testbed import admin, gateways, mirroring, workloads
+from kafka_testbed.clusters import Cluster
+from kafka_testbed.errors import TestbedError
+from kafka_testbed.gateways import GatewayProcess
+from kafka_testbed.labs import Lab
+from kafka_testbed.mirroring import MirrorMaker
+from kafka_testbed.workloads import ClusterTail, GroupConsumer, SequencedProducer
+
+MAIN, FAILOVER = "main", "failover"
+MODES = ("planned", "unplanned")
+PARTITIONS = 3
+SEQ_BLOCK = 1_000_000_000
+"""Producer ``k`` numbers its records from ``k * SEQ_BLOCK``."""
+WARM_UP_TIMEOUT_SECONDS = 120.0
+CATCH_UP_TIMEOUT_SECONDS = 60.0
+OFFSET_SYNC_TIMEOUT_SECONDS = 15.0
+SETTLE_TIMEOUT_SECONDS = 30.0
+LAND_TIMEOUT_SECONDS = 30.0
+FLUSH_TIMEOUT_SECONDS = 30.0
+MIRROR_STOP_GRACE_SECONDS = 5.0
+DEFAULT_REPORT = Path("drill-report.json")
+DEFAULT_REPLICATION_DELAY_MS = 0
+"""0: MirrorMaker copies as fast as it can; e.g. 1000 makes the link trail by up to 1 s."""
+
+
+@dataclass(frozen=True)
+class DrillConfig:
+    """Load and timing of one drill run."""
+
+    rate: float = 100.0
+    """Records per second, per producer."""
+    producers: int = 2
+    seconds_before: float = 4.0
+    """Steady load before the switch (planned) or the kill (unplanned)."""
+    seconds_after: float = 4.0
+    """Load after the switch."""
+    mirror: mirroring.MirrorSettings = field(default_factory=mirroring.MirrorSettings)
+
+
+@dataclass
+class DrillLab:
+    main: Cluster
+    failover: Cluster
+    mirror: MirrorMaker
+    gateway: GatewayProcess
+    workdir: Path
+
+
+@dataclass
+class DrillRun:
+    """What one run measured; the sets are kept so a test can recompute every count."""
+
+    mode: str
+    topic: str
+    sent: int
+    acked: set[int]
+    failed: int
+    lost: set[int]
+    gap_at_switch: set[int]
+    acked_at_kill: set[int]
+    on_failover_at_switch: set[int]
+    on_main: set[int]
+    on_failover: set[int]
+    duplicates: int
+    consumed: int
+    consumed_distinct: int
+    switch_to_first_ack_ms: float | None
+    switch_to_consumer_resumed_ms: float | None
+    replication_wait_ms: float | None
+    offsets_synced: bool | None
+
+    @property
+    def reprocessed(self) -> int:
+        return self.consumed - self.consumed_distinct
+
+    def report(self) -> dict[str, Any]:
+        """The JSON object of this run in ``drill-report.json``."""
+        return {
+            "mode": self.mode,
+            "topic": self.topic,
+            "sent": self.sent,
+            "acked": len(self.acked),
+            "failed": self.failed,
+            "lost": len(self.lost),
+            "duplicates": self.duplicates,
+            "consumed": self.consumed,
+            "reprocessed": self.reprocessed,
+            "switch_to_first_ack_ms": _round(self.switch_to_first_ack_ms),
+            "switch_to_consumer_resumed_ms": _round(self.switch_to_consumer_resumed_ms),
+            "replication_gap_at_switch": len(self.gap_at_switch),
+            "replication_wait_ms": _round(self.replication_wait_ms),
+            "group_offsets_synced_before_switch": self.offsets_synced,
+        }
+
+
+@dataclass
+class _Clients:
+    producers: list[SequencedProducer]
+    consumer: GroupConsumer
+    tails: dict[str, ClusterTail]
+
+    def acked(self) -> dict[int, float]:
+        return {seq: at for p in self.producers for seq, at in p.log.snapshot()[1].items()}
+
+    def pause(self) -> None:
+        for producer in self.producers:
+            producer.pause()
+
+    def resume(self) -> None:
+        for producer in self.producers:
+            producer.resume()
+
+
+@dataclass
+class _Switch:
+    """Measurements taken around the switch."""
+
+    sent_at: float
+    acked_at_kill: set[int] = field(default_factory=set)
+    on_failover: set[int] = field(default_factory=set)
+    gap: set[int] = field(default_factory=set)
+    replication_wait_ms: float | None = None
+    offsets_synced: bool | None = None
+
+
+# -- Lab --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def drill_lab(workdir: Path, config: DrillConfig) -> Iterator[DrillLab]:
+    """Main (node 1), failover (node 7), MirrorMaker 2 and the gateway; all stopped on exit."""
+    with Lab() as lab, contextlib.ExitStack() as stack:
+        main = lab.kafka((1,), name=MAIN)
+        failover = lab.kafka((7,), name=FAILOVER)
+        mirror = mirroring.start_mirror_maker(
+            main.bootstrap, failover.bootstrap, config.mirror, workdir=workdir / "mm2"
+        )
+        stack.callback(mirror.stop, MIRROR_STOP_GRACE_SECONDS)
+        gateway = gateways.start_gateway(
+            {MAIN: main.bootstrap, FAILOVER: failover.bootstrap}, workdir=workdir
+        )
+        stack.callback(gateway.stop)
+        yield DrillLab(main, failover, mirror, gateway, workdir)
+
+
+def run_drills(modes: Sequence[str], config: DrillConfig, workdir: Path) -> list[DrillRun]:
+    """Run each mode in order on one lab (``unplanned`` must come last: it kills main)."""
+    if "unplanned" in modes and modes[-1] != "unplanned":
+        raise ValueError("the unplanned drill kills main: it must be the last mode")
+    with drill_lab(workdir, config) as lab:
+        return [run_drill(lab, mode, config) for mode in modes]
+
+
+def run_drill(lab: DrillLab, mode: str, config: DrillConfig) -> DrillRun:
+    """One drill: load through the gateway, a planned or unplanned switch, counts from records."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    _ensure_active(lab.gateway, MAIN)
+    topic = f"drill-{mode}-{uuid.uuid4().hex[:6]}"
+    for cluster in (lab.main, lab.failover):
+        admin.create_topic(cluster.bootstrap, topic, partitions=PARTITIONS)
+    clients = _start_clients(lab, topic, config)
+    try:
+        _warm_up(lab, clients)
+        time.sleep(config.seconds_before)
+        switch = _planned(lab, clients, topic) if mode == "planned" else _unplanned(lab, clients)
+        time.sleep(config.seconds_after)
+        return _finish(lab, mode, topic, clients, switch)
+    finally:
+        _stop_clients(clients)
+
+
+def _ensure_active(gateway: GatewayProcess, cluster: str) -> None:
+    if gateway.state().get("active") != cluster:
+        _switch(gateway, cluster)
+
+
+def _switch(gateway: GatewayProcess, cluster: str) -> float:
+    """Switch through the admin API; return the monotonic time the request was sent."""
+    sent_at = time.monotonic()
+    answer = gateway.switch(cluster)
+    if answer.status != 200:
+        raise TestbedError(f"switch to {cluster} answered {answer.status}: {answer.body}")
+    return sent_at
+
+
+def _start_clients(lab: DrillLab, topic: str, config: DrillConfig) -> _Clients:
+    settings = _client_settings(lab.workdir)
+    tails = {
+        MAIN: ClusterTail(lab.main.bootstrap, topic, PARTITIONS, cluster=MAIN).start(),
+        FAILOVER: ClusterTail(lab.failover.bootstrap, topic, PARTITIONS, cluster=FAILOVER).start(),
+    }
+    group_settings = {**settings, "auto.commit.interval.ms": 500}
+    consumer = GroupConsumer(
+        lab.gateway.bootstrap, topic, f"{topic}-readers", group_settings
+    ).start()
+    producer_settings = {**settings, "enable.idempotence": True}
+    producers = [
+        SequencedProducer(
+            workloads.ConfluentProducer(lab.gateway.bootstrap, producer_settings),
+            topic,
+            rate=config.rate,
+            first_seq=k * SEQ_BLOCK,
+        ).start()
+        for k in range(config.producers)
+    ]
+    return _Clients(producers, consumer, tails)
+
+
+def _stop_clients(clients: _Clients) -> None:
+    for producer in clients.producers:
+        with contextlib.suppress(TestbedError):
+            producer.stop(FLUSH_TIMEOUT_SECONDS)
+    clients.consumer.stop()
+    for tail in clients.tails.values():
+        tail.stop()
+
+
+def _client_settings(workdir: Path) -> dict[str, Any]:
+    """Client logs (disconnects around a switch are expected) go to a file, not the screen."""
+    logger = logging.getLogger(f"kafka_testbed.drill.clients.{workdir.name}")
+    if not logger.handlers:
+        logger.propagate = False
+        handler = logging.FileHandler(workdir / "clients.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+    return {"logger": logger}
+
+
+def _warm_up(lab: DrillLab, clients: _Clients) -> None:
+    """Producers acknowledged, the group consuming and MirrorMaker copying into failover."""
+    deadline = time.monotonic() + WARM_UP_TIMEOUT_SECONDS
+    while not (
+        clients.acked() and clients.consumer.received() and clients.tails[FAILOVER].sequences()
+    ):
+        if time.monotonic() > deadline or not lab.mirror.is_alive():
+            raise TestbedError(
+                f"no steady state within {WARM_UP_TIMEOUT_SECONDS:.0f}s: acked "
+                f"{len(clients.acked())}, consumed {len(clients.consumer.received())}, "
+                f"replicated {len(clients.tails[FAILOVER].sequences())}\n"
+                f"MirrorMaker 2 log {lab.mirror.log_path}:\n{lab.mirror.log_tail()}"
+            )
+        time.sleep(0.1)
+
+
+# -- The two runbooks ---------------------------------------------------------------------------
+
+
+def _planned(lab: DrillLab, clients: _Clients, topic: str) -> _Switch:
+    """Pause producers, wait until replication caught up (and offsets synced), switch, resume."""
+    clients.pause()
+    for producer in clients.producers:
+        if not producer.wait_settled(SETTLE_TIMEOUT_SECONDS):
+            raise TestbedError("producers still await acknowledgements after the pause")
+    waited = mirroring.wait_until_caught_up(
+        lab.mirror, lab.main.bootstrap, lab.failover.bootstrap, topic, PARTITIONS,
+        timeout=CATCH_UP_TIMEOUT_SECONDS,
+    )  # fmt: skip
+    group = f"{topic}-readers"
+    synced = _wait_offsets_synced(lab, topic, group, OFFSET_SYNC_TIMEOUT_SECONDS)
+    on_failover = _caught_up_sequences(clients.tails[FAILOVER])
+    acked = set(clients.acked())
+    sent_at = _switch(lab.gateway, FAILOVER)
+    clients.resume()
+    return _Switch(
+        sent_at,
+        acked_at_kill=acked,
+        on_failover=on_failover,
+        gap=mirroring.replication_gap(acked, on_failover),
+        replication_wait_ms=waited * 1000,
+        offsets_synced=synced,
+    )
+
+
+def _unplanned(lab: DrillLab, clients: _Clients) -> _Switch:
+    """Kill main under load, check failover, stop MirrorMaker, measure the gap, switch."""
+    lab.main.kill_all()
+    acked_at_kill = set(clients.acked())  # main is dead (reaped): nothing more can be acked by it
+    if not admin.broker_addresses(lab.failover.bootstrap, timeout=10.0):
+        raise TestbedError("failover does not answer: the drill cannot switch to it")
+    lab.mirror.stop(MIRROR_STOP_GRACE_SECONDS)
+    on_failover = _caught_up_sequences(clients.tails[FAILOVER])
+    sent_at = _switch(lab.gateway, FAILOVER)
+    return _Switch(
+        sent_at,
+        acked_at_kill=acked_at_kill,
+        on_failover=on_failover,
+        gap=mirroring.replication_gap(acked_at_kill, on_failover),
+    )
+
+
+def _caught_up_sequences(tail: ClusterTail) -> set[int]:
+    if not tail.wait_caught_up(LAND_TIMEOUT_SECONDS):
+        raise TestbedError(f"reading {tail.cluster} did not catch up")
+    return tail.sequences()
+
+
+def _wait_offsets_synced(lab: DrillLab, topic: str, group: str, timeout: float) -> bool:
+    """True once the group committed main's high watermarks and failover holds those offsets.
+
+    With the producers paused, that is the runbook's best case: nothing to reprocess.
+    """
+    deadline = time.monotonic() + timeout
+    ends = mirroring.high_watermarks(lab.main.bootstrap, topic, PARTITIONS)
+    while time.monotonic() < deadline:
+        on_main = _committed(lab.main.bootstrap, topic, group)
+        if on_main == ends and on_main == _committed(lab.failover.bootstrap, topic, group):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _committed(bootstrap: str, topic: str, group: str) -> dict[int, int]:
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    consumer: Any = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 2})
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        found = consumer.committed(partitions, timeout=5.0)
+    except KafkaException:
+        return {}
+    finally:
+        consumer.close()
+    return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
+
+
+# -- Counting ---------------------------------------------------------------------------------
+
+
+def _finish(lab: DrillLab, mode: str, topic: str, clients: _Clients, switch: _Switch) -> DrillRun:
+    for producer in clients.producers:
+        producer.stop(FLUSH_TIMEOUT_SECONDS)
+    acked_at = clients.acked()
+    readable = [clients.tails[FAILOVER]] + ([clients.tails[MAIN]] if mode == "planned" else [])
+    workloads.wait_until_landed(readable, acked_at, LAND_TIMEOUT_SECONDS)
+    time.sleep(1.0)  # the group reads what was just written, so its resume is in the receipts
+    on_main, on_failover = clients.tails[MAIN].sequences(), clients.tails[FAILOVER].sequences()
+    kept = on_failover | (on_main if mode == "planned" else set())
+    receipts = clients.consumer.received()
+    logs = [p.log.snapshot() for p in clients.producers]
+    return DrillRun(
+        mode=mode,
+        topic=topic,
+        sent=sum(len(sent) for sent, _, _ in logs),
+        acked=set(acked_at),
+        failed=sum(len(errors) for _, _, errors in logs),
+        lost=set(acked_at) - kept,
+        gap_at_switch=switch.gap,
+        acked_at_kill=switch.acked_at_kill,
+        on_failover_at_switch=switch.on_failover,
+        on_main=on_main,
+        on_failover=on_failover,
+        duplicates=sum(_extra_copies(tail) for tail in clients.tails.values()),
+        consumed=len(receipts),
+        consumed_distinct=len({r.seq for r in receipts}),
+        switch_to_first_ack_ms=_ms_after(switch.sent_at, _first_ack(clients, switch.sent_at)),
+        switch_to_consumer_resumed_ms=_ms_after(
+            switch.sent_at, min((r.at for r in receipts if r.at >= switch.sent_at), default=None)
+        ),
+        replication_wait_ms=switch.replication_wait_ms,
+        offsets_synced=switch.offsets_synced,
+    )
+
+
+def _extra_copies(tail: ClusterTail) -> int:
+    """Copies of a sequence number beyond the first, on one cluster."""
+    counts = Counter(seq for seq, _, _ in tail.placements())
+    return sum(count - 1 for count in counts.values())
+
+
+def _first_ack(clients: _Clients, after: float) -> float | None:
+    where = workloads.landed([clients.tails[FAILOVER]])
+    times = [workloads.first_ack_on(FAILOVER, p.log, where, after=after) for p in clients.producers]
+    return min((t for t in times if t is not None), default=None)
+
+
+def _ms_after(start: float, at: float | None) -> float | None:
+    return None if at is None else (at - start) * 1000
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+# -- Report -----------------------------------------------------------------------------------
+
+TABLE_COLUMNS = (
+    ("mode", "mode"),
+    ("acked", "acked"),
+    ("lost", "lost"),
+    ("duplicates", "duplicates"),
+    ("reprocessed", "reprocessed"),
+    ("gap at switch", "replication_gap_at_switch"),
+    ("switch->first ack ms", "switch_to_first_ack_ms"),
+    ("switch->consumer resumed ms", "switch_to_consumer_resumed_ms"),
+)
+
+
+def table(reports: Sequence[dict[str, Any]]) -> str:
+    """A Markdown table of the runs (also valid README text)."""
+    header = "| " + " | ".join(title for title, _ in TABLE_COLUMNS) + " |"
+    rule = "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|"
+    rows = [
+        "| " + " | ".join(_cell(report.get(key)) for _, key in TABLE_COLUMNS) + " |"
+        for report in reports
+    ]
+    return "\n".join([header, rule, *rows])
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if isinstance(value, float) else str(value)
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m kafka_testbed.drill", description=__doc__)
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated, in order")
+    parser.add_argument("--rate", type=float, default=DrillConfig.rate, help="records/s each")
+    parser.add_argument("--producers", type=int, default=DrillConfig.producers)
+    parser.add_argument("--seconds", type=float, default=DrillConfig.seconds_before)
+    parser.add_argument(
+        "--replication-delay-ms",
+        type=int,
+        default=DEFAULT_REPLICATION_DELAY_MS,
+        help="MirrorMaker fetches from main at most this often (0: as fast as it can)",
+    )
+    parser.add_argument("--report", type=Path, default=DEFAULT_REPORT)
+    parser.add_argument("--via", choices=("admin", "kubectl"), default="admin")
+    return parser.parse_args(argv)
+
+
+def _delay(milliseconds: int) -> dict[str, str]:
+    return mirroring.fetch_delay(milliseconds) if milliseconds > 0 else {}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = _parse(argv)
+    if options.via == "kubectl":
+        print("--via kubectl is not implemented yet; use --via admin", file=sys.stderr)
+        return 2
+    config = DrillConfig(
+        rate=options.rate,
+        producers=options.producers,
+        seconds_before=options.seconds,
+        seconds_after=options.seconds,
+        mirror=mirroring.MirrorSettings(extra=_delay(options.replication_delay_ms)),
+    )
+    modes = [mode.strip() for mode in options.modes.split(",") if mode.strip()]
+    workdir = Path(tempfile.mkdtemp(prefix="kafka-failover-drill-"))
+    print("starting two Kafka clusters, MirrorMaker 2 and the gateway...", flush=True)
+    try:
+        runs = run_drills(modes, config, workdir)
+    except KeyboardInterrupt:
+        print("\ninterrupted: every process the drill started is stopped", file=sys.stderr)
+        return 130
+    reports = [run.report() for run in runs]
+    options.report.write_text(json.dumps(reports, indent=2) + "\n")
+    print(table(reports))
+    print(f"report written to {options.report}")
+    ok = all(not run.lost for run in runs if run.mode == "planned") and all(
+        run.lost == run.gap_at_switch for run in runs if run.mode == "unplanned"
+    )
+    if ok:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print(f"unexpected loss; logs kept in {workdir}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
