@@ -60,8 +60,6 @@ LAND_TIMEOUT_SECONDS = 30.0
 FLUSH_TIMEOUT_SECONDS = 30.0
 MIRROR_STOP_GRACE_SECONDS = 5.0
 DEFAULT_REPORT = Path("drill-report.json")
-DEFAULT_REPLICATION_DELAY_MS = 0
-"""0: MirrorMaker copies as fast as it can; e.g. 1000 makes the link trail by up to 1 s."""
 
 
 @dataclass(frozen=True)
@@ -316,11 +314,13 @@ def _planned(lab: DrillLab, clients: _Clients, topic: str) -> _Switch:
 def _unplanned(lab: DrillLab, clients: _Clients) -> _Switch:
     """Kill main under load, check failover, stop MirrorMaker, measure the gap, switch."""
     lab.main.kill_all()
-    acked_at_kill = set(clients.acked())  # main is dead (reaped): nothing more can be acked by it
     if not admin.broker_addresses(lab.failover.bootstrap, timeout=10.0):
         raise TestbedError("failover does not answer: the drill cannot switch to it")
     lab.mirror.stop(MIRROR_STOP_GRACE_SECONDS)
     on_failover = _caught_up_sequences(clients.tails[FAILOVER])
+    # Until the switch only main can have acknowledged anything (failover gets no client
+    # traffic yet): read here, this also counts main's acks still queued at the kill.
+    acked_at_kill = set(clients.acked())
     sent_at = _switch(lab.gateway, FAILOVER)
     return _Switch(
         sent_at,
@@ -460,19 +460,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=DrillConfig.rate, help="records/s each")
     parser.add_argument("--producers", type=int, default=DrillConfig.producers)
     parser.add_argument("--seconds", type=float, default=DrillConfig.seconds_before)
-    parser.add_argument(
-        "--replication-delay-ms",
-        type=int,
-        default=DEFAULT_REPLICATION_DELAY_MS,
-        help="MirrorMaker fetches from main at most this often (0: as fast as it can)",
-    )
     parser.add_argument("--report", type=Path, default=DEFAULT_REPORT)
     parser.add_argument("--via", choices=("admin", "kubectl"), default="admin")
     return parser.parse_args(argv)
-
-
-def _delay(milliseconds: int) -> dict[str, str]:
-    return mirroring.fetch_delay(milliseconds) if milliseconds > 0 else {}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -485,7 +475,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         producers=options.producers,
         seconds_before=options.seconds,
         seconds_after=options.seconds,
-        mirror=mirroring.MirrorSettings(extra=_delay(options.replication_delay_ms)),
     )
     modes = [mode.strip() for mode in options.modes.split(",") if mode.strip()]
     workdir = Path(tempfile.mkdtemp(prefix="kafka-failover-drill-"))

@@ -63,18 +63,6 @@ class MirrorSettings:
     """Further ``mm2.properties`` entries, winning over the ones derived here."""
 
 
-def fetch_delay(milliseconds: int) -> dict[str, str]:
-    """Extra properties making MirrorMaker fetch from main at most every ``milliseconds``.
-
-    Replication then trails production by up to that long, like a busy or distant link: an
-    unplanned drill has a replication gap worth measuring.
-    """
-    return {
-        f"{SOURCE}.consumer.fetch.min.bytes": str(64 * 1024 * 1024),
-        f"{SOURCE}.consumer.fetch.max.wait.ms": str(milliseconds),
-    }
-
-
 def mm2_properties(
     source_bootstrap: str, target_bootstrap: str, settings: MirrorSettings
 ) -> dict[str, str]:
