@@ -49,6 +49,7 @@ def test_unplanned_drill_loses_exactly_the_replication_gap(
     _check_counts_consistent(run)
     never_replicated = run.acked_at_kill - run.on_failover_at_switch
     assert run.gap_at_switch == never_replicated
+    assert never_replicated, "MirrorMaker was frozen before the kill: some records must be missing"
     assert run.acked - run.on_failover == never_replicated
     assert run.lost == never_replicated
     assert run.report()["replication_gap_at_switch"] == run.report()["lost"]

@@ -9,7 +9,8 @@ through the gateway.
 
 - ``planned``: pause the producers, wait until replication has caught up (every partition's high
   watermark reached on failover), switch, resume.
-- ``unplanned``: SIGKILL every node of main while producing, check failover answers, stop
+- ``unplanned``: freeze MirrorMaker for a second (a lagging link; ``--stall-replication``), then
+  SIGKILL every node of main while producing, check failover answers, stop
   MirrorMaker (its source is gone; with the identity policy a main coming back must not write
   into the topics clients now use), measure the replication gap from the records, switch; the
   producers and the consumer group carry on.
@@ -74,6 +75,9 @@ class DrillConfig:
     seconds_after: float = 4.0
     """Load after the switch."""
     mirror: mirroring.MirrorSettings = field(default_factory=mirroring.MirrorSettings)
+    stall_replication_seconds: float = 1.0
+    """Unplanned mode: MirrorMaker is frozen this long before main dies (a lagging link), so
+    the replication gap is not left to chance; 0 lets it run to the end."""
 
 
 @dataclass
@@ -201,12 +205,20 @@ def run_drill(lab: DrillLab, mode: str, config: DrillConfig) -> DrillRun:
     clients = _start_clients(lab, topic, config)
     try:
         _warm_up(lab, clients)
-        time.sleep(config.seconds_before)
-        switch = _planned(lab, clients, topic) if mode == "planned" else _unplanned(lab, clients)
+        time.sleep(max(0.0, config.seconds_before - _stall(mode, config)))
+        switch = (
+            _planned(lab, clients, topic)
+            if mode == "planned"
+            else _unplanned(lab, clients, config.stall_replication_seconds)
+        )
         time.sleep(config.seconds_after)
         return _finish(lab, mode, topic, clients, switch)
     finally:
         _stop_clients(clients)
+
+
+def _stall(mode: str, config: DrillConfig) -> float:
+    return config.stall_replication_seconds if mode == "unplanned" else 0.0
 
 
 def _ensure_active(gateway: GatewayProcess, cluster: str) -> None:
@@ -311,8 +323,11 @@ def _planned(lab: DrillLab, clients: _Clients, topic: str) -> _Switch:
     )
 
 
-def _unplanned(lab: DrillLab, clients: _Clients) -> _Switch:
+def _unplanned(lab: DrillLab, clients: _Clients, stall_seconds: float) -> _Switch:
     """Kill main under load, check failover, stop MirrorMaker, measure the gap, switch."""
+    if stall_seconds > 0:
+        lab.mirror.stall()
+        time.sleep(stall_seconds)
     lab.main.kill_all()
     if not admin.broker_addresses(lab.failover.bootstrap, timeout=10.0):
         raise TestbedError("failover does not answer: the drill cannot switch to it")
@@ -373,7 +388,8 @@ def _finish(lab: DrillLab, mode: str, topic: str, clients: _Clients, switch: _Sw
         producer.stop(FLUSH_TIMEOUT_SECONDS)
     acked_at = clients.acked()
     readable = [clients.tails[FAILOVER]] + ([clients.tails[MAIN]] if mode == "planned" else [])
-    workloads.wait_until_landed(readable, acked_at, LAND_TIMEOUT_SECONDS)
+    # The gap never lands (main is dead): waiting for it would only run out the timeout.
+    workloads.wait_until_landed(readable, set(acked_at) - switch.gap, LAND_TIMEOUT_SECONDS)
     time.sleep(1.0)  # the group reads what was just written, so its resume is in the receipts
     on_main, on_failover = clients.tails[MAIN].sequences(), clients.tails[FAILOVER].sequences()
     kept = on_failover | (on_main if mode == "planned" else set())
@@ -460,6 +476,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=DrillConfig.rate, help="records/s each")
     parser.add_argument("--producers", type=int, default=DrillConfig.producers)
     parser.add_argument("--seconds", type=float, default=DrillConfig.seconds_before)
+    parser.add_argument(
+        "--stall-replication",
+        type=float,
+        default=DrillConfig.stall_replication_seconds,
+        help="unplanned: seconds MirrorMaker is frozen before main is killed (0: never)",
+    )
     parser.add_argument("--report", type=Path, default=DEFAULT_REPORT)
     parser.add_argument("--via", choices=("admin", "kubectl"), default="admin")
     return parser.parse_args(argv)
@@ -475,6 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         producers=options.producers,
         seconds_before=options.seconds,
         seconds_after=options.seconds,
+        stall_replication_seconds=options.stall_replication,
     )
     modes = [mode.strip() for mode in options.modes.split(",") if mode.strip()]
     workdir = Path(tempfile.mkdtemp(prefix="kafka-failover-drill-"))

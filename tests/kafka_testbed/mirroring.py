@@ -15,7 +15,9 @@ acknowledged records the failover cluster does not hold, from the records read b
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -105,8 +107,20 @@ class MirrorMaker:
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(read_tail(self.log_path, lines))
 
+    def stall(self) -> None:
+        """Freeze MirrorMaker (SIGSTOP): replication lags from now on, like a congested link."""
+        self._signal(signal.SIGSTOP)
+
+    def unstall(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, signum: signal.Signals) -> None:
+        if self.is_alive():
+            os.killpg(self.process.pid, signum)
+
     def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> int:
         """SIGTERM (MirrorMaker flushes what it copied), SIGKILL after ``grace_seconds``."""
+        self.unstall()
         return supervising.terminate(self.process, grace_seconds=grace_seconds)
 
     def remove_files(self) -> None:
