@@ -100,7 +100,7 @@ class DrillRun:
     failed: int
     lost: set[int]
     gap_at_switch: set[int]
-    acked_at_kill: set[int]
+    acked_before_switch: set[int]
     on_failover_at_switch: set[int]
     on_main: set[int]
     on_failover: set[int]
@@ -159,7 +159,7 @@ class _Switch:
     """Measurements taken around the switch."""
 
     sent_at: float
-    acked_at_kill: set[int] = field(default_factory=set)
+    acked_before_switch: set[int] = field(default_factory=set)
     on_failover: set[int] = field(default_factory=set)
     gap: set[int] = field(default_factory=set)
     replication_wait_ms: float | None = None
@@ -315,7 +315,7 @@ def _planned(lab: DrillLab, clients: _Clients, topic: str) -> _Switch:
     clients.resume()
     return _Switch(
         sent_at,
-        acked_at_kill=acked,
+        acked_before_switch=acked,
         on_failover=on_failover,
         gap=mirroring.replication_gap(acked, on_failover),
         replication_wait_ms=waited * 1000,
@@ -335,13 +335,13 @@ def _unplanned(lab: DrillLab, clients: _Clients, stall_seconds: float) -> _Switc
     on_failover = _caught_up_sequences(clients.tails[FAILOVER])
     # Until the switch only main can have acknowledged anything (failover gets no client
     # traffic yet): read here, this also counts main's acks still queued at the kill.
-    acked_at_kill = set(clients.acked())
+    acked_before_switch = set(clients.acked())
     sent_at = _switch(lab.gateway, FAILOVER)
     return _Switch(
         sent_at,
-        acked_at_kill=acked_at_kill,
+        acked_before_switch=acked_before_switch,
         on_failover=on_failover,
-        gap=mirroring.replication_gap(acked_at_kill, on_failover),
+        gap=mirroring.replication_gap(acked_before_switch, on_failover),
     )
 
 
@@ -403,7 +403,7 @@ def _finish(lab: DrillLab, mode: str, topic: str, clients: _Clients, switch: _Sw
         failed=sum(len(errors) for _, _, errors in logs),
         lost=set(acked_at) - kept,
         gap_at_switch=switch.gap,
-        acked_at_kill=switch.acked_at_kill,
+        acked_before_switch=switch.acked_before_switch,
         on_failover_at_switch=switch.on_failover,
         on_main=on_main,
         on_failover=on_failover,
