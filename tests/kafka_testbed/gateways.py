@@ -55,6 +55,7 @@ class GatewayProcess:
     user: str = ADMIN_USER
     password: str = ADMIN_PASSWORD
     extra: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def bootstrap(self) -> str:
@@ -103,6 +104,17 @@ class GatewayProcess:
 
     def stop(self) -> int:
         return supervising.terminate(self.process, grace_seconds=10)
+
+    def restart(self, down_seconds: float = 0.0, timeout: float = START_TIMEOUT_SECONDS) -> None:
+        """Stop the process, stay down ``down_seconds``, start it again on the same ports."""
+        self.stop()
+        time.sleep(down_seconds)
+        self.process = supervising.spawn(
+            [sys.executable, "-m", "failover_gateway", "--config", str(self.config_path)],
+            self.log_path,
+            env=self.env,
+        )
+        _wait_ready(self, timeout)
 
 
 def _json(raw: bytes) -> dict[str, Any]:
@@ -198,7 +210,9 @@ def start_gateway(
         log_path,
         env=process_env,
     )
-    gateway = GatewayProcess(port, broker_port_count, admin_port, config_path, log_path, process)
+    gateway = GatewayProcess(
+        port, broker_port_count, admin_port, config_path, log_path, process, env=process_env
+    )
     _wait_ready(gateway, timeout)
     return gateway
 
