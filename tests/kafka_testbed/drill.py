@@ -57,6 +57,7 @@ WARM_UP_TIMEOUT_SECONDS = 120.0
 CATCH_UP_TIMEOUT_SECONDS = 60.0
 OFFSET_SYNC_TIMEOUT_SECONDS = 15.0
 SETTLE_TIMEOUT_SECONDS = 30.0
+RESUME_TIMEOUT_SECONDS = 60.0
 LAND_TIMEOUT_SECONDS = 30.0
 FLUSH_TIMEOUT_SECONDS = 30.0
 MIRROR_STOP_GRACE_SECONDS = 5.0
@@ -212,9 +213,21 @@ def run_drill(lab: DrillLab, mode: str, config: DrillConfig) -> DrillRun:
             else _unplanned(lab, clients, config.stall_replication_seconds)
         )
         time.sleep(config.seconds_after)
+        _await_consumer_resumed(clients, switch.sent_at, RESUME_TIMEOUT_SECONDS)
         return _finish(lab, mode, topic, clients, switch)
     finally:
         _stop_clients(clients)
+
+
+def _await_consumer_resumed(clients: _Clients, since: float, timeout: float) -> None:
+    """A group that lost its coordinator with main may need a rebalance after the switch: give
+    it (bounded) time to read again, so the report measures the resumption instead of cutting
+    it off on a slow machine."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(receipt.at >= since for receipt in clients.consumer.received()):
+            return
+        time.sleep(0.1)
 
 
 def _stall(mode: str, config: DrillConfig) -> float:
