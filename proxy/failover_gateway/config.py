@@ -28,9 +28,6 @@ from failover_gateway.config_security import (
 
 # Kafka client properties the config model knows. A key outside this set is refused (a typo such as
 # ``bootstrap.server`` must not be silently ignored); values are checked by ``ClusterConfig``.
-SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
-SUPPORTED_SECURITY_PROTOCOLS = SECURITY_PROTOCOLS
 KNOWN_CLUSTER_KEYS = frozenset(
     {
         "bootstrap.servers",
@@ -199,14 +196,6 @@ class GatewayConfig(_Frozen):
 
     clusters: Mapping[str, ClusterConfig]
     gateway: GatewaySettings
-
-    def cluster(self, name: str) -> ClusterConfig:
-        try:
-            return self.clusters[name]
-        except KeyError:
-            raise ConfigError(
-                f"unknown cluster {name!r}; configured clusters: {', '.join(self.clusters)}"
-            ) from None
 
 
 def _cluster_from_properties(name: str, props: Mapping[str, Any]) -> ClusterConfig:

@@ -13,17 +13,7 @@ from dataclasses import dataclass, field
 
 from failover_gateway.config import GatewayConfig, HostPort
 from failover_gateway.routing import node_ports
-
-
-@dataclass(frozen=True)
-class BrokerAddress:
-    node_id: int
-    host: str
-    port: int
-
-    @property
-    def host_port(self) -> HostPort:
-        return HostPort(self.host, self.port)
+from failover_gateway.routing.address_rewriting import BrokerAddress
 
 
 @dataclass
@@ -56,7 +46,7 @@ class BrokerDirectory:
     def learn(self, cluster: str, brokers: list[BrokerAddress]) -> tuple[int, ...]:
         """Record a full broker list seen in metadata; returns node ids displaced by collisions."""
         state = self._clusters[cluster]
-        learned = {broker.node_id: broker.host_port for broker in brokers}
+        learned = {broker.node_id: HostPort(broker.host, broker.port) for broker in brokers}
         if learned == state.brokers:
             return ()
         # Keep brokers that vanished from this answer: clients may still hold their port.

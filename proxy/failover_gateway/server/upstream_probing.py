@@ -20,7 +20,7 @@ from typing import Any
 from failover_gateway.codec import errors
 from failover_gateway.config import ClusterConfig, HostPort
 from failover_gateway.routing import api_versions
-from failover_gateway.routing.broker_directory import BrokerAddress
+from failover_gateway.routing.address_rewriting import BrokerAddress
 from failover_gateway.server import upstream_connecting
 
 API_VERSIONS, METADATA = 18, 3
