@@ -97,7 +97,12 @@ PeerStarter = Callable[[str, Path], PeerProxy]
 
 
 def _starters() -> dict[str, PeerStarter]:
-    starters: dict[str, PeerStarter] = {"tansu-proxy": start_tansu_proxy}
+    from kafka_testbed.peer_kafka_proxy import start_kafka_proxy
+
+    starters: dict[str, PeerStarter] = {
+        "tansu-proxy": start_tansu_proxy,
+        "kafka-proxy": start_kafka_proxy,
+    }
     return starters
 
 
