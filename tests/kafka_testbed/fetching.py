@@ -260,12 +260,16 @@ def main() -> int:
         kafka = fetch_kafka_jars()
         old = fetch_old_clients()
         tansu = tansu_binary()
+        from kafka_testbed import peer_kroxylicious
+
+        kroxylicious = peer_kroxylicious.fetch_kroxylicious()
     except FetchError as error:
         print(f"kafka_testbed.fetching: {error}", file=sys.stderr)
         return 2
     print(f"kafka_testbed: Apache Kafka {versions.KAFKA_VERSION} jars in {kafka}")
     print(f"kafka_testbed: kafka-clients {versions.OLD_CLIENTS_VERSION} jars in {old}")
     print(f"kafka_testbed: Tansu broker at {tansu}")
+    print(f"kafka_testbed: Kroxylicious (benchmark peer) jars in {kroxylicious}")
     from kafka_testbed import warming
 
     return warming.main()

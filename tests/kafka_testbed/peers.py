@@ -98,10 +98,12 @@ PeerStarter = Callable[[str, Path], PeerProxy]
 
 def _starters() -> dict[str, PeerStarter]:
     from kafka_testbed.peer_kafka_proxy import start_kafka_proxy
+    from kafka_testbed.peer_kroxylicious import start_kroxylicious
 
     starters: dict[str, PeerStarter] = {
         "tansu-proxy": start_tansu_proxy,
         "kafka-proxy": start_kafka_proxy,
+        "kroxylicious": start_kroxylicious,
     }
     return starters
 
