@@ -38,6 +38,7 @@ import measuring
 import throughput
 
 from kafka_testbed import admin, gateways, launching, peers
+from kafka_testbed.errors import TestbedError
 
 TARGETS = ("direct", "gateway", *peers.PEER_NAMES)
 PARTITIONS = 3
@@ -140,30 +141,75 @@ def measure(settings: Settings, workdir: Path) -> Outcome:
     with running_targets(settings.targets, workdir, outcome) as targets:
         broker = next(t.bootstrap for t in targets if t.name == "direct")
         if settings.warmup_records:
-            _warm_up(targets, broker, settings.warmup_records)
+            for target in list(targets):
+                _guarded(
+                    targets,
+                    target,
+                    "warm-up",
+                    outcome,
+                    lambda t=target: _warm_up(t, broker, settings.warmup_records),
+                )
         for repetition in range(settings.repetitions):
             for target in _rotated(targets, repetition):
-                _throughput_round(target, broker, repetition, settings, outcome)
+                _guarded(
+                    targets,
+                    target,
+                    "throughput",
+                    outcome,
+                    lambda t=target, r=repetition: _throughput_round(
+                        t, broker, r, settings, outcome
+                    ),
+                )
         outcome.latency_rate = LATENCY_LOAD * _median_direct_rate(outcome)
         for repetition in range(settings.repetitions):
             for target in _rotated(targets, repetition):
-                _latency_round(target, broker, repetition, settings, outcome)
-        for target in targets:
+                _guarded(
+                    targets,
+                    target,
+                    "latency",
+                    outcome,
+                    lambda t=target, r=repetition: _latency_round(t, broker, r, settings, outcome),
+                )
+        for target in list(targets):
             if target.pid is not None:
                 outcome.peak_rss_mb[target.name] = measuring.memory_mb(target.pid, "VmHWM")
-                _idle_round(target, settings, outcome)
+                _guarded(
+                    targets,
+                    target,
+                    "idle connections",
+                    outcome,
+                    lambda t=target: _idle_round(t, settings, outcome),
+                )
     return outcome
 
 
-def _warm_up(targets: Sequence[Target], broker: str, records: int) -> None:
-    _say(f"  warming up: {records:,} records produced and consumed through every target")
-    for target in targets:
-        topic = _topic(broker, f"warm-{target.name}")
-        throughput.produce(target.bootstrap, topic, records, target.name)
-        throughput.consume(target.bootstrap, topic, records, target.name)
-        measuring.fixed_rate_latency(
-            target.bootstrap, topic, rate=1000, seconds=2.0, record_size=1024
-        )
+PEER_FAILURES = (RuntimeError, ValueError, OSError, TimeoutError, TestbedError)
+
+
+def _guarded(
+    targets: list[Target], target: Target, stage: str, outcome: Outcome, work: Callable[[], None]
+) -> None:
+    """Run ``work``; a peer that fails is reported and dropped, direct or gateway failing aborts."""
+    if target not in targets:
+        return
+    try:
+        work()
+    except PEER_FAILURES as error:
+        if target.name in {"direct", "gateway"}:
+            raise
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        outcome.missing[target.name] = f"failed during {stage}: {first_line}"
+        _say(f"  {target.name}: failed during {stage}, dropped from the run: {error}")
+        targets.remove(target)
+        outcome.samples = [s for s in outcome.samples if s.target != target.name]
+
+
+def _warm_up(target: Target, broker: str, records: int) -> None:
+    _say(f"  warming up {target.name}: {records:,} records produced, consumed, then paced")
+    topic = _topic(broker, f"warm-{target.name}")
+    throughput.produce(target.bootstrap, topic, records, target.name)
+    throughput.consume(target.bootstrap, topic, records, target.name)
+    measuring.fixed_rate_latency(target.bootstrap, topic, rate=1000, seconds=2.0, record_size=1024)
 
 
 def _rotated(targets: Sequence[Target], repetition: int) -> list[Target]:
