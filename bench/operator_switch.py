@@ -14,82 +14,38 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-import kubernetes
-import yaml
-
-from kafka_testbed import launching, supervising
-from kafka_testbed.networking import free_ports
+from kafka_testbed import launching
 from kube_testbed import control_plane
-from kube_testbed.gateway_kubelet import FIRST_POD_OCTET, GatewayKubelet
+from kube_testbed.gateway_kubelet import FIRST_POD_OCTET
+from kube_testbed.operated_gateways import (
+    GROUP,
+    PLURAL,
+    PODS_UP_TIMEOUT_SECONDS,
+    SWITCH_TIMEOUT_SECONDS,
+    VERSION,
+    OperatedGateways,
+    manifest,
+    operated_gateways,
+)
 
 REPO = Path(__file__).resolve().parents[1]
-GROUP, VERSION, PLURAL = "kafka-failover.github.io", "v1alpha1", "kafkafailovers"
 NAMESPACE = "bench"
 NAME = "bench"
 
 
-def manifest(main: str, failover: str, pods: int) -> str:
-    return yaml.safe_dump(
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "KafkaFailover",
-            "metadata": {"name": NAME, "namespace": NAMESPACE},
-            "spec": {
-                "active": "main",
-                "clusters": [
-                    {"name": "main", "bootstrapServers": main},
-                    {"name": "failover", "bootstrapServers": failover, "role": "failover"},
-                ],
-                "gateway": {
-                    "replicas": pods,
-                    "listener": {
-                        "advertisedHost": f"127.0.0.{FIRST_POD_OCTET}",
-                        "brokerPortCount": 8,
-                    },
-                },
-            },
-        }
-    )
-
-
-def status_of(api: Any) -> tuple[int, dict[str, Any]]:
-    body = api.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, NAME)
-    return int(body["metadata"]["generation"]), body.get("status") or {}
-
-
-def completed(api: Any, cluster: str, pods: int, generation: int) -> bool:
-    _, status = status_of(api)
-    return (
-        status.get("observedGeneration") == generation
-        and status.get("activeCluster") == cluster
-        and status.get("gateways", {}).get("summary") == f"{pods}/{pods}"
-    )
-
-
-def wait(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise TimeoutError(what)
-
-
-def one_switch(api: Any, cluster: str, pods: int) -> float:
+def one_switch(lab: OperatedGateways, cluster: str, pods: int) -> float:
     started = time.perf_counter()
-    body = api.patch_namespaced_custom_object(
+    body = lab.api.patch_namespaced_custom_object(
         GROUP, VERSION, NAMESPACE, PLURAL, NAME, {"spec": {"active": cluster}}
     )
     generation = int(body["metadata"]["generation"])
-    wait(lambda: completed(api, cluster, pods, generation), 60, f"switch to {cluster}")
+    lab.wait_completed(NAME, cluster, pods, generation, SWITCH_TIMEOUT_SECONDS)
     return (time.perf_counter() - started) * 1000
 
 
@@ -102,40 +58,21 @@ def run(pods: int, switches: int, workdir: Path) -> list[float]:
     main = launching.start_kafka(node_ids=[1], name="bench-main")
     failover = launching.start_kafka(node_ids=[7], name="bench-failover")
     plane = control_plane.start(workdir / "plane")
-    kubelet = GatewayKubelet(plane.kubeconfig, NAMESPACE, workdir / "pods")
-    operator = None
     try:
-        plane.kubectl("apply", "-f", str(REPO / "crds" / "kafkafailover.yaml"))
-        plane.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s", f"crd/{PLURAL}.{GROUP}"
-        )
-        plane.kubectl("create", "namespace", NAMESPACE)
-        kubelet.start()
-        env = dict(os.environ) | {"KUBECONFIG": str(plane.kubeconfig)}
-        operator = supervising.spawn(
-            [
-                sys.executable,
-                "-m",
-                "failover_operator",
-                "--namespace",
-                NAMESPACE,
-                "--liveness",
-                f"http://127.0.0.1:{free_ports(1)[0]}/healthz",
-            ],
-            workdir / "operator.log",
-            env=env,
-        )
-        plane.apply(manifest(main.bootstrap, failover.bootstrap, pods))
-        api = kubernetes.client.CustomObjectsApi(
-            kubernetes.config.new_client_from_config(str(plane.kubeconfig))
-        )
-        wait(lambda: completed(api, "main", pods, status_of(api)[0]), 180, f"{pods} pods up")
-        targets = ["failover", "main"] * switches
-        return [one_switch(api, cluster, pods) for cluster in targets[:switches]]
+        with operated_gateways(plane, NAMESPACE, workdir) as lab:
+            lab.apply(
+                manifest(
+                    NAME,
+                    main.bootstrap,
+                    failover.bootstrap,
+                    replicas=pods,
+                    advertised_host=f"127.0.0.{FIRST_POD_OCTET}",
+                )
+            )
+            lab.wait_completed(NAME, "main", pods, None, PODS_UP_TIMEOUT_SECONDS)
+            targets = ["failover", "main"] * switches
+            return [one_switch(lab, cluster, pods) for cluster in targets[:switches]]
     finally:
-        if operator is not None:
-            supervising.terminate(operator, grace_seconds=10)
-        kubelet.stop()
         plane.stop()
         main.stop()
         failover.stop()
