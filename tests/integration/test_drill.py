@@ -2,7 +2,9 @@
 
 Why: the drill's report is only useful if its counts are right. Both modes run once on a lab of
 their own (the unplanned mode kills main, so the session clusters cannot be used), and every
-count of the report is recomputed here from the record sets the run kept.
+count of the report is recomputed here from the record sets the run kept. The planned mode also
+runs once switched with ``kubectl patch`` through the operator (``--via kubectl``), on the
+session's control plane.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from kafka_testbed import drill
+from kube_testbed.control_plane import ControlPlane
 
 CONFIG = drill.DrillConfig(rate=50.0, producers=2, seconds_before=2.0, seconds_after=2.0)
 
@@ -56,3 +59,24 @@ def test_unplanned_drill_loses_exactly_the_replication_gap(
     assert (run.acked - run.acked_before_switch) <= run.on_failover, (
         "acked after the switch, all kept"
     )
+
+
+def test_a_planned_drill_switched_with_kubectl_patch_loses_no_acknowledged_record(
+    kube_control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    with drill.drill_lab(tmp_path, CONFIG, "kubectl", kube_control_plane) as lab:
+        run = drill.run_drill(lab, "planned", CONFIG)
+        assert isinstance(lab.gateway, drill.KubectlSwitchedGateway)
+        status = lab.gateway.operated.status(drill.FAILOVER_OBJECT)
+        pods = lab.gateway.operated.kubelet.running()
+    _check_counts_consistent(run)
+    assert run.report()["via"] == "kubectl"
+    assert status["activeCluster"] == "failover"
+    assert status["gateways"]["summary"] == f"{drill.GATEWAY_PODS}/{drill.GATEWAY_PODS}"
+    assert status["lastSwitch"]["to"] == "failover" and status["lastSwitch"]["podsFailed"] == 0
+    assert len(pods) == drill.GATEWAY_PODS, "the clients went through the operator's pods"
+    acked_after_switch = run.acked - run.acked_before_switch
+    assert acked_after_switch, "the producers carried on after the switch"
+    assert acked_after_switch <= run.on_failover, "written through the pods onto failover"
+    assert acked_after_switch.isdisjoint(run.on_main)
+    assert run.lost == set()

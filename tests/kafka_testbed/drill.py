@@ -21,6 +21,15 @@ or not on failover (unplanned, main is dead); ``duplicates`` is extra copies of 
 on one cluster; ``reprocessed`` is records the consumer group received more than once. Both modes
 share one lab (planned first: the unplanned run kills main), each with its own topic and group.
 Results are printed as a table and written to ``drill-report.json``.
+
+The switch goes ``--via admin`` (default: one gateway process, its admin API's switch call) or
+``--via kubectl``: then the lab also starts a Kubernetes control plane (:mod:`kube_testbed`), the
+operator under ``kopf run`` and the kubelet stand-in, which runs each Pod of the operator's gateway
+Deployment (``GATEWAY_PODS`` replicas) as a real gateway process on its own 127.0.0.N; clients
+bootstrap from those pods, and the switch is ``kubectl patch kafkafailover drill --type merge -p
+'{"spec":{"active":"failover"}}'`` with the real kubectl binary. The switch's time is when the
+patch is sent; the drill then waits (bounded) until the object's status says every pod serves the
+new cluster.
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kafka_testbed import admin, gateways, mirroring, workloads
 from kafka_testbed.clusters import Cluster
@@ -47,6 +56,9 @@ from kafka_testbed.gateways import GatewayProcess
 from kafka_testbed.labs import Lab
 from kafka_testbed.mirroring import MirrorMaker
 from kafka_testbed.workloads import ClusterTail, GroupConsumer, SequencedProducer
+from kube_testbed import control_plane, operated_gateways
+from kube_testbed.control_plane import ControlPlane
+from kube_testbed.operated_gateways import OperatedGateways
 
 MAIN, FAILOVER = "main", "failover"
 MODES = ("planned", "unplanned")
@@ -62,6 +74,11 @@ LAND_TIMEOUT_SECONDS = 30.0
 FLUSH_TIMEOUT_SECONDS = 30.0
 MIRROR_STOP_GRACE_SECONDS = 5.0
 DEFAULT_REPORT = Path("drill-report.json")
+VIAS = ("admin", "kubectl")
+GATEWAY_PODS = 2
+"""``--via kubectl``: replicas of the operator's gateway Deployment."""
+FAILOVER_OBJECT = "drill"
+"""``--via kubectl``: the KafkaFailover object's name."""
 
 
 @dataclass(frozen=True)
@@ -81,12 +98,76 @@ class DrillConfig:
     the replication gap is not left to chance; 0 lets it run to the end."""
 
 
+class SwitchableGateway(Protocol):
+    """Where clients connect, and how the drill switches the cluster behind it."""
+
+    via: str
+
+    @property
+    def bootstrap(self) -> str: ...
+
+    def active(self) -> str | None: ...
+
+    def switch(self, cluster: str) -> tuple[float, float]:
+        """Switch; return the monotonic times it was sent and confirmed complete."""
+        ...
+
+
+@dataclass
+class AdminSwitchedGateway:
+    """One gateway process, switched through its admin API (the answer confirms it)."""
+
+    process: GatewayProcess
+    via: str = "admin"
+
+    @property
+    def bootstrap(self) -> str:
+        return self.process.bootstrap
+
+    def active(self) -> str | None:
+        found = self.process.state().get("active")
+        return None if found is None else str(found)
+
+    def switch(self, cluster: str) -> tuple[float, float]:
+        sent_at = time.monotonic()
+        answer = self.process.switch(cluster)
+        if answer.status != 200:
+            raise TestbedError(f"switch to {cluster} answered {answer.status}: {answer.body}")
+        return sent_at, time.monotonic()
+
+
+@dataclass
+class KubectlSwitchedGateway:
+    """The operator's gateway pods, switched with ``kubectl patch`` on the KafkaFailover."""
+
+    operated: OperatedGateways
+    name: str
+    pods: int
+    via: str = "kubectl"
+
+    @property
+    def bootstrap(self) -> str:
+        return self.operated.bootstrap(self.name)
+
+    def active(self) -> str | None:
+        found = self.operated.status(self.name).get("activeCluster")
+        return None if found is None else str(found)
+
+    def switch(self, cluster: str) -> tuple[float, float]:
+        sent_at = time.monotonic()
+        generation = self.operated.patch_active(self.name, cluster)
+        self.operated.wait_completed(
+            self.name, cluster, self.pods, generation, operated_gateways.SWITCH_TIMEOUT_SECONDS
+        )
+        return sent_at, time.monotonic()
+
+
 @dataclass
 class DrillLab:
     main: Cluster
     failover: Cluster
     mirror: MirrorMaker
-    gateway: GatewayProcess
+    gateway: SwitchableGateway
     workdir: Path
 
 
@@ -95,6 +176,7 @@ class DrillRun:
     """What one run measured; the sets are kept so a test can recompute every count."""
 
     mode: str
+    via: str
     topic: str
     sent: int
     acked: set[int]
@@ -110,6 +192,8 @@ class DrillRun:
     consumed_distinct: int
     switch_to_first_ack_ms: float | None
     switch_to_consumer_resumed_ms: float | None
+    switch_confirmed_ms: float
+    """Switch sent -> the admin API answered (admin) / status says every pod switched (kubectl)."""
     replication_wait_ms: float | None
     offsets_synced: bool | None
 
@@ -121,6 +205,7 @@ class DrillRun:
         """The JSON object of this run in ``drill-report.json``."""
         return {
             "mode": self.mode,
+            "via": self.via,
             "topic": self.topic,
             "sent": self.sent,
             "acked": len(self.acked),
@@ -131,6 +216,7 @@ class DrillRun:
             "reprocessed": self.reprocessed,
             "switch_to_first_ack_ms": _round(self.switch_to_first_ack_ms),
             "switch_to_consumer_resumed_ms": _round(self.switch_to_consumer_resumed_ms),
+            "switch_confirmed_ms": _round(self.switch_confirmed_ms),
             "replication_gap_at_switch": len(self.gap_at_switch),
             "replication_wait_ms": _round(self.replication_wait_ms),
             "group_offsets_synced_before_switch": self.offsets_synced,
@@ -160,6 +246,7 @@ class _Switch:
     """Measurements taken around the switch."""
 
     sent_at: float
+    confirmed_at: float
     acked_before_switch: set[int] = field(default_factory=set)
     on_failover: set[int] = field(default_factory=set)
     gap: set[int] = field(default_factory=set)
@@ -171,8 +258,16 @@ class _Switch:
 
 
 @contextlib.contextmanager
-def drill_lab(workdir: Path, config: DrillConfig) -> Iterator[DrillLab]:
-    """Main (node 1), failover (node 7), MirrorMaker 2 and the gateway; all stopped on exit."""
+def drill_lab(
+    workdir: Path, config: DrillConfig, via: str = "admin", plane: ControlPlane | None = None
+) -> Iterator[DrillLab]:
+    """Main (node 1), failover (node 7), MirrorMaker 2 and the gateway; all stopped on exit.
+
+    ``via="kubectl"``: the gateway is the operator's, on ``plane`` (one is started and stopped
+    here when none is given).
+    """
+    if via not in VIAS:
+        raise ValueError(f"via must be one of {VIAS}, got {via!r}")
     with Lab() as lab, contextlib.ExitStack() as stack:
         main = lab.kafka((1,), name=MAIN)
         failover = lab.kafka((7,), name=FAILOVER)
@@ -180,18 +275,54 @@ def drill_lab(workdir: Path, config: DrillConfig) -> Iterator[DrillLab]:
             main.bootstrap, failover.bootstrap, config.mirror, workdir=workdir / "mm2"
         )
         stack.callback(mirror.stop, MIRROR_STOP_GRACE_SECONDS)
-        gateway = gateways.start_gateway(
-            {MAIN: main.bootstrap, FAILOVER: failover.bootstrap}, workdir=workdir
-        )
-        stack.callback(gateway.stop)
+        gateway: SwitchableGateway
+        if via == "kubectl":
+            gateway = _operated_gateway(stack, main, failover, workdir, plane)
+        else:
+            process = gateways.start_gateway(
+                {MAIN: main.bootstrap, FAILOVER: failover.bootstrap}, workdir=workdir
+            )
+            stack.callback(process.stop)
+            gateway = AdminSwitchedGateway(process)
         yield DrillLab(main, failover, mirror, gateway, workdir)
 
 
-def run_drills(modes: Sequence[str], config: DrillConfig, workdir: Path) -> list[DrillRun]:
+def _operated_gateway(
+    stack: contextlib.ExitStack,
+    main: Cluster,
+    failover: Cluster,
+    workdir: Path,
+    plane: ControlPlane | None,
+) -> KubectlSwitchedGateway:
+    """A KafkaFailover on main and failover, its pods up and serving main."""
+    if plane is None:
+        plane = stack.enter_context(control_plane.start(workdir / "kube"))
+    namespace = f"drill-{uuid.uuid4().hex[:6]}"
+    operated = stack.enter_context(
+        operated_gateways.operated_gateways(plane, namespace, workdir / "operator")
+    )
+    operated.apply(
+        operated_gateways.manifest(
+            FAILOVER_OBJECT, main.bootstrap, failover.bootstrap, replicas=GATEWAY_PODS
+        )
+    )
+    operated.wait_completed(
+        FAILOVER_OBJECT, MAIN, GATEWAY_PODS, None, operated_gateways.PODS_UP_TIMEOUT_SECONDS
+    )
+    return KubectlSwitchedGateway(operated, FAILOVER_OBJECT, GATEWAY_PODS)
+
+
+def run_drills(
+    modes: Sequence[str],
+    config: DrillConfig,
+    workdir: Path,
+    via: str = "admin",
+    plane: ControlPlane | None = None,
+) -> list[DrillRun]:
     """Run each mode in order on one lab (``unplanned`` must come last: it kills main)."""
     if "unplanned" in modes and modes[-1] != "unplanned":
         raise ValueError("the unplanned drill kills main: it must be the last mode")
-    with drill_lab(workdir, config) as lab:
+    with drill_lab(workdir, config, via, plane) as lab:
         return [run_drill(lab, mode, config) for mode in modes]
 
 
@@ -234,18 +365,9 @@ def _stall(mode: str, config: DrillConfig) -> float:
     return config.stall_replication_seconds if mode == "unplanned" else 0.0
 
 
-def _ensure_active(gateway: GatewayProcess, cluster: str) -> None:
-    if gateway.state().get("active") != cluster:
-        _switch(gateway, cluster)
-
-
-def _switch(gateway: GatewayProcess, cluster: str) -> float:
-    """Switch through the admin API; return the monotonic time the request was sent."""
-    sent_at = time.monotonic()
-    answer = gateway.switch(cluster)
-    if answer.status != 200:
-        raise TestbedError(f"switch to {cluster} answered {answer.status}: {answer.body}")
-    return sent_at
+def _ensure_active(gateway: SwitchableGateway, cluster: str) -> None:
+    if gateway.active() != cluster:
+        gateway.switch(cluster)
 
 
 def _start_clients(lab: DrillLab, topic: str, config: DrillConfig) -> _Clients:
@@ -324,10 +446,11 @@ def _planned(lab: DrillLab, clients: _Clients, topic: str) -> _Switch:
     synced = _wait_offsets_synced(lab, topic, group, OFFSET_SYNC_TIMEOUT_SECONDS)
     on_failover = _caught_up_sequences(clients.tails[FAILOVER])
     acked = set(clients.acked())
-    sent_at = _switch(lab.gateway, FAILOVER)
+    sent_at, confirmed_at = lab.gateway.switch(FAILOVER)
     clients.resume()
     return _Switch(
         sent_at,
+        confirmed_at,
         acked_before_switch=acked,
         on_failover=on_failover,
         gap=mirroring.replication_gap(acked, on_failover),
@@ -349,9 +472,10 @@ def _unplanned(lab: DrillLab, clients: _Clients, stall_seconds: float) -> _Switc
     # Until the switch only main can have acknowledged anything (failover gets no client
     # traffic yet): read here, this also counts main's acks still queued at the kill.
     acked_before_switch = set(clients.acked())
-    sent_at = _switch(lab.gateway, FAILOVER)
+    sent_at, confirmed_at = lab.gateway.switch(FAILOVER)
     return _Switch(
         sent_at,
+        confirmed_at,
         acked_before_switch=acked_before_switch,
         on_failover=on_failover,
         gap=mirroring.replication_gap(acked_before_switch, on_failover),
@@ -410,6 +534,7 @@ def _finish(lab: DrillLab, mode: str, topic: str, clients: _Clients, switch: _Sw
     logs = [p.log.snapshot() for p in clients.producers]
     return DrillRun(
         mode=mode,
+        via=lab.gateway.via,
         topic=topic,
         sent=sum(len(sent) for sent, _, _ in logs),
         acked=set(acked_at),
@@ -427,6 +552,7 @@ def _finish(lab: DrillLab, mode: str, topic: str, clients: _Clients, switch: _Sw
         switch_to_consumer_resumed_ms=_ms_after(
             switch.sent_at, min((r.at for r in receipts if r.at >= switch.sent_at), default=None)
         ),
+        switch_confirmed_ms=(switch.confirmed_at - switch.sent_at) * 1000,
         replication_wait_ms=switch.replication_wait_ms,
         offsets_synced=switch.offsets_synced,
     )
@@ -456,6 +582,7 @@ def _round(value: float | None) -> float | None:
 
 TABLE_COLUMNS = (
     ("mode", "mode"),
+    ("via", "via"),
     ("acked", "acked"),
     ("lost", "lost"),
     ("duplicates", "duplicates"),
@@ -496,15 +623,17 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="unplanned: seconds MirrorMaker is frozen before main is killed (0: never)",
     )
     parser.add_argument("--report", type=Path, default=DEFAULT_REPORT)
-    parser.add_argument("--via", choices=("admin", "kubectl"), default="admin")
+    parser.add_argument(
+        "--via",
+        choices=VIAS,
+        default="admin",
+        help="switch with the admin API, or with kubectl patch through the operator",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = _parse(argv)
-    if options.via == "kubectl":
-        print("--via kubectl is not implemented yet; use --via admin", file=sys.stderr)
-        return 2
     config = DrillConfig(
         rate=options.rate,
         producers=options.producers,
@@ -514,9 +643,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     modes = [mode.strip() for mode in options.modes.split(",") if mode.strip()]
     workdir = Path(tempfile.mkdtemp(prefix="kafka-failover-drill-"))
-    print("starting two Kafka clusters, MirrorMaker 2 and the gateway...", flush=True)
+    extra = " (a control plane, the operator, its gateway pods)" if options.via == "kubectl" else ""
+    print(f"starting two Kafka clusters, MirrorMaker 2 and the gateway{extra}...", flush=True)
     try:
-        runs = run_drills(modes, config, workdir)
+        runs = run_drills(modes, config, workdir, options.via)
     except KeyboardInterrupt:
         print("\ninterrupted: every process the drill started is stopped", file=sys.stderr)
         return 130
