@@ -6,7 +6,7 @@ import time
 import uuid
 from pathlib import Path
 
-from kafka_testbed import admin, peers
+from kafka_testbed import admin, networking, peers
 from kafka_testbed.clusters import Cluster
 
 RECORDS = 1000
@@ -24,6 +24,12 @@ def test_kroxylicious_forwards_records_to_the_broker_and_back(
         advertised = admin.broker_addresses(peer.bootstrap)
         assert advertised == {1: advertised[1]}
         assert advertised[1] != kafka_single.bootstrap, "the peer must advertise itself"
+
+        listening = networking.listening_addresses(peer.pid)
+        bootstrap_port = networking.split_address(peer.bootstrap)[1]
+        node_port = networking.split_address(advertised[1])[1]
+        assert {port for _, port in listening} >= {bootstrap_port, node_port}, listening
+        assert {address for address, _ in listening} == {networking.HOST}, listening
 
         producer = Producer({"bootstrap.servers": peer.bootstrap, "acks": "all"})
         failures: list[str] = []

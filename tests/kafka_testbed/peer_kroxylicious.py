@@ -7,10 +7,14 @@ resolves ``kroxylicious-runtime`` (and its own kafka-clients) into the cache, an
 ``tests/java/KroxyliciousLauncher.java`` parses the YAML config with Kroxylicious's own
 ``ConfigParser`` and starts its ``KafkaProxy``.
 
-The config: one virtual cluster whose target is the upstream broker, one gateway in which the
-port identifies the node (a bootstrap port, then one port per node id of the upstream), no
-filters, no TLS, no management listener. Kroxylicious 0.12 has no bind address for port-based
-gateways: it listens on every interface, and advertises 127.0.0.1 to clients.
+The config: one virtual cluster whose target is the upstream broker, addressed by port (a
+bootstrap port, then one port per node id of the upstream), no filters, no TLS, no management
+listener. Kroxylicious 0.12 has no bind address for port-based addressing (only SNI, which needs
+TLS, has one), and would listen on every interface. So the cluster names, through the deprecated
+but still accepted ``clusterNetworkAddressConfigProvider`` property, the launcher's own provider
+plugin ``LoopbackPortPerNode``: Kroxylicious's port-per-node provider, same config, bound to
+127.0.0.1. Kroxylicious finds plugins with a ServiceLoader, hence the ``META-INF/services`` entry
+written next to the launcher's classes.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ KROXYLICIOUS_VERSION = "0.12.0"
 
 KROXYLICIOUS_POM = fetching.PACKAGE_DIR / "maven" / "kroxylicious" / "pom.xml"
 LAUNCHER = "KroxyliciousLauncher"
+ADDRESS_PLUGIN = "LoopbackPortPerNode"
+"""The launcher's nested provider plugin, named in the config by its simple name."""
+ADDRESS_PLUGIN_SERVICE = "io.kroxylicious.proxy.service.ClusterNetworkAddressConfigProviderService"
 JVM_OPTIONS = ("-Xmx1g", "-XX:+UseG1GC", "-Dlog4j2.level=WARN")
 UPSTREAM_METADATA_SECONDS = 10.0
 PORT_BLOCK_ATTEMPTS = 50
@@ -46,22 +53,38 @@ def fetch_kroxylicious(version: str = KROXYLICIOUS_VERSION) -> Path:
 
 
 def proxy_config(upstream: str, bootstrap_port: int, node_start_port: int, nodes: range) -> str:
-    """Kroxylicious's YAML config (written as JSON, which YAML reads) for one plain gateway."""
-    gateway = {
-        "name": "loopback",
-        "portIdentifiesNode": {
+    """Kroxylicious's YAML config (written as JSON, which YAML reads), listening on 127.0.0.1."""
+    addressing = {
+        "type": ADDRESS_PLUGIN,
+        "config": {
             "bootstrapAddress": f"{networking.HOST}:{bootstrap_port}",
-            "advertisedBrokerAddressPattern": networking.HOST,
+            "nodeAddressPattern": networking.HOST,
             "nodeStartPort": node_start_port,
-            "nodeIdRanges": [{"name": "brokers", "start": nodes.start, "end": nodes.stop - 1}],
+            "nodeIdRanges": [
+                {
+                    "name": "brokers",
+                    "range": {"startInclusive": nodes.start, "endExclusive": nodes.stop},
+                }
+            ],
         },
     }
     cluster = {
         "name": "bench",
         "targetCluster": {"bootstrapServers": upstream},
-        "gateways": [gateway],
+        "clusterNetworkAddressConfigProvider": addressing,
     }
     return json.dumps({"virtualClusters": [cluster]}, indent=2) + "\n"
+
+
+def launcher_classes(jars: Path) -> Path:
+    """The launcher compiled against ``jars``, with its plugin registered for ServiceLoader."""
+    classes = java_programs.compiled(LAUNCHER, jars)
+    services = classes / "META-INF" / "services" / ADDRESS_PLUGIN_SERVICE
+    entry = f"{LAUNCHER}${ADDRESS_PLUGIN}\n"
+    if not services.is_file() or services.read_text() != entry:
+        services.parent.mkdir(parents=True, exist_ok=True)
+        services.write_text(entry)
+    return classes
 
 
 def start_kroxylicious(upstream: str, workdir: Path) -> PeerProxy:
@@ -73,7 +96,7 @@ def start_kroxylicious(upstream: str, workdir: Path) -> PeerProxy:
     java = shutil.which("java")
     if java is None:
         raise PeerUnavailable("kroxylicious needs `java` (17+) on PATH")
-    classes = java_programs.compiled(LAUNCHER, jars)
+    classes = launcher_classes(jars)
     nodes = _upstream_node_ids(upstream)
     bootstrap_port, node_start_port = _ports(len(nodes))
     config_path = workdir / "kroxylicious.yaml"
