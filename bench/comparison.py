@@ -25,6 +25,7 @@ reason, never silently dropped.
 
 from __future__ import annotations
 
+import re
 import statistics
 import sys
 import time
@@ -140,6 +141,8 @@ def measure(settings: Settings, workdir: Path) -> Outcome:
     outcome = Outcome(settings)
     with running_targets(settings.targets, workdir, outcome) as targets:
         broker = next(t.bootstrap for t in targets if t.name == "direct")
+        for target in list(targets):
+            _guarded(targets, target, "preflight", outcome, lambda t=target: _preflight(t, broker))
         if settings.warmup_records:
             for target in list(targets):
                 _guarded(
@@ -197,11 +200,50 @@ def _guarded(
     except PEER_FAILURES as error:
         if target.name in {"direct", "gateway"}:
             raise
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        outcome.missing[target.name] = f"failed during {stage}: {first_line}"
+        outcome.missing[target.name] = f"failed during {stage}: {_reason(error)}"
         _say(f"  {target.name}: failed during {stage}, dropped from the run: {error}")
         targets.remove(target)
         outcome.samples = [s for s in outcome.samples if s.target != target.name]
+
+
+PREFLIGHT_RECORDS = 10
+PREFLIGHT_TIMEOUT_SECONDS = 60.0
+
+
+def _preflight(target: Target, broker: str) -> None:
+    """A few records through every client the benchmark uses, failing in seconds, not minutes.
+
+    A proxy that cannot carry one of the load generators (a protocol version it cannot decode)
+    would otherwise stall a full run until the tools' timeouts.
+    """
+    topic = _topic(broker, f"preflight-{target.name}")
+    quick = ("max.block.ms=3000", "delivery.timeout.ms=20000", "request.timeout.ms=10000")
+    sample = throughput.produce(
+        target.bootstrap,
+        topic,
+        PREFLIGHT_RECORDS,
+        target.name,
+        extra_props=quick,
+        timeout=PREFLIGHT_TIMEOUT_SECONDS,
+    )
+    if sample.records_per_second <= 0:
+        raise RuntimeError("ProducerPerformance acknowledged nothing")
+    throughput.consume(
+        target.bootstrap, topic, PREFLIGHT_RECORDS, target.name, timeout=PREFLIGHT_TIMEOUT_SECONDS
+    )
+    measuring.fixed_rate_latency(target.bootstrap, topic, rate=100, seconds=0.5, record_size=100)
+
+
+def _reason(error: BaseException) -> str:
+    """The error's first line plus the first line of its output that names an exception."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return repr(error)
+    telling = next((line for line in lines[1:] if _TELLING.search(line)), None)
+    return lines[0].rstrip(":") + (f" ({telling[:300]})" if telling else "")
+
+
+_TELLING = re.compile(r"Exception|Error|timed out|Timeout")
 
 
 def _warm_up(target: Target, broker: str, records: int) -> None:

@@ -61,28 +61,39 @@ def parse_consumer(stdout: str) -> tuple[float, float]:
 
 
 def produce(
-    bootstrap: str, topic: str, records: int, path: str, *, record_size: int = RECORD_SIZE
+    bootstrap: str,
+    topic: str,
+    records: int,
+    path: str,
+    *,
+    record_size: int = RECORD_SIZE,
+    extra_props: Sequence[str] = (),
+    timeout: float = TOOL_TIMEOUT_SECONDS,
 ) -> Sample:
     arguments = [
         "--topic", topic, "--num-records", str(records), "--record-size", str(record_size),
         "--throughput", "-1", "--producer-props", f"bootstrap.servers={bootstrap}", "acks=all",
+        *extra_props,
     ]  # fmt: skip
-    result = _java(tooling.PRODUCER_PERFORMANCE, arguments)
-    mb, rps, p99 = parse_producer(result.stdout)
+    result = _java(tooling.PRODUCER_PERFORMANCE, arguments, timeout)
+    try:
+        mb, rps, p99 = parse_producer(result.stdout)
+    except ValueError as error:
+        raise ValueError(f"{error}\nstderr:\n{result.stderr[-3000:]}") from None
     return Sample(path, "produce", mb, rps, p99)
 
 
-def consume(bootstrap: str, topic: str, records: int, path: str) -> Sample:
+def consume(
+    bootstrap: str, topic: str, records: int, path: str, *, timeout: float = TOOL_TIMEOUT_SECONDS
+) -> Sample:
     arguments = [
         "--bootstrap-server", bootstrap, "--topic", topic, "--messages", str(records),
         "--group", f"{topic}-reader", "--timeout", "60000",
     ]  # fmt: skip
-    result = _java(tooling.CONSUMER_PERFORMANCE, arguments)
+    result = _java(tooling.CONSUMER_PERFORMANCE, arguments, timeout)
     mb, rps = parse_consumer(result.stdout)
     return Sample(path, "consume", mb, rps)
 
 
-def _java(main_class: str, arguments: Sequence[str]) -> tooling.ToolResult:
-    return tooling.run_java(
-        main_class, arguments, timeout=TOOL_TIMEOUT_SECONDS, jvm_options=TOOL_JVM_OPTIONS
-    )
+def _java(main_class: str, arguments: Sequence[str], timeout: float) -> tooling.ToolResult:
+    return tooling.run_java(main_class, arguments, timeout=timeout, jvm_options=TOOL_JVM_OPTIONS)
