@@ -206,7 +206,7 @@ def _guarded(
         outcome.samples = [s for s in outcome.samples if s.target != target.name]
 
 
-PREFLIGHT_RECORDS = 10
+PREFLIGHT_RECORDS = 3
 PREFLIGHT_TIMEOUT_SECONDS = 60.0
 
 
@@ -485,14 +485,68 @@ def run(settings: Settings, workdir: Path) -> dict[str, Any]:
     """Measure, print the table, return the JSON-ready result."""
     outcome = measure(settings, workdir)
     table_rows = rows(outcome)
+    verdicts = goals(table_rows)
     print(_caption(outcome), flush=True)
     print(markdown(table_rows), flush=True)
+    print("\ngoals for the gateway:", flush=True)
+    for verdict in verdicts:
+        print(
+            f"  {'met   ' if verdict['met'] else 'MISSED'} {verdict['goal']}: {verdict['measured']}"
+        )
     return {
         "settings": asdict(settings),
         "latency_rate_records_s": _rounded(outcome.latency_rate),
         "rows": table_rows,
+        "goals": verdicts,
         "samples": [asdict(sample) for sample in outcome.samples],
     }
+
+
+HIGHER_IS_BETTER = ("produce_mb_s", "produce_100b_records_s", "consume_mb_s")
+LOWER_IS_BETTER = ("p99_ms", "cpu_mc_per_mb_s", "rss_mb", "idle_rss_mb")
+
+
+def goals(table_rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's goals for the gateway, each met or missed, from the table's own figures."""
+    by_target = {row["target"]: row for row in table_rows if "missing" not in row}
+    gateway = by_target.get("gateway")
+    if gateway is None:
+        return []
+    verdicts = [
+        _at_least("produce vs direct >= 0.95", gateway.get("produce_vs_direct"), 0.95),
+        _at_least("consume vs direct >= 0.90", gateway.get("consume_vs_direct"), 0.90),
+        _at_most("added p99 at 50% load < 1 ms", gateway.get("added_p99_ms"), 1.0, strict=True),
+        _at_most("CPU <= 25 millicores per MB/s", gateway.get("cpu_mc_per_mb_s"), 25.0),
+    ]
+    peers_measured = [row for name, row in by_target.items() if name not in {"direct", "gateway"}]
+    for key in (*HIGHER_IS_BETTER, *LOWER_IS_BETTER):
+        verdicts.append(_ahead(key, gateway, peers_measured))
+    return verdicts
+
+
+def _at_least(goal: str, value: float | None, bound: float) -> dict[str, Any]:
+    return {"goal": goal, "measured": value, "met": value is not None and value >= bound}
+
+
+def _at_most(
+    goal: str, value: float | None, bound: float, *, strict: bool = False
+) -> dict[str, Any]:
+    met = value is not None and (value < bound if strict else value <= bound)
+    return {"goal": goal, "measured": value, "met": met}
+
+
+def _ahead(key: str, gateway: dict[str, Any], others: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    higher = key in HIGHER_IS_BETTER
+    ours = gateway.get(key)
+    behind = [
+        f"{row['target']} {row[key]}"
+        for row in others
+        if row.get(key) is not None
+        and (ours is None or (row[key] > ours if higher else row[key] < ours))
+    ]
+    measured = f"gateway {ours}" + (f"; better: {', '.join(behind)}" if behind else "")
+    goal = f"ahead of every measured peer on {key} ({'higher' if higher else 'lower'} is better)"
+    return {"goal": goal, "measured": measured, "met": not behind}
 
 
 def _caption(outcome: Outcome) -> str:
