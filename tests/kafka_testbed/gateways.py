@@ -125,10 +125,25 @@ def _json(raw: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
+def _ephemeral_ports_start() -> int:
+    """The kernel's first ephemeral port (Linux default 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port_block(count: int, attempts: int = 200) -> int:
-    """The first port of ``count`` consecutive free ports on 127.0.0.1."""
+    """The first port of ``count`` consecutive free ports on 127.0.0.1.
+
+    Below the kernel's ephemeral range when it leaves room: while a gateway is down for a
+    restart on the same ports, any outgoing connection on the machine could otherwise be given
+    one of them as its local port, and the gateway could not bind it again."""
+    low, high = 20_000, 60_000 - count
+    if _ephemeral_ports_start() - count > low + 1_000:
+        high = _ephemeral_ports_start() - count
     for _ in range(attempts):
-        base = random.randint(20_000, 60_000 - count)
+        base = random.randint(low, high)
         if all(networking.is_port_free(base + offset) for offset in range(count)):
             return base
     raise GatewayStartError(f"no block of {count} consecutive free ports found")
