@@ -56,57 +56,84 @@ class LatencyResult:
     p99_ms: float
 
 
+class LatencyProbe:
+    """One open librdkafka producer that produces at a fixed rate in slices and keeps latencies.
+
+    Kept open across slices so that slices of different targets can be interleaved (A, B, C, A,
+    B, C, ...) without paying connection set-up each time; latencies pool across its slices.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, record_size: int) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        self.payload = b"x" * record_size
+        self.latencies: list[float] = []
+        self.sent = self.errors = 0
+        self.seconds = 0.0
+        self.producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "acks": "all",
+                "linger.ms": 0,
+                "enable.idempotence": False,
+                "metadata.recovery.strategy": "none",
+            }
+        )
+        _warm(self.producer, topic)
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self.errors += 1
+            return
+        latency = message.latency()
+        if latency is not None:
+            self.latencies.append(latency)
+
+    def run(self, rate: float, seconds: float) -> None:
+        """Offer ``rate`` records/s for ``seconds``, then wait for every acknowledgement."""
+        sent, started = 0, time.monotonic()
+        deadline = started + seconds
+        while (now := time.monotonic()) < deadline:
+            due = int((now - started) * rate)
+            while sent < due:
+                self.producer.produce(self.topic, self.payload, on_delivery=self._delivered)
+                sent += 1
+            self.producer.poll(0)
+            time.sleep(0.0005)
+        self.seconds += time.monotonic() - started
+        self.sent += sent
+        remaining = self.producer.flush(30)
+        if remaining:
+            raise RuntimeError(
+                f"{remaining} records unacknowledged 30 s after a slice via {self.bootstrap}"
+            )
+
+    def reset(self) -> None:
+        """Forget what was measured so far (after a warm-up slice)."""
+        self.latencies.clear()
+        self.sent = self.errors = 0
+        self.seconds = 0.0
+
+    def result(self) -> LatencyResult:
+        if not self.latencies:
+            raise RuntimeError(f"no record acknowledged via {self.bootstrap}")
+        ordered = sorted(self.latencies)
+        return LatencyResult(
+            sent=self.sent,
+            acknowledged=len(ordered),
+            errors=self.errors,
+            rate=self.sent / self.seconds if self.seconds else 0.0,
+            p50_ms=statistics.median(ordered) * 1000,
+            p99_ms=ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+        )
+
+
 def fixed_rate_latency(
     bootstrap: str, topic: str, *, rate: float, seconds: float, record_size: int
 ) -> LatencyResult:
     """Produce ``rate`` records/s for ``seconds`` with acks=all, no batching delay; latencies."""
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "acks": "all",
-            "linger.ms": 0,
-            "enable.idempotence": False,
-            "metadata.recovery.strategy": "none",
-        }
-    )
-    latencies: list[float] = []
-    errors = 0
-
-    def delivered(error: KafkaError | None, message: Message) -> None:
-        nonlocal errors
-        if error is not None:
-            errors += 1
-            return
-        latency = message.latency()
-        if latency is not None:
-            latencies.append(latency)
-
-    _warm(producer, topic)
-    payload = b"x" * record_size
-    sent, started = 0, time.monotonic()
-    deadline = started + seconds
-    while (now := time.monotonic()) < deadline:
-        due = int((now - started) * rate)
-        while sent < due:
-            producer.produce(topic, payload, on_delivery=delivered)
-            sent += 1
-        producer.poll(0)
-        time.sleep(0.0005)
-    offered = sent / (time.monotonic() - started)
-    remaining = producer.flush(30)
-    if remaining:
-        raise RuntimeError(f"{remaining} records unacknowledged 30 s after the run via {bootstrap}")
-    if not latencies:
-        raise RuntimeError(f"no record acknowledged via {bootstrap}")
-    ordered = sorted(latencies)
-    return LatencyResult(
-        sent=sent,
-        acknowledged=len(latencies),
-        errors=errors,
-        rate=offered,
-        p50_ms=statistics.median(ordered) * 1000,
-        p99_ms=ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
-    )
+    probe = LatencyProbe(bootstrap, topic, record_size)
+    probe.run(rate, seconds)
+    return probe.result()
 
 
 def _warm(producer: Producer, topic: str) -> None:
