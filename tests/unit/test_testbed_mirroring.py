@@ -42,6 +42,7 @@ def test_replication_gap_is_the_acknowledged_records_the_target_lacks() -> None:
 def test_report_table_shows_every_column_and_dashes_for_unknown_times() -> None:
     report = {
         "mode": "unplanned",
+        "via": "kubectl",
         "acked": 10,
         "lost": 2,
         "duplicates": 0,
@@ -52,7 +53,7 @@ def test_report_table_shows_every_column_and_dashes_for_unknown_times() -> None:
     }
     lines = drill.table([report]).splitlines()
     assert len(lines) == 3
-    assert lines[2] == "| unplanned | 10 | 2 | 0 | 3 | 2 | 13 | - |"
+    assert lines[2] == "| unplanned | kubectl | 10 | 2 | 0 | 3 | 2 | 13 | - |"
 
 
 def test_the_unplanned_drill_must_run_last() -> None:
