@@ -12,8 +12,6 @@ import logging
 import ssl
 from dataclasses import dataclass, field
 
-from cryptography import x509
-
 from failover_gateway.auth import principals, users
 from failover_gateway.config import GatewayConfig
 from failover_gateway.pump.client_auth import ClientAuthenticator
@@ -46,6 +44,8 @@ class GatewaySecurity:
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if not der:
             return None
+        from cryptography import x509  # only with client certificates: ~14 MiB when imported
+
         subject = x509.load_der_x509_certificate(der).subject.rfc4514_string()
         mapped = principals.map_principal(subject, self.rules)
         if mapped is None:

@@ -4,7 +4,9 @@ Why it exists: material comes as PEM files or PKCS#12 bundles (Kubernetes Secret
 PEM; many teams have .p12 files), and Python's ``ssl`` reads certificate chains from files only.
 PKCS#12 is unpacked with ``cryptography`` into a private temporary folder that is removed as soon
 as the context has loaded it. Broker certificates are verified, host names included, unless the
-cluster sets ``ssl.endpoint.identification.algorithm`` to empty.
+cluster sets ``ssl.endpoint.identification.algorithm`` to empty. ``cryptography`` is imported
+only when a PKCS#12 file is read: importing it costs the process about 14 MiB of memory, which a
+gateway without PKCS#12 material should not carry.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import ssl
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
+from typing import TYPE_CHECKING
 
 from failover_gateway.config_security import AdminTls, ListenerTls, TlsFiles
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.serialization import pkcs12
 
 
 class TlsSetupError(Exception):
@@ -30,6 +33,8 @@ def _password(value: str | None) -> bytes | None:
 
 
 def _pkcs12(path: Path, password: str | None) -> pkcs12.PKCS12KeyAndCertificates:
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
     try:
         return pkcs12.load_pkcs12(path.read_bytes(), _password(password))
     except (ValueError, OSError) as error:
@@ -40,6 +45,8 @@ def _pkcs12(path: Path, password: str | None) -> pkcs12.PKCS12KeyAndCertificates
 
 
 def _pem_certificates(bundle: pkcs12.PKCS12KeyAndCertificates) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     certificates = [bundle.cert.certificate] if bundle.cert else []
     certificates += [c.certificate for c in bundle.additional_certs]
     return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates)
@@ -47,6 +54,8 @@ def _pem_certificates(bundle: pkcs12.PKCS12KeyAndCertificates) -> str:
 
 @contextlib.contextmanager
 def _unpacked_keystore(path: Path, password: str | None) -> Iterator[tuple[Path, Path]]:
+    from cryptography.hazmat.primitives import serialization
+
     bundle = _pkcs12(path, password)
     if bundle.key is None or bundle.cert is None:
         raise TlsSetupError(f"PKCS#12 file {path} holds no private key and certificate")
