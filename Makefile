@@ -12,6 +12,7 @@ help:
 	@echo "make demo   - start two local Kafka clusters, the gateway, a producer and a consumer, switch, print a timeline"
 	@echo "make drill  - DR drill: MirrorMaker 2, a planned and an unplanned switch under load, loss counted"
 	@echo "make test   - install everything into $(VENV), fetch test jars, lint, type-check and run the whole suite"
+	@echo "make bench  - direct Kafka, the gateway and peer proxies on one broker: throughput, latency, CPU, memory; switch latency"
 	@echo "make kind-e2e - build both images, install the Helm chart on a kind cluster, switch, check (needs Docker)"
 
 $(STAMP): pyproject.toml
