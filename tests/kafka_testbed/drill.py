@@ -622,6 +622,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DrillConfig.stall_replication_seconds,
         help="unplanned: seconds MirrorMaker is frozen before main is killed (0: never)",
     )
+    parser.add_argument(
+        "--sync-interval",
+        type=_positive_int,
+        default=mirroring.MirrorSettings.sync_group_offsets_interval_seconds,
+        help="MirrorMaker checkpoint and group-offset sync interval, seconds (its default: 60)",
+    )
     parser.add_argument("--report", type=Path, default=DEFAULT_REPORT)
     parser.add_argument(
         "--via",
@@ -632,13 +638,28 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of seconds >= 1, got {text!r}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     options = _parse(argv)
+    mirror = mirroring.MirrorSettings(
+        emit_checkpoints_interval_seconds=options.sync_interval,
+        sync_group_offsets_interval_seconds=options.sync_interval,
+    )
     config = DrillConfig(
         rate=options.rate,
         producers=options.producers,
         seconds_before=options.seconds,
         seconds_after=options.seconds,
+        mirror=mirror,
         stall_replication_seconds=options.stall_replication,
     )
     modes = [mode.strip() for mode in options.modes.split(",") if mode.strip()]

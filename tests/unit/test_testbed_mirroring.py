@@ -59,3 +59,12 @@ def test_report_table_shows_every_column_and_dashes_for_unknown_times() -> None:
 def test_the_unplanned_drill_must_run_last() -> None:
     with pytest.raises(ValueError, match="last"):
         drill.run_drills(["unplanned", "planned"], drill.DrillConfig(), Path("/nonexistent"))
+
+
+def test_the_drill_takes_a_sync_interval_and_refuses_zero(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert drill._parse(["--sync-interval", "5"]).sync_interval == 5
+    with pytest.raises(SystemExit):
+        drill._parse(["--sync-interval", "0"])
+    assert "whole number of seconds >= 1, got '0'" in capsys.readouterr().err
