@@ -138,6 +138,15 @@ class SequencedProducer:
     def resume(self) -> None:
         self._paused.clear()
 
+    def wait_acked(self, count: int, timeout: float) -> bool:
+        """True once at least ``count`` records are acknowledged in all; False after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.log.snapshot()[1]) >= count:
+                return True
+            time.sleep(0.05)
+        return False
+
     def wait_settled(self, timeout: float) -> bool:
         """True once every record sent so far is acknowledged or failed (use while paused)."""
         deadline = time.monotonic() + timeout
