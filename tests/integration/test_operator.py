@@ -210,10 +210,11 @@ def test_patching_spec_active_switches_every_gateway_pod_without_restarting_it(
     client = workloads.ConfluentProducer(f"{first_pod.ip}:6969", {"enable.idempotence": True})
     producer = workloads.SequencedProducer(client, topic, rate=50).start()
     try:
-        time.sleep(2)
+        assert producer.wait_acked(20, timeout=60), "nothing acknowledged through the pod in 60 s"
         patch_active(lab, "prod", "failover")
         lab.wait("3 gateway pods on failover", lambda: all_switched(lab, "prod", "failover", 3))
-        time.sleep(3)
+        switched_with = len(producer.log.snapshot()[1])
+        assert producer.wait_acked(switched_with + 50, timeout=60), "no acks after the switch"
     finally:
         producer.stop(flush_timeout=30)
     status = lab.status("prod")
