@@ -332,7 +332,9 @@ def run_drill(lab: DrillLab, mode: str, config: DrillConfig) -> DrillRun:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     _ensure_active(lab.gateway, MAIN)
     topic = f"drill-{mode}-{uuid.uuid4().hex[:6]}"
-    for cluster in (lab.main, lab.failover):
+    # Failover first: MirrorMaker (refreshing topics every second) creates the copy of a topic it
+    # sees on main, and a create on failover after that fails with TOPIC_ALREADY_EXISTS.
+    for cluster in (lab.failover, lab.main):
         admin.create_topic(cluster.bootstrap, topic, partitions=PARTITIONS)
     clients = _start_clients(lab, topic, config)
     try:
