@@ -70,7 +70,7 @@ def classpath(jars_dir: Path) -> str:
 
 def fetch_kafka_jars(version: str = versions.KAFKA_VERSION) -> Path:
     """Make sure the Kafka jars are cached and return their folder; a no-op when complete."""
-    return _fetch(KAFKA_POM, {"kafka.version": version}, kafka_jars_dir(version))
+    return fetch_pom(KAFKA_POM, {"kafka.version": version}, kafka_jars_dir(version))
 
 
 def fetch_old_clients(version: str = versions.OLD_CLIENTS_VERSION) -> Path:
@@ -78,7 +78,7 @@ def fetch_old_clients(version: str = versions.OLD_CLIENTS_VERSION) -> Path:
 
     Use it as a classpath with :func:`classpath`.
     """
-    return _fetch(OLD_CLIENTS_POM, {"clients.version": version}, old_clients_dir(version))
+    return fetch_pom(OLD_CLIENTS_POM, {"clients.version": version}, old_clients_dir(version))
 
 
 def is_complete(target: Path, pom: Path, properties: Mapping[str, str]) -> bool:
@@ -111,7 +111,8 @@ def tansu_binary() -> Path:
         raise FetchError(f"No usable Tansu binary: {error}") from error
 
 
-def _fetch(pom: Path, properties: Mapping[str, str], target: Path) -> Path:
+def fetch_pom(pom: Path, properties: Mapping[str, str], target: Path) -> Path:
+    """Resolve ``pom``'s dependencies into ``target`` once (locked, checked complete); its path."""
     if is_complete(target, pom, properties):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ def kroxylicious_jars_dir(version: str = KROXYLICIOUS_VERSION) -> Path:
 
 def fetch_kroxylicious(version: str = KROXYLICIOUS_VERSION) -> Path:
     """Make sure Kroxylicious's jars are cached and return their folder; a no-op when complete."""
-    return fetching._fetch(
+    return fetching.fetch_pom(
         KROXYLICIOUS_POM, {"kroxylicious.version": version}, kroxylicious_jars_dir(version)
     )
 
