@@ -44,7 +44,7 @@ class GatewaySecurity:
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if not der:
             return None
-        from cryptography import x509  # only with client certificates: ~14 MiB when imported
+        from cryptography import x509  # imported by _build when client certificates are on
 
         subject = x509.load_der_x509_certificate(der).subject.rfc4514_string()
         mapped = principals.map_principal(subject, self.rules)
@@ -67,6 +67,10 @@ def _build(config: GatewayConfig) -> GatewaySecurity:
         name: tls.upstream_context(cluster.security.tls) if cluster.security.tls else None
         for name, cluster in config.clusters.items()
     }
+    if listener.tls is not None and listener.tls.client_auth != "none":
+        # Client certificates will be parsed: pay cryptography's import (~0.1 s) at start-up,
+        # not on the event loop when the first client connects.
+        import cryptography.x509  # noqa: F401
     store = None
     if listener.protocol.startswith("SASL") and listener.users_file is not None:
         store = users.load(listener.users_file)
