@@ -209,13 +209,23 @@ def java_command(
 
 
 def format_arguments(
-    cluster_id: str, config_file: Path, security: BrokerSecurity | None = None
+    cluster_id: str,
+    config_file: Path,
+    security: BrokerSecurity | None = None,
+    features: Mapping[str, int] | None = None,
 ) -> list[str]:
     """``StorageTool format`` arguments for one node of a static-quorum cluster.
 
     SCRAM users of ``security`` are created here, in the initial metadata log: the broker then
-    accepts them from its first second, with no admin call to wait for.
+    accepts them from its first second, with no admin call to wait for. ``features`` finalizes
+    feature levels at format time (``--feature transaction.version=1``), as an operator pins a
+    new cluster to an older protocol.
     """
+    feature_arguments = [
+        argument
+        for name, level in sorted((features or {}).items())
+        for argument in ("--feature", f"{name}={level}")
+    ]
     return [
         "format",
         "--cluster-id",
@@ -224,6 +234,7 @@ def format_arguments(
         str(config_file),
         "--ignore-formatted",
         *(lab_security.scram_format_arguments(security) if security is not None else ()),
+        *feature_arguments,
     ]
 
 

@@ -69,8 +69,20 @@ def classpath(jars_dir: Path) -> str:
 
 
 def fetch_kafka_jars(version: str = versions.KAFKA_VERSION) -> Path:
-    """Make sure the Kafka jars are cached and return their folder; a no-op when complete."""
-    return fetch_pom(KAFKA_POM, {"kafka.version": version}, kafka_jars_dir(version))
+    """Make sure the Kafka jars are cached and return their folder; a no-op when complete.
+
+    Every release gets brokers, tools, clients and Kafka Streams; MirrorMaker 2 only the pinned
+    release (Maven Central does not serve ``connect-mirror`` for every release).
+    """
+    return fetch_pom(KAFKA_POM, kafka_pom_properties(version), kafka_jars_dir(version))
+
+
+def kafka_pom_properties(version: str) -> dict[str, str]:
+    """What :data:`KAFKA_POM` is resolved with for one release."""
+    properties = {"kafka.version": version}
+    if version != versions.KAFKA_VERSION:
+        properties["without.mirror.maker"] = "true"
+    return properties
 
 
 def fetch_old_clients(version: str = versions.OLD_CLIENTS_VERSION) -> Path:
@@ -259,6 +271,7 @@ def main() -> int:
     """Fetch everything the suite needs; exit status 2 with a readable message on failure."""
     try:
         kafka = fetch_kafka_jars()
+        newest = fetch_kafka_jars(versions.NEWEST_KAFKA_VERSION)
         old = fetch_old_clients()
         tansu = tansu_binary()
         from kafka_testbed import peer_kroxylicious
@@ -268,6 +281,7 @@ def main() -> int:
         print(f"kafka_testbed.fetching: {error}", file=sys.stderr)
         return 2
     print(f"kafka_testbed: Apache Kafka {versions.KAFKA_VERSION} jars in {kafka}")
+    print(f"kafka_testbed: Apache Kafka {versions.NEWEST_KAFKA_VERSION} jars in {newest}")
     print(f"kafka_testbed: kafka-clients {versions.OLD_CLIENTS_VERSION} jars in {old}")
     print(f"kafka_testbed: Tansu broker at {tansu}")
     print(f"kafka_testbed: Kroxylicious (benchmark peer) jars in {kroxylicious}")

@@ -23,6 +23,7 @@ from kafka_testbed import (
     fetching,
     networking,
     supervising,
+    versions,
     warming,
 )
 from kafka_testbed import security as lab_security
@@ -49,13 +50,17 @@ def start_kafka(
     workdir_parent: Path | None = None,
     keep_files: bool = False,
     security: BrokerSecurity | None = None,
+    kafka_version: str = versions.KAFKA_VERSION,
+    features: Mapping[str, int] | None = None,
 ) -> Cluster:
     """Start an Apache Kafka cluster with these node ids, every node broker and controller.
 
     ``ports`` pins client ports by node id (others are picked free); ``properties`` override
     ``server.properties`` of every node; ``timeout`` bounds the whole start. ``security``
     secures the client listener (TLS and/or SASL, see :mod:`kafka_testbed.security`); the
-    returned cluster's ``bootstrap`` is still that listener.
+    returned cluster's ``bootstrap`` is still that listener. ``kafka_version`` picks the release
+    (its jars are fetched on first use); ``features`` formats the cluster with those feature
+    levels (``{"transaction.version": 1}``) instead of the release's defaults.
     """
     _check_node_ids(node_ids)
     name = name or "kafka-" + "-".join(str(node_id) for node_id in node_ids)
@@ -64,7 +69,8 @@ def start_kafka(
         return _start_kafka_once(
             node_ids, name=name, ports=ports or {}, properties=properties or {},
             jvm_options=jvm_options, timeout=timeout, workdir_parent=workdir_parent,
-            keep_files=keep_files, security=security,
+            keep_files=keep_files, security=security, kafka_version=kafka_version,
+            features=features or {},
         )  # fmt: skip
 
     return _retrying_lost_port_races(start_once, ports_pinned=bool(ports))
@@ -118,9 +124,13 @@ class _JavaLaunch:
         return self._command(broker_properties.BROKER_MAIN_CLASS, [str(config)], broker=True)
 
     def format(
-        self, cluster_id: str, config: Path, security: BrokerSecurity | None = None
+        self,
+        cluster_id: str,
+        config: Path,
+        security: BrokerSecurity | None = None,
+        features: Mapping[str, int] | None = None,
     ) -> list[str]:
-        arguments = broker_properties.format_arguments(cluster_id, config, security)
+        arguments = broker_properties.format_arguments(cluster_id, config, security, features)
         return self._command(broker_properties.STORAGE_TOOL_MAIN_CLASS, arguments, broker=False)
 
     def _command(self, main_class: str, arguments: list[str], *, broker: bool) -> list[str]:
@@ -131,8 +141,10 @@ class _JavaLaunch:
         )  # fmt: skip
 
 
-def _java_launch(workdir: Path, jvm_options: Sequence[str]) -> _JavaLaunch:
-    jars_dir = fetching.fetch_kafka_jars()
+def _java_launch(
+    workdir: Path, jvm_options: Sequence[str], kafka_version: str = versions.KAFKA_VERSION
+) -> _JavaLaunch:
+    jars_dir = fetching.fetch_kafka_jars(kafka_version)
     archive = warming.archive_options(jars_dir)
     log4j = _write(workdir / "log4j2.properties", broker_properties.log4j2_properties())
     return _JavaLaunch(
@@ -152,6 +164,8 @@ def _start_kafka_once(
     workdir_parent: Path | None,
     keep_files: bool,
     security: BrokerSecurity | None,
+    kafka_version: str,
+    features: Mapping[str, int],
 ) -> Cluster:
     started = time.monotonic()
     deadline = started + timeout
@@ -159,9 +173,9 @@ def _start_kafka_once(
     workdir = _make_workdir(name, workdir_parent)
     cluster = Cluster("apache-kafka", name, {}, workdir, keep_files=keep_files)
     try:
-        launch = _java_launch(workdir, jvm_options)
+        launch = _java_launch(workdir, jvm_options, kafka_version)
         configs = _write_configs(specs, workdir, properties, security)
-        _format_storage(launch, configs, workdir, deadline, security)
+        _format_storage(launch, configs, workdir, deadline, security=security, features=features)
         _spawn_brokers(cluster, specs, launch, configs)
         _wait_until_ready(cluster, deadline, security=security)
     except BaseException:
@@ -275,7 +289,9 @@ def _format_storage(
     configs: Mapping[int, Path],
     workdir: Path,
     deadline: float,
+    *,
     security: BrokerSecurity | None = None,
+    features: Mapping[str, int] | None = None,
 ) -> None:
     """Format every node's log dir in parallel (one short JVM each) with one cluster id.
 
@@ -286,7 +302,7 @@ def _format_storage(
     for node_id, config in configs.items():
         log_path = workdir / "logs" / f"format-node-{node_id}.log"
         running[node_id] = (
-            supervising.spawn(launch.format(cluster_id, config, security), log_path),
+            supervising.spawn(launch.format(cluster_id, config, security, features), log_path),
             log_path,
         )
     try:

@@ -9,6 +9,10 @@ from typing import Final
 KAFKA_VERSION: Final = "4.1.1"
 """Apache Kafka release for brokers, tools, MirrorMaker 2 and the current Java client."""
 
+NEWEST_KAFKA_VERSION: Final = "4.4.0"
+"""The newest Apache Kafka release Maven Central serves: its brokers and clients also run in the
+suite, so a new broker's protocol reaches the gateway's tests before it reaches users."""
+
 OLD_CLIENTS_VERSION: Final = "3.7.2"
 """Newest Java client without KIP-899 rebootstrap (added in 3.8), for client-version tests."""
 

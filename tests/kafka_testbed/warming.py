@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kafka_testbed import fetching
+from kafka_testbed import fetching, versions
 from kafka_testbed.broker_properties import DEFAULT_JVM_OPTIONS
 from kafka_testbed.errors import TestbedError
 
@@ -46,15 +46,15 @@ def archive_options(jars_dir: Path) -> tuple[str, ...]:
     return (f"-XX:SharedArchiveFile={archive}", "-Xlog:disable", "-Xlog:all=warning:stderr")
 
 
-def ensure_archive(jars_dir: Path | None = None) -> Path | None:
+def ensure_archive(kafka_version: str = versions.KAFKA_VERSION) -> Path | None:
     """Record the archive from one broker run unless it exists; return it (None without Java)."""
-    jars_dir = jars_dir or fetching.kafka_jars_dir()
+    jars_dir = fetching.kafka_jars_dir(kafka_version)
     archive = archive_path(jars_dir)
     if archive is None or archive.is_file():
         return archive
     staging = archive.with_name(f".{archive.name}.{os.getpid()}.tmp")
     try:
-        _record(staging)
+        _record(staging, kafka_version)
         _verify(staging, jars_dir)
         staging.replace(archive)
     finally:
@@ -62,12 +62,16 @@ def ensure_archive(jars_dir: Path | None = None) -> Path | None:
     return archive
 
 
-def _record(staging: Path) -> None:
+def _record(staging: Path, kafka_version: str) -> None:
     from kafka_testbed import admin, clients, launching
 
     options = (*DEFAULT_JVM_OPTIONS, f"-XX:ArchiveClassesAtExit={staging}")
     cluster = launching.start_kafka(
-        [1], name="cds-training", jvm_options=options, timeout=TRAINING_TIMEOUT_SECONDS
+        [1],
+        name="cds-training",
+        jvm_options=options,
+        timeout=TRAINING_TIMEOUT_SECONDS,
+        kafka_version=kafka_version,
     )
     try:
         admin.create_topic(cluster.bootstrap, "warm-up", partitions=1)
@@ -101,17 +105,19 @@ def _jvm_fingerprint(java: Path) -> str:
 
 
 def main() -> int:
-    """Record the archive if missing; failures only warn, the lab works without it."""
-    try:
-        archive = ensure_archive()
-    except TestbedError as error:
-        print(
-            f"kafka_testbed: no JVM class-data archive ({error}); JVMs start slower",
-            file=sys.stderr,
-        )
-        return 0
-    if archive is not None:
-        print(f"kafka_testbed: JVM class-data archive at {archive}")
+    """Record the archives if missing; failures only warn, the lab works without them."""
+    for kafka_version in (versions.KAFKA_VERSION, versions.NEWEST_KAFKA_VERSION):
+        try:
+            archive = ensure_archive(kafka_version)
+        except TestbedError as error:
+            print(
+                f"kafka_testbed: no JVM class-data archive for Kafka {kafka_version} ({error}); "
+                "JVMs start slower",
+                file=sys.stderr,
+            )
+            continue
+        if archive is not None:
+            print(f"kafka_testbed: JVM class-data archive at {archive}")
     return 0
 
 

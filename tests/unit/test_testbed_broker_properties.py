@@ -118,3 +118,17 @@ def test_cluster_ids_are_22_url_safe_characters_never_starting_with_a_dash() -> 
         assert set(cluster_id) <= set(
             "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
         )
+
+
+def test_feature_levels_are_finalized_at_format_time_in_name_order() -> None:
+    arguments = broker_properties.format_arguments(
+        "cid", Path("server.properties"), features={"transaction.version": 1, "group.version": 0}
+    )
+
+    assert arguments[-4:] == ["--feature", "group.version=0", "--feature", "transaction.version=1"]
+
+
+def test_without_feature_levels_the_release_defaults_apply() -> None:
+    arguments = broker_properties.format_arguments("cid", Path("server.properties"))
+
+    assert "--feature" not in arguments

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kafka_testbed import fetching
+from kafka_testbed import fetching, versions
 from kafka_testbed.errors import FetchError
 
 PROPERTIES = {"kafka.version": "9.9.9"}
@@ -18,10 +18,10 @@ def pom(tmp_path: Path) -> Path:
     return path
 
 
-def complete_cache(target: Path, pom: Path) -> None:
+def complete_cache(target: Path, pom: Path, properties: dict[str, str] = PROPERTIES) -> None:
     target.mkdir(parents=True)
     (target / "a.jar").write_bytes(b"jar")
-    marker = {"fingerprint": fetching._fingerprint(pom, PROPERTIES), "jars": ["a.jar"]}
+    marker = {"fingerprint": fetching._fingerprint(pom, properties), "jars": ["a.jar"]}
     (target / fetching.MARKER_NAME).write_text(json.dumps(marker))
 
 
@@ -57,7 +57,7 @@ def test_fetching_into_a_complete_cache_needs_neither_maven_nor_java(
 ) -> None:
     monkeypatch.setenv(fetching.CACHE_ENV_VAR, str(tmp_path))
     target = fetching.kafka_jars_dir("9.9.9")
-    complete_cache(target, fetching.KAFKA_POM)
+    complete_cache(target, fetching.KAFKA_POM, fetching.kafka_pom_properties("9.9.9"))
     monkeypatch.setenv("PATH", "")
 
     assert fetching.fetch_kafka_jars("9.9.9") == target
@@ -136,3 +136,11 @@ def test_the_cache_lives_in_the_repository_unless_overridden(
 
 def test_a_classpath_names_every_jar_of_the_folder() -> None:
     assert fetching.classpath(Path("/c/jars")) == "/c/jars/*"
+
+
+def test_only_the_pinned_release_is_fetched_with_mirror_maker() -> None:
+    assert "without.mirror.maker" not in fetching.kafka_pom_properties(versions.KAFKA_VERSION)
+    assert fetching.kafka_pom_properties(versions.NEWEST_KAFKA_VERSION) == {
+        "kafka.version": versions.NEWEST_KAFKA_VERSION,
+        "without.mirror.maker": "true",
+    }
