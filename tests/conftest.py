@@ -12,7 +12,7 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from kafka_testbed import clusters, security
+from kafka_testbed import clusters, security, versions
 from kafka_testbed.clusters import Cluster
 from kafka_testbed.labs import Lab
 from kafka_testbed.security import TlsMaterial
@@ -26,6 +26,8 @@ BACKEND_MARKERS = {
     "kafka_triple": "kafka",
     "kafka_scram_tls": "kafka",
     "kafka_plain_mtls": "kafka",
+    "kafka_newest": "kafka",
+    "kafka_transactions_v1": "kafka",
     "tansu": "tansu",
 }
 TEST_STOP_GRACE_SECONDS = 0.5
@@ -46,6 +48,32 @@ def kafka_single() -> Iterator[Cluster]:
 def kafka_triple() -> Iterator[Cluster]:
     """Apache Kafka, three combined nodes (ids 1, 2, 3) in one quorum. Shared: do not break it."""
     cluster = _session_lab.kafka([1, 2, 3], name="kafka-triple")
+    yield cluster
+    cluster.stop(TEST_STOP_GRACE_SECONDS)
+
+
+@pytest.fixture(scope="session")
+def kafka_newest() -> Iterator[Cluster]:
+    """The newest Apache Kafka release Maven Central serves (``versions.NEWEST_KAFKA_VERSION``),
+    one node, id 1, its release's default features (``transaction.version=2``, share groups
+    and streams groups on). Shared: do not break it."""
+    cluster = _session_lab.kafka(
+        [1], name="kafka-newest", kafka_version=versions.NEWEST_KAFKA_VERSION
+    )
+    yield cluster
+    cluster.stop(TEST_STOP_GRACE_SECONDS)
+
+
+@pytest.fixture(scope="session")
+def kafka_transactions_v1() -> Iterator[Cluster]:
+    """The newest release formatted with ``transaction.version=1`` (clients must use the
+    pre-KIP-890-part-2 transaction protocol), one node, id 3. Shared: do not break it."""
+    cluster = _session_lab.kafka(
+        [3],
+        name="kafka-transactions-v1",
+        kafka_version=versions.NEWEST_KAFKA_VERSION,
+        features={"transaction.version": 1},
+    )
     yield cluster
     cluster.stop(TEST_STOP_GRACE_SECONDS)
 
