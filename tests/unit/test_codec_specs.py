@@ -1,4 +1,4 @@
-"""Loading and indexing Kafka's JSON message specs bundled with kafka-python."""
+"""Loading and indexing the Kafka JSON message specs shipped with the gateway."""
 
 from __future__ import annotations
 
@@ -48,10 +48,39 @@ def test_every_bundled_spec_is_loaded_and_indexed_by_name_and_api_key():
     assert specs.request(3) is specs.message("MetadataRequest")
 
 
-def test_a_spec_that_is_not_bundled_raises_unsupported_version():
+def test_a_spec_that_is_not_shipped_raises_unsupported_version():
     with pytest.raises(errors.UnsupportedVersion):
-        specs.message("ShareFetchResponse")
-    assert specs.response(78) is None
+        specs.message("NoSuchResponse")
+    assert specs.response(9999) is None
+
+
+def test_the_specs_of_kafka_4_apis_are_shipped():
+    # Share groups (KIP-932), streams groups (KIP-1071) and the KIP-848 consumer group protocol.
+    for name in ("ShareFetchResponse", "StreamsGroupHeartbeatResponse", "ConsumerGroupHeartbeat"):
+        assert specs.message(name if name.endswith("Response") else name + "Request")
+    assert specs.response(78) is specs.message("ShareFetchResponse")
+
+
+def test_the_shipped_specs_name_the_kafka_release_they_come_from():
+    source = specs.source()
+
+    assert source["artifact"].startswith("org.apache.kafka:kafka-clients:")
+    assert source["specs"] == len(specs.all_messages())
+
+
+def test_an_unstable_latest_version_is_not_counted_as_offered():
+    # InitProducerId v6 (KIP-939) is marked latestVersionUnstable in Kafka 4.3.
+    spec = specs.message("InitProducerIdRequest")
+
+    assert spec.latest_version_unstable
+    assert spec.max_stable_version == spec.max_version - 1
+
+
+def test_a_retired_api_has_a_spec_without_valid_versions():
+    spec = specs.message("LeaderAndIsrRequest")
+
+    assert spec.valid_versions is None and spec.max_version == -1
+    assert not spec.is_valid(0)
 
 
 def test_common_structs_are_resolved_into_the_field_tree():
@@ -92,9 +121,9 @@ def test_flexibility_follows_the_bundled_spec_including_future_versions(
 
 @pytest.mark.parametrize(
     ("api_key", "version", "flexible"),
-    [(38, 1, False), (38, 2, True), (68, 0, True), (72, 0, True)],
+    [(38, 1, False), (38, 2, True), (68, 0, True), (72, 0, True), (78, 1, True)],
 )
-def test_flexibility_is_known_for_forwarded_keys_whose_spec_is_not_bundled(
+def test_flexibility_is_known_for_apis_kafka_python_never_bundled(
     api_key: int, version: int, flexible: bool
 ):
     assert specs.is_flexible(api_key, version) is flexible
@@ -107,8 +136,8 @@ def test_an_api_key_without_any_known_layout_raises_unsupported_version():
     assert (raised.value.api_key, raised.value.api_version) == (9999, 0)
 
 
-def test_loading_specs_does_not_import_the_kafka_python_client():
-    # The codec must stay pure: importing kafka would pull in its whole networked client.
+def test_loading_specs_does_not_import_any_kafka_client():
+    # The codec must stay pure, and the gateway image carries no Kafka client library.
     script = (
         "import sys; from failover_gateway.codec import specs; specs.all_messages(); "
         "sys.exit('kafka' in sys.modules)"

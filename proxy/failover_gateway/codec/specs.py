@@ -1,9 +1,11 @@
 """Kafka's JSON message specs, loaded once and indexed by message name and api key.
 
 Why: every layout the gateway decodes must come from Apache Kafka's own specs, never from tables
-typed by hand. kafka-python (a pinned dependency) bundles them as package data. We read the files
-without importing ``kafka`` itself: its ``__init__`` pulls in the whole client (sockets, threads,
-~120 ms), which the pure codec must not depend on.
+typed by hand. The request, response and header specs of one Kafka release ship with the gateway
+as package data (``message_specs/``, taken from the ``kafka-clients`` sources jar on Maven
+Central by ``scripts/update_message_specs.py``; ``SOURCE.json`` names the release). One release
+for every api key means no api is missing a layout (share groups, streams groups and KIP-848
+included), and the gateway needs no Kafka client library at run time.
 
 The spec files are JSON with ``//`` comments; field trees may refer to ``commonStructs`` by name,
 which are resolved here so the schema layer only ever sees plain nested fields.
@@ -12,9 +14,8 @@ which are resolved here so the schema layer only ever sees plain nested fields.
 from __future__ import annotations
 
 import functools
-import importlib.util
+import importlib.resources
 import json
-import pathlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,24 +23,7 @@ from typing import Any
 
 from failover_gateway.codec import errors
 
-_SPEC_PACKAGE = "kafka"
-_SPEC_DIR = ("protocol", "schemas", "resources")
-
-# Flexible-versions floor for api keys whose spec kafka-python does not bundle but whose request
-# headers the gateway must still parse. Reviewed against Kafka 4.0/4.1 specs
-# (clients/src/main/resources/common/message/*Request.json, "flexibleVersions").
-_FLEXIBLE_SINCE_WITHOUT_BUNDLED_SPEC: Mapping[int, int] = {
-    7: 3,  # ControlledShutdown (needed for its v0 header quirk)
-    38: 2,  # CreateDelegationToken
-    39: 2,  # RenewDelegationToken
-    40: 2,  # ExpireDelegationToken
-    41: 2,  # DescribeDelegationToken
-    64: 0,  # UnregisterBroker
-    68: 0,  # ConsumerGroupHeartbeat
-    69: 0,  # ConsumerGroupDescribe
-    71: 0,  # GetTelemetrySubscriptions
-    72: 0,  # PushTelemetry
-}
+_SPEC_FOLDER = "message_specs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,17 +97,27 @@ class MessageSpec:
     name: str
     type: str
     api_key: int | None
-    valid_versions: VersionRange
+    valid_versions: VersionRange | None  # None: "none" (an api whose every version is retired)
     flexible_versions: VersionRange | None
     fields: tuple[FieldSpec, ...]
+    latest_version_unstable: bool = False
 
     @property
     def max_version(self) -> int:
+        """The highest version in the spec (-1 when no version is valid any more)."""
+        if self.valid_versions is None:
+            return -1
         assert self.valid_versions.high is not None, "specs always bound validVersions"
         return self.valid_versions.high
 
+    @property
+    def max_stable_version(self) -> int:
+        """The highest version brokers offer by default: an unstable latest version is only
+        advertised by brokers started with ``unstable.api.versions.enable``."""
+        return self.max_version - 1 if self.latest_version_unstable else self.max_version
+
     def is_valid(self, version: int) -> bool:
-        return version in self.valid_versions
+        return self.valid_versions is not None and version in self.valid_versions
 
     def is_flexible(self, version: int) -> bool:
         return _in(self.flexible_versions, version)
@@ -166,30 +160,37 @@ def parse_message(text: str) -> MessageSpec:
     """Build a :class:`MessageSpec` from the text of one spec file."""
     raw = json.loads(strip_comments(text))
     common = {struct["name"]: struct["fields"] for struct in raw.get("commonStructs", ())}
-    valid = VersionRange.parse(raw["validVersions"])
-    assert valid is not None, f"{raw['name']} has no valid versions"
     return MessageSpec(
         name=raw["name"],
         type=raw["type"],
         api_key=raw.get("apiKey"),
-        valid_versions=valid,
+        valid_versions=VersionRange.parse(raw["validVersions"]),
         flexible_versions=VersionRange.parse(raw.get("flexibleVersions")),
-        fields=tuple(_parse_field(field, common) for field in raw["fields"]),
+        fields=tuple(_parse_field(field, common) for field in raw.get("fields", ())),
+        latest_version_unstable=bool(raw.get("latestVersionUnstable", False)),
     )
 
 
-def _spec_directory() -> pathlib.Path:
-    found = importlib.util.find_spec(_SPEC_PACKAGE)
-    if found is None or not found.submodule_search_locations:
-        raise errors.CodecError("kafka-python is not installed: it carries Kafka's message specs")
-    return pathlib.Path(next(iter(found.submodule_search_locations)), *_SPEC_DIR)
+@functools.cache
+def source() -> Mapping[str, Any]:
+    """Which Kafka release the shipped specs come from (``SOURCE.json``)."""
+    folder = importlib.resources.files(__package__).joinpath(_SPEC_FOLDER)
+    loaded: Mapping[str, Any] = json.loads(folder.joinpath("SOURCE.json").read_text("utf-8"))
+    return loaded
 
 
 @functools.cache
 def all_messages() -> Mapping[str, MessageSpec]:
-    """Every bundled spec, by message name (``"MetadataResponse"``)."""
-    paths = sorted(_spec_directory().glob("*.json"))
-    specs = (parse_message(path.read_text(encoding="utf-8")) for path in paths)
+    """Every shipped spec, by message name (``"MetadataResponse"``)."""
+    folder = importlib.resources.files(__package__).joinpath(_SPEC_FOLDER)
+    texts = sorted(
+        (entry.name, entry.read_text("utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".json") and entry.name != "SOURCE.json"
+    )
+    if not texts:
+        raise errors.CodecError(f"no Kafka message specs found in {folder}")
+    specs = (parse_message(text) for _, text in texts)
     return {spec.name: spec for spec in specs}
 
 
@@ -211,13 +212,18 @@ def _by_api_key(kind: str) -> Mapping[int, MessageSpec]:
 
 
 def request(api_key: int) -> MessageSpec | None:
-    """The request spec for ``api_key``, or None when kafka-python does not bundle it."""
+    """The request spec for ``api_key``, or None when no shipped spec has that api key."""
     return _by_api_key("request").get(api_key)
 
 
 def response(api_key: int) -> MessageSpec | None:
-    """The response spec for ``api_key``, or None when kafka-python does not bundle it."""
+    """The response spec for ``api_key``, or None when no shipped spec has that api key."""
     return _by_api_key("response").get(api_key)
+
+
+def api_keys() -> tuple[int, ...]:
+    """Every api key with both a request and a response spec, in order."""
+    return tuple(sorted(set(_by_api_key("request")) & set(_by_api_key("response"))))
 
 
 def is_flexible(api_key: int, api_version: int) -> bool:
@@ -239,7 +245,7 @@ def is_flexible(api_key: int, api_version: int) -> bool:
 @functools.cache
 def _flexible_since() -> Mapping[int, int | None]:
     """api key → first flexible version (None: never flexible)."""
-    table: dict[int, int | None] = dict(_FLEXIBLE_SINCE_WITHOUT_BUNDLED_SPEC)
+    table: dict[int, int | None] = {}
     for api_key, spec in _by_api_key("request").items():
         flexible = spec.flexible_versions
         table[api_key] = None if flexible is None else flexible.low
