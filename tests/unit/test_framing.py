@@ -72,3 +72,61 @@ def test_a_partial_size_waits_for_more_bytes() -> None:
     recorder.splitter.feed(b"\x00\x04ab")
     recorder.splitter.feed(b"cd")
     assert b"".join(recorder.sunk) == frame(b"abcd")
+
+
+class Alternating(Recorder):
+    """BUFFER for bodies starting with ``B``, PASS otherwise (a rewrite between streamed ones)."""
+
+    def classify(self, prefix: memoryview, size: int) -> Decision:
+        self.prefixes.append(bytes(prefix))
+        return Decision.BUFFER if bytes(prefix[:1]) == b"B" else Decision.PASS
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 7, 100, 10_000])
+def test_mixed_buffer_and_pass_frames_keep_their_order_and_bytes_whatever_the_chunking(
+    chunk_size: int,
+) -> None:
+    bodies = [b"Bfirst", b"pass-1", b"B" + bytes(range(200)), b"p", b"B", b"pass-2" * 20]
+    stream = b"".join(frame(body) for body in bodies)
+    recorder = Alternating()
+    events: list[tuple[str, bytes]] = []
+    recorder.splitter = FrameSplitter(
+        classify=recorder.classify,
+        sink=lambda chunk: events.append(("pass", bytes(chunk))),
+        on_frame=lambda whole: events.append(("frame", bytes(whole))),
+        max_frame_bytes=1000,
+        prefix_bytes=1,
+    )
+
+    for start in range(0, len(stream), chunk_size):
+        recorder.splitter.feed(stream[start : start + chunk_size])
+
+    rebuilt = b"".join(data for _, data in events)
+    assert rebuilt == stream
+    assert [data for kind, data in events if kind == "frame"] == [
+        frame(body) for body in bodies if body.startswith(b"B")
+    ]
+    assert recorder.splitter.buffered == 0
+
+
+def test_a_frame_collected_over_many_reads_is_one_buffer_of_its_announced_size() -> None:
+    body = b"B" + b"x" * 999
+    recorder = Recorder(Decision.BUFFER)
+    recorder.splitter.feed(frame(body)[:10])
+    assert recorder.splitter.buffered == 10
+
+    recorder.splitter.feed(frame(body)[10:500])
+    recorder.splitter.feed(frame(body)[500:] + frame(b"next")[:3])
+
+    assert recorder.frames == [frame(body)]
+    assert isinstance(recorder.frames[0], bytearray)
+    assert recorder.splitter.buffered == 3
+
+
+def test_a_buffer_frame_arriving_in_one_read_is_handed_over_without_a_copy() -> None:
+    data = frame(b"whole")
+    recorder = Recorder(Decision.BUFFER)
+
+    recorder.splitter.feed(data)
+
+    assert recorder.frames[0] is data

@@ -213,9 +213,18 @@ def test_describe_cluster_rewrite_keeps_unknown_tagged_fields_byte_for_byte():
     )
 
 
-@pytest.mark.parametrize("api_key", [0, 1, 2, 8, 9, 11, 18, 19, 32, 75])
+@pytest.mark.parametrize("api_key", [2, 8, 9, 11, 18, 19, 32, 75])
 def test_responses_without_broker_addresses_are_not_rewritten(api_key: int):
     assert address_rewriting.rewrite_response(api_key, 0, b"opaque", gateway_address) is None
+
+
+@pytest.mark.parametrize(("api_key", "version"), [(0, 9), (1, 15)])
+def test_produce_and_fetch_before_kip_951_are_returned_unread(api_key: int, version: int):
+    body = b"opaque"
+
+    result = address_rewriting.rewrite_response(api_key, version, body, gateway_address)
+
+    assert result is not None and not result.changed and result.body is body
 
 
 @pytest.mark.parametrize(("api_key", "version"), [(3, 14), (10, 7), (60, 3)])

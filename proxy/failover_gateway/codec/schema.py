@@ -110,6 +110,45 @@ def encode_prefix(
     return _write_guarded(plan(spec, version, stop_after_field), values, spec.name)
 
 
+def decode_suffix(
+    spec: specs.MessageSpec, version: int, data: Buffer, start: int, *, from_field: str
+) -> Struct:
+    """Decode from ``from_field`` (found at ``start``, see :mod:`.skipping`) to the end of the
+    body, top-level tags included; for a tagged ``from_field``, only the tag section."""
+    compiled = _suffix_plan(spec, version, from_field)
+    values, end = _read_guarded(compiled, data, start, spec.name)
+    if end != len(data):
+        raise errors.MalformedFrame(f"{spec.name} v{version}: {len(data) - end} trailing bytes")
+    return values
+
+
+def encode_suffix(
+    spec: specs.MessageSpec, version: int, values: Struct, *, from_field: str
+) -> bytes:
+    """Encode what :func:`decode_suffix` returned, to follow the untouched head of the body."""
+    return _write_guarded(_suffix_plan(spec, version, from_field), values, spec.name)
+
+
+def _suffix_plan(spec: specs.MessageSpec, version: int, from_field: str) -> StructPlan:
+    key = (spec.name, version, f"from:{from_field}")
+    cached = _plans.get(key)
+    if cached is None:
+        whole = plan(spec, version)
+        names = [name for name, _ in whole.readers]
+        tagged_names = {name for name, _, _ in whole.tagged.values()}
+        if from_field in names:
+            start = names.index(from_field)
+        elif from_field in tagged_names:
+            start = len(names)
+        else:
+            raise ValueError(f"{spec.name} has no field {from_field} at version {version}")
+        cached = StructPlan(
+            whole.readers[start:], whole.writers[start:], whole.tagged, whole.flexible
+        )
+        _plans[key] = cached
+    return cached
+
+
 def _read_guarded(compiled: StructPlan, data: Buffer, pos: int, what: str) -> tuple[Struct, int]:
     try:
         return read_struct(compiled, data, pos)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from failover_gateway.codec import headers
+from failover_gateway.codec.primitives import Buffer
 from failover_gateway.config import HostPort, LimitsConfig
 from failover_gateway.pump import client_auth, framing, inflight
 from failover_gateway.pump.internal_requests import InternalRequests
@@ -75,8 +76,8 @@ class Gateway(Protocol):
     def connection_closed(self, connection: ClientConnection) -> None: ...
 
     def rewrite_response(
-        self, cluster: str, request: inflight.PendingRequest, frame: bytes
-    ) -> bytes: ...
+        self, cluster: str, request: inflight.PendingRequest, frame: Buffer
+    ) -> Buffer: ...
 
     def count_request(self, cluster: str, api_key: int, size: int) -> None: ...
 
@@ -117,7 +118,7 @@ class ClientConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._upstream: asyncio.Transport | None = None
         self._upstream_address: HostPort | None = None
-        self._early: list[bytes] = []
+        self._early: list[Buffer] = []
         self._early_bytes = 0
         self._pause_reasons: set[str] = set()
         self._buffered_request: inflight.PendingRequest | None = None
@@ -254,7 +255,7 @@ class ClientConnection(asyncio.Protocol):
             in (client_auth.SASL_HANDSHAKE, client_auth.SASL_AUTHENTICATE)
         )
 
-    def _whole_request(self, frame: bytes) -> None:
+    def _whole_request(self, frame: bytes | bytearray) -> None:
         if not self._authenticated or self._terminates_sasl(memoryview(frame)[4:6]):
             self._authenticate(frame)
             return
@@ -266,12 +267,12 @@ class ClientConnection(asyncio.Protocol):
         self._record(request, len(frame) - 4)
         self._send_upstream(frame)
 
-    def _authenticate(self, frame: bytes) -> None:
+    def _authenticate(self, frame: bytes | bytearray) -> None:
         auth = self._auth
         assert auth is not None
         step: client_auth.AuthStep | None
         if auth.raw_tokens:
-            step = auth.raw_token(frame[4:])
+            step = auth.raw_token(bytes(frame[4:]))
             auth.raw_tokens = False
         else:
             step = self._authentication_request(auth, memoryview(frame)[4:])
@@ -327,7 +328,7 @@ class ClientConnection(asyncio.Protocol):
             if len(self.in_flight) >= self._gateway.limits.max_in_flight:
                 self.pause_reading("in-flight-limit")
 
-    def _send_upstream(self, chunk: bytes) -> None:
+    def _send_upstream(self, chunk: Buffer) -> None:
         if self._upstream is not None:
             self._upstream.write(chunk)
             return
@@ -446,7 +447,7 @@ class ClientConnection(asyncio.Protocol):
             self._start_raw_sasl(prefix)
         self._answered()
         self._gateway.count_response(self.cluster, request.api_key, frame_size)
-        if request_policy.response_needs_rewrite(request.api_key):
+        if request_policy.response_needs_rewrite(request.api_key, request.api_version):
             self._buffered_request = request
             return framing.Decision.BUFFER
         return framing.Decision.PASS
@@ -459,12 +460,12 @@ class ClientConnection(asyncio.Protocol):
         if error_code == 0:
             self._raw_sasl_rounds = rounds
 
-    def _whole_response(self, frame: bytes) -> None:
+    def _whole_response(self, frame: bytes | bytearray) -> None:
         request = self._buffered_request
         assert request is not None
         self._buffered_request = None
         if request.on_answer is not None:
-            request.on_answer(frame)
+            request.on_answer(bytes(frame))
             return
         self._send_client(self._gateway.rewrite_response(self.cluster, request, frame))
 
@@ -472,7 +473,7 @@ class ClientConnection(asyncio.Protocol):
         if len(self.in_flight) < self._gateway.limits.max_in_flight:
             self.resume_reading("in-flight-limit")
 
-    def _send_client(self, chunk: bytes) -> None:
+    def _send_client(self, chunk: Buffer) -> None:
         if self._transport is not None:
             self._transport.write(chunk)
 

@@ -4,7 +4,9 @@ Why it exists: Produce requests and Fetch responses are most of the bytes and ne
 The splitter reads each 4-byte size, checks it against the configured maximum *before* reading the
 body, shows a short prefix (enough for the headers) to a classifier, and then either streams the
 rest of the frame straight to the sink chunk by chunk (PASS) or collects the whole frame for a
-rewrite (BUFFER). Pure: no asyncio, so protocol tests feed it bytes directly.
+rewrite (BUFFER). A frame collected across reads is copied once, into a buffer of its announced
+size (a KIP-951 Fetch response of megabytes is held this way); a frame that arrives inside one
+read is handed over as a slice of it. Pure: no asyncio, so protocol tests feed it bytes directly.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ class FrameSplitter:
     ``on_frame`` whole (size prefix included)."""
 
     __slots__ = (
-        "_awaiting",
         "_buffer",
         "_classify",
+        "_filled",
+        "_frame",
         "_max_frame",
         "_on_frame",
         "_prefix_bytes",
@@ -50,7 +53,7 @@ class FrameSplitter:
         *,
         classify: Classifier,
         sink: Callable[[bytes], None],
-        on_frame: Callable[[bytes], None],
+        on_frame: Callable[[bytes | bytearray], None],
         max_frame_bytes: int,
         prefix_bytes: int,
     ) -> None:
@@ -59,13 +62,16 @@ class FrameSplitter:
         self._on_frame = on_frame
         self._max_frame = max_frame_bytes
         self._prefix_bytes = prefix_bytes
-        self._buffer = bytearray()
+        self._buffer = bytearray()  # an incomplete size prefix or header prefix
         self._remaining = 0  # bytes of the current PASS frame still to stream through
-        self._awaiting = 0  # size of a BUFFER frame being collected (classified once, not again)
+        # A BUFFER frame being collected (classified once, not again): its whole size, allocated
+        # when its prefix was read, and how much of it has arrived.
+        self._frame: bytearray | None = None
+        self._filled = 0
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return len(self._buffer) + self._filled
 
     @property
     def at_frame_boundary(self) -> bool:
@@ -77,7 +83,7 @@ class FrameSplitter:
             data = self._stream(data)
             if not data:
                 return
-        if self._awaiting:
+        if self._frame is not None:
             data = self._collect(data)
             if not data:
                 return
@@ -88,16 +94,16 @@ class FrameSplitter:
         self._split(data)
 
     def _collect(self, data: bytes) -> bytes:
-        # Appending without re-joining keeps a large rewritten frame linear in its size.
-        self._buffer += data
-        frame_end = _SIZE + self._awaiting
-        if len(self._buffer) < frame_end:
+        frame = self._frame
+        assert frame is not None
+        take = min(len(data), len(frame) - self._filled)
+        frame[self._filled : self._filled + take] = memoryview(data)[:take]
+        self._filled += take
+        if self._filled < len(frame):
             return b""
-        whole = bytes(self._buffer)
-        self._buffer.clear()
-        self._awaiting = 0
-        self._on_frame(whole[:frame_end])
-        return whole[frame_end:]
+        self._frame, self._filled = None, 0
+        self._on_frame(frame)
+        return data[take:]
 
     def _stream(self, data: bytes) -> bytes:
         if len(data) <= self._remaining:
@@ -121,9 +127,10 @@ class FrameSplitter:
             decision = self._classify(memoryview(data)[pos + _SIZE : pos + _SIZE + wanted], size)
             if decision is Decision.BUFFER:
                 if available < size:
-                    self._awaiting = size
-                    break
-                self._on_frame(data[pos : pos + _SIZE + size])
+                    self._start_collecting(memoryview(data)[pos:], size)
+                    return
+                whole = pos == 0 and end == _SIZE + size
+                self._on_frame(data if whole else data[pos : pos + _SIZE + size])
                 pos += _SIZE + size
                 continue
             taken = min(size, available)
@@ -132,6 +139,11 @@ class FrameSplitter:
             pos += _SIZE + taken
         if pos < end:
             self._buffer += data[pos:] if pos else data
+
+    def _start_collecting(self, head: memoryview, size: int) -> None:
+        self._frame = bytearray(_SIZE + size)
+        self._frame[: len(head)] = head
+        self._filled = len(head)
 
     def _check_size(self, size: int) -> None:
         if size < 0:

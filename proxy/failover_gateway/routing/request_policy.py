@@ -11,16 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from failover_gateway.codec import errors, headers, primitives, produce
-from failover_gateway.routing import api_versions
+from failover_gateway.routing import address_rewriting, api_versions
 
 PRODUCE = 0
-METADATA = 3
 SASL_HANDSHAKE = 17
-FIND_COORDINATOR = 10
 API_VERSIONS = 18
-DESCRIBE_CLUSTER = 60
 
-_REWRITTEN_RESPONSES = frozenset({METADATA, FIND_COORDINATOR, API_VERSIONS, DESCRIBE_CLUSTER})
 _IDS_BYTES = 8
 
 
@@ -113,5 +109,7 @@ def unsupported_api_versions_answer(correlation_id: int) -> bytes:
     return len(payload).to_bytes(4, "big") + payload
 
 
-def response_needs_rewrite(api_key: int) -> bool:
-    return api_key in _REWRITTEN_RESPONSES
+def response_needs_rewrite(api_key: int, api_version: int) -> bool:
+    """Whether the pump must hold this response whole: ApiVersions (cut to the policy) and every
+    response that may name brokers. Produce below v10 and Fetch below v16 stream through."""
+    return api_key == API_VERSIONS or address_rewriting.carries_addresses(api_key, api_version)

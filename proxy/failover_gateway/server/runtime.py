@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from failover_gateway.codec import headers
+from failover_gateway.codec.primitives import Buffer
 from failover_gateway.config import AdminCredentials, GatewayConfig, HostPort, LimitsConfig
 from failover_gateway.pump import inflight
 from failover_gateway.pump.client_auth import ClientAuthenticator
@@ -54,7 +55,9 @@ class GatewayRuntime:
     ) -> None:
         self.config = config
         self.security = security or security_setup.build(config)
-        self._api_keys: dict[str, list[dict[str, Any]]] = {}
+        # What each cluster offered at its last successful probe: every ApiVersions answer is
+        # cut to what all of them support (a client may be switched to any of them).
+        self._offers: dict[str, api_versions.ClusterOffer] = {}
         self._credentials = credentials
         settings = config.gateway
         self.directory = BrokerDirectory(config)
@@ -120,7 +123,11 @@ class GatewayRuntime:
         return self.security.certificate_principal(transport)
 
     def api_versions_answer(self, cluster: str, version: int, correlation_id: int) -> bytes:
-        body = api_versions.own_answer_body(min(version, 4), self._api_keys.get(cluster))
+        known = [
+            self._offers[name] for name in self._clusters_first(cluster) if name in self._offers
+        ]
+        top = api_versions.GATEWAY_MAX_VERSIONS[api_versions.API_VERSIONS]
+        body = api_versions.own_answer_body(min(version, top), known)
         payload = headers.encode_response_header(correlation_id, 18, 0) + body
         return len(payload).to_bytes(4, "big") + payload
 
@@ -136,14 +143,18 @@ class GatewayRuntime:
         self.switchboard.connections.discard(connection)
 
     def rewrite_response(
-        self, cluster: str, request: inflight.PendingRequest, frame: bytes
-    ) -> bytes:
+        self, cluster: str, request: inflight.PendingRequest, frame: Buffer
+    ) -> Buffer:
         def advertise(node_id: int, host: str, port: int) -> tuple[str, int]:
             return self.directory.advertise(cluster, node_id, host, port)
 
+        others = [offer for name, offer in self._offers.items() if name != cluster]
         return response_rewriting.rewrite_frame(
-            request.api_key, request.api_version, frame, advertise
+            request.api_key, request.api_version, frame, advertise, others
         )
+
+    def _clusters_first(self, cluster: str) -> list[str]:
+        return [cluster, *(name for name in self.config.clusters if name != cluster)]
 
     def count_request(self, cluster: str, api_key: int, size: int) -> None:
         key = (cluster, api_key)
@@ -220,7 +231,7 @@ class GatewayRuntime:
             timeout,
         )
         if answer:
-            self._api_keys[cluster] = answer.api_keys
+            self._offers[cluster] = answer.offer
             displaced = self.directory.learn(cluster, answer.brokers)
             if displaced:
                 log.error(

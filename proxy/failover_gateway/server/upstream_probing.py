@@ -15,7 +15,6 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from failover_gateway.codec import errors
 from failover_gateway.config import ClusterConfig, HostPort
@@ -58,7 +57,7 @@ class Reachability:
 @dataclass(frozen=True)
 class ProbeAnswer:
     brokers: list[BrokerAddress]
-    api_keys: list[dict[str, Any]]  # the cluster's ApiVersions, cut to the gateway's policy
+    offer: api_versions.ClusterOffer  # the cluster's ApiVersions, cut to the gateway's policy
 
 
 async def fetch(
@@ -86,7 +85,7 @@ async def fetch(
     finally:
         connection.close()
     brokers = [BrokerAddress(b["NodeId"], b["Host"], b["Port"]) for b in metadata["Brokers"]]
-    return ProbeAnswer(brokers, api_versions.allowed_keys(versions.get("ApiKeys") or []))
+    return ProbeAnswer(brokers, api_versions.ClusterOffer.from_answer(versions))
 
 
 async def probe_cluster(

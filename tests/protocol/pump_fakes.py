@@ -1,0 +1,206 @@
+"""Fakes for protocol tests of the pump: transports that record, and a gateway with a fake dialer.
+
+Why a module of its own: every protocol test module drives a real :class:`ClientConnection`
+between two fake transports; only the network is replaced, the routing, rewriting and request
+policy are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from failover_gateway.auth.users import UserStore
+from failover_gateway.codec import headers, schema, specs
+from failover_gateway.codec.primitives import Buffer
+from failover_gateway.config import HostPort, LimitsConfig
+from failover_gateway.pump import inflight
+from failover_gateway.pump.client_auth import ClientAuthenticator
+from failover_gateway.pump.connection import ClientConnection
+from failover_gateway.routing import api_versions, response_rewriting
+
+PRODUCE, METADATA, API_VERSIONS = 0, 3, 18
+
+
+class FakeTransport(asyncio.Transport):
+    """Records writes and flow-control calls."""
+
+    def __init__(self, peer: tuple[str, int] = ("10.0.0.9", 5555)) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+        self.reading = True
+        self.peer = peer
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.peer if name == "peername" else default
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def writelines(self, chunks: Any) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+
+class FakeGateway:
+    """The server layer's side of the pump, with a fake dialer and the real rewrite."""
+
+    def __init__(self, limits: LimitsConfig | None = None) -> None:
+        self.limits = limits or LimitsConfig()
+        self.connect_timeout = 1.0
+        self.upstream = FakeTransport(("127.0.0.1", 9092))
+        self.upstream_protocol: asyncio.Protocol | None = None
+        self.dial_gate = asyncio.Event()
+        self.dial_gate.set()
+        self.counted: list[tuple[int, int]] = []
+        self.dials = 0
+        self.reauthentications = 0
+        self.session_lifetime_ms = 0
+        self.users: UserStore | None = None
+        self.offers: Sequence[api_versions.ClusterOffer] = []  # other clusters' probe answers
+
+    def route(self, slot: int | None) -> tuple[str, list[HostPort]]:
+        return "main", [HostPort("127.0.0.1", 9092)]
+
+    async def dial(
+        self, cluster: str, target: HostPort, factory: Callable[[], asyncio.Protocol]
+    ) -> tuple[asyncio.BaseTransport, int]:
+        await self.dial_gate.wait()
+        self.dials += 1
+        self.upstream_protocol = factory()
+        self.upstream_protocol.connection_made(self.upstream)
+        return self.upstream, self.session_lifetime_ms
+
+    async def reauthenticate(self, cluster: str, exchange: Any) -> int:
+        self.reauthentications += 1
+        return 0
+
+    def client_authenticator(self) -> ClientAuthenticator | None:
+        return ClientAuthenticator(("PLAIN", "SCRAM-SHA-512"), self.users) if self.users else None
+
+    def listener_tls(self) -> Any:
+        return None
+
+    def certificate_principal(self, transport: asyncio.BaseTransport) -> str | None:
+        return None
+
+    def api_versions_answer(self, cluster: str, version: int, correlation_id: int) -> bytes:
+        body = api_versions.own_answer_body(version, self.offers)
+        return framed(headers.encode_response_header(correlation_id, API_VERSIONS, 0) + body)
+
+    def connection_opened(self, connection: ClientConnection) -> bool:
+        return True
+
+    def connection_closed(self, connection: ClientConnection) -> None:
+        pass
+
+    def rewrite_response(
+        self, cluster: str, request: inflight.PendingRequest, frame: Buffer
+    ) -> Buffer:
+        def advertise(node_id: int, host: str, port: int) -> tuple[str, int]:
+            return "gateway.example.com", 7000 + node_id
+
+        return response_rewriting.rewrite_frame(
+            request.api_key, request.api_version, frame, advertise, self.offers
+        )
+
+    def count_request(self, cluster: str, api_key: int, size: int) -> None:
+        self.counted.append((api_key, size))
+
+    def count_response(self, cluster: str, api_key: int, size: int) -> None:
+        pass
+
+
+def framed(payload: bytes) -> bytes:
+    return struct.pack(">i", len(payload)) + payload
+
+
+def request(api_key: int, version: int, correlation_id: int, body: dict[str, Any]) -> bytes:
+    spec = specs.request(api_key)
+    assert spec is not None
+    header = headers.encode_request_header(api_key, version, correlation_id, "test-client")
+    return framed(header + schema.encode(spec, version, body))
+
+
+def response(api_key: int, version: int, correlation_id: int, body: dict[str, Any]) -> bytes:
+    spec = specs.response(api_key)
+    assert spec is not None
+    header = headers.encode_response_header(correlation_id, api_key, version)
+    return framed(header + schema.encode(spec, version, body))
+
+
+def decode_response(api_key: int, version: int, frame: bytes) -> tuple[int, dict[str, Any]]:
+    spec = specs.response(api_key)
+    assert spec is not None
+    payload = frame[4:]
+    parsed = headers.parse_response_header(payload, api_key, version)
+    return parsed.correlation_id, schema.decode(spec, version, payload[parsed.body_offset :])
+
+
+def produce_request(correlation_id: int, acks: int, version: int = 9) -> bytes:
+    body = {"TransactionalId": None, "Acks": acks, "TimeoutMs": 1000, "TopicData": []}
+    return request(PRODUCE, version, correlation_id, body)
+
+
+def produce_response(correlation_id: int, version: int = 9) -> bytes:
+    return response(PRODUCE, version, correlation_id, {"Responses": [], "ThrottleTimeMs": 0})
+
+
+METADATA_REQUEST = {
+    "Topics": [],
+    "AllowAutoTopicCreation": False,
+    "IncludeClusterAuthorizedOperations": False,
+    "IncludeTopicAuthorizedOperations": False,
+}
+METADATA_ANSWER = {
+    "ThrottleTimeMs": 0,
+    "Brokers": [
+        {"NodeId": 1, "Host": "kafka-1.internal", "Port": 9092, "Rack": None},
+        {"NodeId": 2, "Host": "kafka-2.internal", "Port": 9092, "Rack": "b"},
+    ],
+    "ClusterId": "cluster-a",
+    "ControllerId": 1,
+    "Topics": [],
+    "ClusterAuthorizedOperations": -2147483648,
+    "ErrorCode": 0,
+}
+
+
+async def connected(
+    gateway: FakeGateway | None = None,
+) -> tuple[ClientConnection, FakeTransport, FakeGateway]:
+    gateway = gateway or FakeGateway()
+    client = FakeTransport()
+    connection = ClientConnection(gateway=gateway, slot=None, listener_port=6969)
+    connection.connection_made(client)
+    for _ in range(100):  # let the dial task run, if the gate is open
+        if connection.upstream_connected or not gateway.dial_gate.is_set():
+            break
+        await asyncio.sleep(0)
+    return connection, client, gateway
+
+
+def from_broker(gateway: FakeGateway, data: bytes) -> None:
+    assert gateway.upstream_protocol is not None
+    gateway.upstream_protocol.data_received(data)
