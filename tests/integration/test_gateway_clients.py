@@ -14,7 +14,7 @@ import pytest
 from kafka_testbed import clients
 from kafka_testbed.clusters import Cluster
 
-BACKENDS = ["kafka_single", "kafka_triple", "tansu"]
+BACKENDS = ["kafka_single", "kafka_newest", "kafka_triple", "tansu"]
 RECORD_COUNT = 30
 PARTITIONS = 3
 

@@ -4,26 +4,30 @@ Why it exists: KIP-951 put broker addresses (``NodeEndpoints``) at the *end* of 
 ShareFetch and ShareAcknowledge responses, after every partition and its records. To rewrite
 them the gateway must know where the end section starts, and a Fetch response is mostly record
 bytes. Decoding the body would build a dict per partition and copy every record set; this module
-instead compiles, once per (message, version), a chain of *skippers* driven by the same JSON spec
-as the codec: each moves an offset past one field, reading only length prefixes and counts.
-Record sets are stepped over by their length, never touched, so the cost is a few small reads
-per partition whatever the size of the data.
+instead steps over the fields, reading only length prefixes and counts: record sets are passed by
+their length, never touched, so the cost is a few small reads per partition whatever the size of
+the data.
 
-Consecutive fixed-width fields are folded into one step (a Fetch partition's five numbers are a
-single ``pos + 30``). Pure: no I/O, raises :class:`~failover_gateway.codec.errors.MalformedFrame`
-on a body that ends early or announces impossible sizes.
+How: for each (message, version, field) the walk is generated once from the same JSON spec as
+the codec, as the source of one plain Python function (``pos += 30`` for a Fetch partition's five
+numbers, a loop per array, an inline fast path for one-byte varints), compiled with ``exec`` and
+cached. A chain of closures, one call per field, cost ten times more per partition on a Fetch
+answer of many partitions (``bench/leader_hint_rewrite.py``). The generated source depends only
+on the shipped specs, never on input; :func:`walker_source` shows it. Pure: no I/O, raises
+:class:`~failover_gateway.codec.errors.MalformedFrame` on a body that ends early or announces
+impossible sizes.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import cast
 
 from failover_gateway.codec import errors, primitives, specs
 from failover_gateway.codec.primitives import Buffer
 
-Skipper = Callable[[Buffer, int], int]
+Walker = Callable[[Buffer], int]
 
 _WIDTHS = {
     "int8": 1,
@@ -37,25 +41,23 @@ _WIDTHS = {
     "uuid": 16,
 }
 _READ_ERRORS = (struct.error, IndexError, ValueError)
+_NAMESPACE = {
+    "uvarint": primitives.read_uvarint,
+    "int16_at": primitives.INT16.unpack_from,
+    "int32_at": primitives.INT32.unpack_from,
+    "skip_tags": primitives.skip_tagged_fields,
+    "Malformed": errors.MalformedFrame,
+}
 
-
-@dataclass(frozen=True, slots=True)
-class _Step:
-    """Either a constant number of bytes or a skipper for one variable-size field."""
-
-    width: int = 0
-    skip: Skipper | None = None
-
-
-_cache: dict[tuple[str, int, str], Skipper] = {}
+_cache: dict[tuple[str, int, str], Walker] = {}
 
 
 def field_offset(spec: specs.MessageSpec, version: int, body: Buffer, field: str) -> int:
     """Where ``field`` starts in ``body``: for an untagged top-level field, its first byte; for a
     tagged one, the first byte of the top-level tagged-field section that may hold it."""
-    skip = _prefix_skipper(spec, version, field)
+    walk = _walker(spec, version, field)
     try:
-        end = skip(body, 0)
+        end = walk(body)
     except errors.CodecError:
         raise
     except _READ_ERRORS as exc:
@@ -65,126 +67,136 @@ def field_offset(spec: specs.MessageSpec, version: int, body: Buffer, field: str
     return end
 
 
-def _prefix_skipper(spec: specs.MessageSpec, version: int, field: str) -> Skipper:
+def walker_source(spec: specs.MessageSpec, version: int, field: str) -> str:
+    """The Python source of the walk to ``field`` (for review and tests)."""
+    if not spec.is_valid(version):
+        raise errors.UnsupportedVersion(
+            f"{spec.name} has no version {version}", api_key=spec.api_key, api_version=version
+        )
+    flexible = spec.is_flexible(version)
+    present = [f for f in spec.fields if f.present_in(version)]
+    target = next((f for f in present if f.name == field), None)
+    if target is None:
+        raise ValueError(f"{spec.name} v{version} has no field {field}")
+    untagged = [f for f in present if not (flexible and f.tagged_in(version))]
+    tagged = flexible and target.tagged_in(version)
+    before = untagged if tagged else untagged[: untagged.index(target)]
+    emitter = _Emitter(version, flexible)
+    emitter.fields(before, depth=1)
+    emitter.flush(depth=1)
+    return "def walk(buf):\n    pos = 0\n" + "".join(emitter.lines) + "    return pos\n"
+
+
+def _walker(spec: specs.MessageSpec, version: int, field: str) -> Walker:
     key = (spec.name, version, field)
     cached = _cache.get(key)
     if cached is None:
-        if not spec.is_valid(version):
-            raise errors.UnsupportedVersion(
-                f"{spec.name} has no version {version}",
-                api_key=spec.api_key,
-                api_version=version,
-            )
-        flexible = spec.is_flexible(version)
-        present = [f for f in spec.fields if f.present_in(version)]
-        target = next((f for f in present if f.name == field), None)
-        if target is None:
-            raise ValueError(f"{spec.name} v{version} has no field {field}")
-        tagged = flexible and target.tagged_in(version)
-        untagged = [f for f in present if not (flexible and f.tagged_in(version))]
-        before = untagged if tagged else untagged[: untagged.index(target)]
-        cached = _chain([_step(f, version, flexible) for f in before])
+        namespace: dict[str, object] = dict(_NAMESPACE)
+        exec(walker_source(spec, version, field), namespace)  # source built from specs only
+        cached = cast(Walker, namespace["walk"])
         _cache[key] = cached
     return cached
 
 
-def _chain(steps: list[_Step]) -> Skipper:
-    folded = _fold(steps)
+class _Emitter:
+    """Writes the statements that move ``pos`` past fields; fixed widths are summed."""
 
-    def skip(buf: Buffer, pos: int) -> int:
-        for step in folded:
-            pos = pos + step.width if step.skip is None else step.skip(buf, pos)
-        return pos
+    def __init__(self, version: int, flexible: bool) -> None:
+        self.version = version
+        self.flexible = flexible
+        self.lines: list[str] = []
+        self.pending = 0
+        self.names = 0
 
-    return skip
+    def fields(
+        self, fields: list[specs.FieldSpec] | tuple[specs.FieldSpec, ...], depth: int
+    ) -> None:
+        for field in fields:
+            if field.present_in(self.version) and not (
+                self.flexible and field.tagged_in(self.version)
+            ):
+                self.field(field, depth)
 
+    def struct(self, field: specs.FieldSpec, depth: int) -> None:
+        self.fields(field.fields, depth)
+        if self.flexible:
+            self.flush(depth)
+            self.say(depth, "if buf[pos] == 0: pos += 1")
+            self.say(depth, "else: pos = skip_tags(buf, pos)")
 
-def _fold(steps: list[_Step]) -> tuple[_Step, ...]:
-    folded: list[_Step] = []
-    for step in steps:
-        if step.skip is None and folded and folded[-1].skip is None:
-            folded[-1] = _Step(width=folded[-1].width + step.width)
+    def field(self, field: specs.FieldSpec, depth: int) -> None:
+        width = _WIDTHS.get(field.type)
+        if width is not None:
+            self.pending += width
+            return
+        self.flush(depth)
+        compact = self.compact(field)
+        if field.is_array:
+            self.array(field, depth, compact)
+        elif field.is_struct and field.nullable_in(self.version):
+            self.say(depth, "nil = buf[pos] & 0x80")
+            self.say(depth, "pos += 1")
+            self.say(depth, "if not nil:")
+            self.struct(field, depth + 1)
+            self.flush(depth + 1)
+            self.say(depth + 1, "pass")
+        elif field.is_struct:
+            self.struct(field, depth)
         else:
-            folded.append(step)
-    return tuple(folded)
+            self.sized(field.type, depth, compact)
 
+    def sized(self, type_name: str, depth: int, compact: bool) -> None:
+        if type_name not in ("string", "bytes", "records"):
+            raise errors.UnsupportedVersion(f"spec field type {type_name!r} is not supported")
+        if compact:
+            self.compact_count(depth, "n")  # n is length + 1; 0 is null
+            self.say(depth, "if n > 1: pos += n - 1")
+            return
+        reader = "int16_at" if type_name == "string" else "int32_at"
+        size = 2 if type_name == "string" else 4
+        self.say(depth, f"n = {reader}(buf, pos)[0]")
+        self.say(depth, f"pos += {size}")
+        self.say(depth, "if n > 0: pos += n")
+        self.say(depth, "elif n < -1: raise Malformed(f'length {n} at offset {pos}')")
 
-def _struct_skipper(fields: tuple[specs.FieldSpec, ...], version: int, flexible: bool) -> Skipper:
-    steps = [
-        _step(field, version, flexible)
-        for field in fields
-        if field.present_in(version) and not (flexible and field.tagged_in(version))
-    ]
-    if flexible:
-        steps.append(_Step(skip=primitives.skip_tagged_fields))
-    return _chain(steps)
+    def array(self, field: specs.FieldSpec, depth: int, compact: bool) -> None:
+        count = f"c{self.names}"
+        self.names += 1
+        if compact:
+            self.compact_count(depth, count)
+            self.say(depth, f"{count} -= 1")  # -1: null
+        else:
+            self.say(depth, f"{count} = int32_at(buf, pos)[0]")
+            self.say(depth, "pos += 4")
+        self.say(depth, f"if {count} < -1 or {count} > len(buf) - pos:")
+        self.say(depth + 1, f"raise Malformed(f'array of {{{count}}} elements at offset {{pos}}')")
+        width = _WIDTHS.get(field.element_type)
+        if width is not None:
+            self.say(depth, f"if {count} > 0: pos += {count} * {width}")
+            return
+        self.say(depth, f"for _ in range({count}):")
+        if field.is_struct:
+            self.struct(field, depth + 1)
+        else:
+            self.sized(field.element_type, depth + 1, compact)
+        self.flush(depth + 1)
+        self.say(depth + 1, "pass")
 
+    def compact_count(self, depth: int, name: str) -> None:
+        self.say(depth, f"{name} = buf[pos]")
+        self.say(depth, f"if {name} < 0x80: pos += 1")
+        self.say(depth, f"else: {name}, pos = uvarint(buf, pos)")
 
-def _step(field: specs.FieldSpec, version: int, flexible: bool) -> _Step:
-    compact = flexible
-    if field.has_flexible_override:
-        compact = field.flexible_versions is not None and version in field.flexible_versions
-    if field.is_array:
-        return _Step(skip=_array_skipper(field, version, flexible, compact))
-    if field.is_struct:
-        inner = _struct_skipper(field.fields, version, flexible)
-        return _Step(skip=_nullable(inner) if field.nullable_in(version) else inner)
-    width = _WIDTHS.get(field.type)
-    if width is not None:
-        return _Step(width=width)
-    return _Step(skip=_sized_skipper(field.type, compact))
+    def compact(self, field: specs.FieldSpec) -> bool:
+        if field.has_flexible_override:
+            versions = field.flexible_versions
+            return versions is not None and self.version in versions
+        return self.flexible
 
+    def flush(self, depth: int) -> None:
+        if self.pending:
+            self.say(depth, f"pos += {self.pending}")
+            self.pending = 0
 
-def _nullable(inner: Skipper) -> Skipper:
-    def skip(buf: Buffer, pos: int) -> int:
-        return pos + 1 if primitives.INT8.unpack_from(buf, pos)[0] < 0 else inner(buf, pos + 1)
-
-    return skip
-
-
-def _sized_skipper(type_name: str, compact: bool) -> Skipper:
-    if type_name not in ("string", "bytes", "records"):
-        raise errors.UnsupportedVersion(f"spec field type {type_name!r} is not supported")
-    if compact:
-        read_length = primitives.read_compact_length
-    elif type_name == "string":
-        read_length = primitives.read_int16_length
-    else:
-        read_length = primitives.read_int32_length
-
-    def skip(buf: Buffer, pos: int) -> int:
-        size, pos = read_length(buf, pos)
-        if size < -1:
-            raise errors.MalformedFrame(f"length {size} at offset {pos}")
-        return pos if size == -1 else pos + size
-
-    return skip
-
-
-def _array_skipper(field: specs.FieldSpec, version: int, flexible: bool, compact: bool) -> Skipper:
-    read_count = primitives.read_compact_length if compact else primitives.read_int32_length
-    width = _WIDTHS.get(field.element_type)
-    if width is not None:
-
-        def skip_fixed(buf: Buffer, pos: int) -> int:
-            count, pos = read_count(buf, pos)
-            if count < -1:
-                raise errors.MalformedFrame(f"array of {count} elements at offset {pos}")
-            return pos if count == -1 else pos + count * width
-
-        return skip_fixed
-    if field.is_struct:
-        element = _struct_skipper(field.fields, version, flexible)
-    else:
-        element = _sized_skipper(field.element_type, compact)
-
-    def skip_each(buf: Buffer, pos: int) -> int:
-        count, pos = read_count(buf, pos)
-        # Every element takes at least one byte: a larger count is a lie, not a long loop.
-        if count < -1 or count > len(buf) - pos:
-            raise errors.MalformedFrame(f"array of {count} elements at offset {pos}")
-        for _ in range(count):
-            pos = element(buf, pos)
-        return pos
-
-    return skip_each
+    def say(self, depth: int, line: str) -> None:
+        self.lines.append("    " * depth + line + "\n")
