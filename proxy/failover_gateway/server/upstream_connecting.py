@@ -68,6 +68,10 @@ class _HandshakeProtocol(asyncio.Protocol):
             await self._waiter
 
 
+API_VERSIONS = 18
+UNSUPPORTED_VERSION = (35).to_bytes(2, "big")
+
+
 @dataclass
 class StreamConnection:
     transport: asyncio.Transport
@@ -86,7 +90,10 @@ class StreamConnection:
         header = headers.parse_response_header(frame, api_key, version)
         if header.correlation_id != correlation_id:
             raise UpstreamUnavailable("broker answered another request")
-        return schema.decode(response_spec, version, memoryview(frame)[header.body_offset :])
+        answer = memoryview(frame)[header.body_offset :]
+        if api_key == API_VERSIONS and bytes(answer[:2]) == UNSUPPORTED_VERSION:
+            version = 0  # KIP-511: a refused ApiVersions version is answered with a v0 body
+        return schema.decode(response_spec, version, answer)
 
     def close(self) -> None:
         self.transport.close()

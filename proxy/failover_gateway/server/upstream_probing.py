@@ -15,6 +15,7 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from failover_gateway.codec import errors
 from failover_gateway.config import ClusterConfig, HostPort
@@ -23,6 +24,7 @@ from failover_gateway.routing.address_rewriting import BrokerAddress
 from failover_gateway.server import upstream_connecting
 
 API_VERSIONS, METADATA = 18, 3
+_FALLBACK_API_VERSIONS = 3  # the first version with features; every Kafka since 2.4 has it
 _CLIENT = {"ClientSoftwareName": "kafka-failover-gateway", "ClientSoftwareVersion": "0.1.0"}
 
 log = logging.getLogger("failover_gateway.probe")
@@ -69,7 +71,7 @@ async def fetch(
     except upstream_connecting.UpstreamUnavailable as error:
         raise ProbeFailed(str(error)) from None
     try:
-        versions = await asyncio.wait_for(connection.exchange(API_VERSIONS, 3, _CLIENT), timeout)
+        versions = await asyncio.wait_for(_api_versions(connection), timeout)
         metadata = await asyncio.wait_for(
             connection.exchange(METADATA, 4, {"Topics": [], "AllowAutoTopicCreation": False}),
             timeout,
@@ -86,6 +88,17 @@ async def fetch(
         connection.close()
     brokers = [BrokerAddress(b["NodeId"], b["Host"], b["Port"]) for b in metadata["Brokers"]]
     return ProbeAnswer(brokers, api_versions.ClusterOffer.from_answer(versions))
+
+
+async def _api_versions(connection: upstream_connecting.StreamConnection) -> dict[str, Any]:
+    """The newest ApiVersions both sides know: from v4 on, brokers also list supported features
+    whose minimum level is 0 (``transaction.version``, ...), which v3 answers leave out (KIP-1022)
+    and which the gateway must know to offer them coherently."""
+    newest = api_versions.GATEWAY_MAX_VERSIONS[API_VERSIONS]
+    answer = await connection.exchange(API_VERSIONS, newest, _CLIENT)
+    if answer["ErrorCode"] == api_versions.UNSUPPORTED_VERSION:
+        answer = await connection.exchange(API_VERSIONS, _FALLBACK_API_VERSIONS, _CLIENT)
+    return answer
 
 
 async def probe_cluster(
