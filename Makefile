@@ -29,6 +29,7 @@ fetch: $(STAMP)
 	$(PY) -m kafka_testbed.fetching
 	$(PY) -m kube_testbed.building
 	$(PY) -m kube_testbed.helm_building
+	$(PY) -m kafka_testbed.franz_go
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check proxy operator tests bench scripts
