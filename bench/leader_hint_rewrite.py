@@ -69,9 +69,8 @@ def per_call_us(action: Callable[[], object], minimum_seconds: float = 0.5) -> f
 
 def main() -> None:
     print(f"Fetch v{VERSION} answers of about 1 MiB; microseconds per answer (1 core, CPython)")
-    print(
-        f"{'partitions':>10} {'walk, no endpoints':>20} {'rewrite endpoints':>18} {'copy 1 MiB':>11}"
-    )
+    columns = ("walk, no endpoints", "rewrite endpoints", "copy 1 MiB")
+    print(f"{'partitions':>10} {columns[0]:>20} {columns[1]:>18} {columns[2]:>11}")
     for partitions, record_bytes in SHAPES:
         plain = fetch_frame(partitions, record_bytes, endpoints=False)
         hinted = fetch_frame(partitions, record_bytes, endpoints=True)
