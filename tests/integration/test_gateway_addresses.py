@@ -2,7 +2,9 @@
 
 Each address-bearing api (Metadata, FindCoordinator, DescribeCluster) is asked at every version
 the gateway advertises, through the gateway and, as a control, directly: the direct answers show
-real broker ports (so the assertions can fail), the gateway's answers only gateway ports.
+real broker ports (so the assertions can fail), the gateway's answers only gateway ports. The
+KIP-951 leader hints of Produce and Fetch are provoked by asking a broker that does not host the
+partition.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from typing import Any
 
 import pytest
 
-from kafka_testbed import gateways
+from kafka_testbed import admin, gateways
 from kafka_testbed.clusters import Cluster
 from kafka_testbed.raw_protocol import RawConnection
 
 METADATA, FIND_COORDINATOR, API_VERSIONS, DESCRIBE_CLUSTER = 3, 10, 18, 60
 PRODUCE, FETCH, SHARE_FETCH, SHARE_ACKNOWLEDGE, DESCRIBE_QUORUM = 0, 1, 78, 79, 55
+WRITE_TXN_MARKERS = 27
 TOPIC = "address-check"
 
 BODIES: dict[int, dict[str, Any]] = {
@@ -121,8 +124,82 @@ def test_api_versions_advertise_only_what_the_gateway_can_rewrite(
     through = advertised_versions(gateway.bootstrap)
     direct = advertised_versions(first(kafka_single.bootstrap))
     assert direct[FETCH][1] >= 16 and direct[PRODUCE][1] >= 10, "control: broker has KIP-951"
-    assert through[FETCH][1] == 15 and through[PRODUCE][1] == 9
+    assert through[FETCH] == (direct[FETCH][0], min(direct[FETCH][1], 18))
+    assert through[PRODUCE] == (direct[PRODUCE][0], min(direct[PRODUCE][1], 13))
     assert through[METADATA] == (direct[METADATA][0], min(direct[METADATA][1], 13))
-    assert SHARE_FETCH not in through and SHARE_ACKNOWLEDGE not in through
-    assert DESCRIBE_QUORUM not in through
+    assert through[SHARE_FETCH] == direct[SHARE_FETCH]
+    assert through[DESCRIBE_QUORUM] == (0, 1) and direct[DESCRIBE_QUORUM][1] >= 2
+    assert WRITE_TXN_MARKERS in direct and WRITE_TXN_MARKERS not in through
     assert set(through) <= set(direct)
+
+
+def one_record_batch() -> bytes:
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    builder = DefaultRecordBatchBuilder(
+        magic=2, compression_type=0, is_transactional=0, producer_id=-1, producer_epoch=-1,
+        base_sequence=-1, batch_size=1 << 20,
+    )  # fmt: skip
+    builder.append(0, timestamp=1, key=b"k", value=b"v", headers=[])
+    return bytes(builder.build())
+
+
+def leader_hint_request(
+    api_key: int, version: int, topic: str, topic_id: uuid.UUID
+) -> dict[str, Any]:
+    """A Produce or Fetch of partition 0, to be sent to a broker that does not lead it."""
+    if api_key == PRODUCE:
+        partition = {"Index": 0, "Records": one_record_batch()}
+        return {
+            "TransactionalId": None, "Acks": 1, "TimeoutMs": 5000,
+            "TopicData": [{"Name": topic, "TopicId": topic_id, "PartitionData": [partition]}],
+        }  # fmt: skip
+    fetch_partition = {
+        "Partition": 0, "CurrentLeaderEpoch": -1, "FetchOffset": 0, "LastFetchedEpoch": -1,
+        "LogStartOffset": -1, "PartitionMaxBytes": 1 << 20,
+    }  # fmt: skip
+    return {
+        "ReplicaId": -1, "MaxWaitMs": 10, "MinBytes": 1, "MaxBytes": 1 << 20,
+        "IsolationLevel": 0, "SessionId": 0, "SessionEpoch": -1,
+        "Topics": [{"Topic": topic, "TopicId": topic_id, "Partitions": [fetch_partition]}],
+        "ForgottenTopicsData": [], "RackId": "",
+    }  # fmt: skip
+
+
+def leader_and_topic_id(bootstrap: str, topic: str) -> tuple[int, uuid.UUID]:
+    body = dict(BODIES[METADATA], Topics=[{"Name": topic, "TopicId": uuid.UUID(int=0)}])
+    with RawConnection(bootstrap) as connection:
+        answer = connection.request(METADATA, 12, body)
+    described = answer["Topics"][0]
+    return described["Partitions"][0]["LeaderId"], described["TopicId"]
+
+
+@pytest.mark.parametrize(("api_key", "version"), [(PRODUCE, 10), (PRODUCE, 12), (FETCH, 16)])
+def test_a_leader_hint_from_a_broker_that_does_not_lead_names_a_gateway_port(
+    gateway_factory: Any, kafka_triple: Cluster, kafka_failover: Cluster, api_key: int,
+    version: int,
+) -> None:  # fmt: skip
+    gateway = gateway_factory(
+        {"main": kafka_triple.bootstrap, "failover": kafka_failover.bootstrap}
+    )
+    topic = f"hint-{uuid.uuid4().hex[:8]}"
+    # One replica: the other brokers cannot serve it and answer NOT_LEADER_OR_FOLLOWER with a
+    # hint (Kafka 4 followers serve consumer fetches, so a replica would not).
+    admin.create_topic(kafka_triple.bootstrap, topic, partitions=1, replication_factor=1)
+    leader, topic_id = leader_and_topic_id(first(kafka_triple.bootstrap), topic)
+    follower = next(node for node in kafka_triple.nodes if node != leader)
+    request = leader_hint_request(api_key, version, topic, topic_id)
+
+    with RawConnection(kafka_triple.brokers[follower]) as connection:
+        direct = connection.request(api_key, version, request)
+    with RawConnection(f"127.0.0.1:{gateway.port + 1 + follower}") as connection:
+        through = connection.request(api_key, version, request)
+
+    real_ports = {int(address.rsplit(":", 1)[1]) for address in kafka_triple.brokers.values()}
+    assert [(e["NodeId"], e["Port"]) for e in direct["NodeEndpoints"]] == [
+        (leader, int(kafka_triple.brokers[leader].rsplit(":", 1)[1]))
+    ], "control: the broker names the leader's real address"
+    assert [(e["NodeId"], e["Host"], e["Port"]) for e in through["NodeEndpoints"]] == [
+        (leader, "127.0.0.1", gateway.port + 1 + leader)
+    ]
+    assert not {e["Port"] for e in through["NodeEndpoints"]} & real_ports

@@ -54,10 +54,10 @@ def test_a_request_for_an_api_the_gateway_does_not_advertise_is_refused(
     gateway: gateways.GatewayProcess,
 ) -> None:
     with RawConnection(gateway.bootstrap) as bad:
-        share_fetch_header = struct.pack(">hhih", 78, 0, 1, -1) + b"\x00"
-        bad.send_frame(share_fetch_header + b"\x00" * 16)
+        write_txn_markers_header = struct.pack(">hhih", 27, 1, 1, -1) + b"\x00"
+        bad.send_frame(write_txn_markers_header + b"\x00" * 16)
         assert bad.is_closed_by_peer()
-    assert "api key 78 is not forwarded" in gateway.log_tail(50)
+    assert "api key 27 is not forwarded" in gateway.log_tail(50)
 
 
 def test_acks_zero_records_arrive_and_leave_nothing_in_flight(
