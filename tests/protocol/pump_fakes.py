@@ -19,7 +19,8 @@ from failover_gateway.config import HostPort, LimitsConfig
 from failover_gateway.pump import inflight
 from failover_gateway.pump.client_auth import ClientAuthenticator
 from failover_gateway.pump.connection import ClientConnection
-from failover_gateway.routing import api_versions, response_rewriting
+from failover_gateway.routing import api_versions, producer_ids, response_rewriting
+from failover_gateway.routing.producer_ids import ProducerIdSpace
 
 PRODUCE, METADATA, API_VERSIONS = 0, 3, 18
 
@@ -79,6 +80,8 @@ class FakeGateway:
         self.session_lifetime_ms = 0
         self.users: UserStore | None = None
         self.offers: Sequence[api_versions.ClusterOffer] = []  # other clusters' probe answers
+        self.producer_ids = ProducerIdSpace("main", producer_ids.tag_of("main"))
+        self.foreign_producers: list[tuple[str, int]] = []
 
     def route(self, slot: int | None) -> tuple[str, list[HostPort]]:
         return "main", [HostPort("127.0.0.1", 9092)]
@@ -122,8 +125,19 @@ class FakeGateway:
             return "gateway.example.com", 7000 + node_id
 
         return response_rewriting.rewrite_frame(
-            request.api_key, request.api_version, frame, advertise, self.offers
+            request.api_key,
+            request.api_version,
+            frame,
+            advertise,
+            other_clusters=self.offers,
+            producer_ids=self.producer_ids,
         )
+
+    def producer_id_space(self, cluster: str) -> ProducerIdSpace:
+        return self.producer_ids
+
+    def count_foreign_producer(self, cluster: str, api_key: int) -> None:
+        self.foreign_producers.append((cluster, api_key))
 
     def count_request(self, cluster: str, api_key: int, size: int) -> None:
         self.counted.append((api_key, size))
@@ -204,3 +218,20 @@ async def connected(
 def from_broker(gateway: FakeGateway, data: bytes) -> None:
     assert gateway.upstream_protocol is not None
     gateway.upstream_protocol.data_received(data)
+
+
+def record_batch(value: bytes = b"v", producer_id: int = -1, sequence: int = -1) -> bytes:
+    """One record batch (magic 2), built by kafka-python's independent encoder."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=0,
+        producer_id=producer_id,
+        producer_epoch=0 if producer_id >= 0 else -1,
+        base_sequence=sequence,
+        batch_size=1 << 22,
+    )
+    builder.append(0, timestamp=1, key=b"k", value=value, headers=[])
+    return bytes(builder.build())

@@ -24,6 +24,7 @@ from pump_fakes import (
     from_broker,
     produce_request,
     produce_response,
+    record_batch,
     request,
     response,
 )
@@ -296,7 +297,7 @@ async def test_an_unknown_mechanism_is_refused_naming_the_enabled_ones() -> None
 
 async def test_the_gateways_own_requests_slip_in_at_a_frame_boundary_and_stay_hidden() -> None:
     connection, client, gateway = await connected()
-    records = {"Name": "t", "PartitionData": [{"Index": 0, "Records": b"x" * 4000}]}
+    records = {"Name": "t", "PartitionData": [{"Index": 0, "Records": record_batch(b"x" * 4000)}]}
     big = request(
         PRODUCE,
         9,

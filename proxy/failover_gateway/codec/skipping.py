@@ -28,6 +28,7 @@ from failover_gateway.codec import errors, primitives, specs
 from failover_gateway.codec.primitives import Buffer
 
 Walker = Callable[[Buffer], int]
+SpanWalker = Callable[[Buffer, list[tuple[int, int]]], int]
 
 _WIDTHS = {
     "int8": 1,
@@ -50,6 +51,7 @@ _NAMESPACE = {
 }
 
 _cache: dict[tuple[str, int, str], Walker] = {}
+_span_cache: dict[tuple[str, int, str], SpanWalker] = {}
 
 
 def field_offset(spec: specs.MessageSpec, version: int, body: Buffer, field: str) -> int:
@@ -67,12 +69,54 @@ def field_offset(spec: specs.MessageSpec, version: int, body: Buffer, field: str
     return end
 
 
-def walker_source(spec: specs.MessageSpec, version: int, field: str) -> str:
-    """The Python source of the walk to ``field`` (for review and tests)."""
+def value_spans(
+    spec: specs.MessageSpec, version: int, body: Buffer, path: tuple[str, ...]
+) -> list[tuple[int, int]]:
+    """Where the value of every occurrence of the string, bytes or records field at ``path``
+    lies in ``body`` (``("TopicData", "PartitionData", "Records")`` in a Produce request), as
+    ``(start, end)`` offsets; a null value has none. The whole body is checked for length."""
+    key = (spec.name, version, "/".join(path))
+    walk = _span_cache.get(key)
+    if walk is None:
+        namespace: dict[str, object] = dict(_NAMESPACE)
+        exec(span_walker_source(spec, version, path), namespace)  # source built from specs only
+        walk = cast(SpanWalker, namespace["walk"])
+        _span_cache[key] = walk
+    spans: list[tuple[int, int]] = []
+    try:
+        end = walk(body, spans)
+    except errors.CodecError:
+        raise
+    except _READ_ERRORS as exc:
+        raise errors.MalformedFrame(f"{spec.name} v{version}: truncated body ({exc})") from exc
+    if end != len(body):
+        raise errors.MalformedFrame(f"{spec.name} v{version}: {len(body) - end} bytes off its end")
+    return spans
+
+
+def span_walker_source(spec: specs.MessageSpec, version: int, path: tuple[str, ...]) -> str:
+    """The Python source of :func:`value_spans`' walk (for review and tests)."""
+    _check_version(spec, version)
+    emitter = _Emitter(version, spec.is_flexible(version), target=path)
+    emitter.fields(spec.fields, depth=1)
+    emitter.flush(depth=1)
+    if spec.is_flexible(version):
+        emitter.tags(depth=1)
+    if not emitter.found:
+        raise ValueError(f"{spec.name} v{version} has no bytes field at {'.'.join(path)}")
+    return "def walk(buf, spans):\n    pos = 0\n" + "".join(emitter.lines) + "    return pos\n"
+
+
+def _check_version(spec: specs.MessageSpec, version: int) -> None:
     if not spec.is_valid(version):
         raise errors.UnsupportedVersion(
             f"{spec.name} has no version {version}", api_key=spec.api_key, api_version=version
         )
+
+
+def walker_source(spec: specs.MessageSpec, version: int, field: str) -> str:
+    """The Python source of the walk to ``field`` (for review and tests)."""
+    _check_version(spec, version)
     flexible = spec.is_flexible(version)
     present = [f for f in spec.fields if f.present_in(version)]
     target = next((f for f in present if f.name == field), None)
@@ -101,12 +145,15 @@ def _walker(spec: specs.MessageSpec, version: int, field: str) -> Walker:
 class _Emitter:
     """Writes the statements that move ``pos`` past fields; fixed widths are summed."""
 
-    def __init__(self, version: int, flexible: bool) -> None:
+    def __init__(self, version: int, flexible: bool, target: tuple[str, ...] | None = None) -> None:
         self.version = version
         self.flexible = flexible
         self.lines: list[str] = []
         self.pending = 0
         self.names = 0
+        self.target = target  # a field path whose value spans are recorded
+        self.path: list[str] = []
+        self.found = False
 
     def fields(
         self, fields: list[specs.FieldSpec] | tuple[specs.FieldSpec, ...], depth: int
@@ -121,10 +168,20 @@ class _Emitter:
         self.fields(field.fields, depth)
         if self.flexible:
             self.flush(depth)
-            self.say(depth, "if buf[pos] == 0: pos += 1")
-            self.say(depth, "else: pos = skip_tags(buf, pos)")
+            self.tags(depth)
+
+    def tags(self, depth: int) -> None:
+        self.say(depth, "if buf[pos] == 0: pos += 1")
+        self.say(depth, "else: pos = skip_tags(buf, pos)")
 
     def field(self, field: specs.FieldSpec, depth: int) -> None:
+        self.path.append(field.name)
+        try:
+            self._field(field, depth)
+        finally:
+            self.path.pop()
+
+    def _field(self, field: specs.FieldSpec, depth: int) -> None:
         width = _WIDTHS.get(field.type)
         if width is not None:
             self.pending += width
@@ -148,16 +205,20 @@ class _Emitter:
     def sized(self, type_name: str, depth: int, compact: bool) -> None:
         if type_name not in ("string", "bytes", "records"):
             raise errors.UnsupportedVersion(f"spec field type {type_name!r} is not supported")
+        recorded = self.target is not None and tuple(self.path) == self.target
+        self.found = self.found or recorded
         if compact:
             self.compact_count(depth, "n")  # n is length + 1; 0 is null
-            self.say(depth, "if n > 1: pos += n - 1")
-            return
-        reader = "int16_at" if type_name == "string" else "int32_at"
-        size = 2 if type_name == "string" else 4
-        self.say(depth, f"n = {reader}(buf, pos)[0]")
-        self.say(depth, f"pos += {size}")
-        self.say(depth, "if n > 0: pos += n")
-        self.say(depth, "elif n < -1: raise Malformed(f'length {n} at offset {pos}')")
+            self.say(depth, "n -= 1")
+        else:
+            reader = "int16_at" if type_name == "string" else "int32_at"
+            self.say(depth, f"n = {reader}(buf, pos)[0]")
+            self.say(depth, f"pos += {2 if type_name == 'string' else 4}")
+            self.say(depth, "if n < -1: raise Malformed(f'length {n} at offset {pos}')")
+        self.say(depth, "if n > 0:")
+        if recorded:
+            self.say(depth + 1, "spans.append((pos, pos + n))")
+        self.say(depth + 1, "pos += n")
 
     def array(self, field: specs.FieldSpec, depth: int, compact: bool) -> None:
         count = f"c{self.names}"

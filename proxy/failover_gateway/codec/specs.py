@@ -64,6 +64,7 @@ class FieldSpec:
     tag: int | None
     flexible_versions: VersionRange | None  # field-level override (RequestHeader.ClientId: none)
     has_flexible_override: bool
+    entity_type: str | None  # what the value names: "producerId", "brokerId", "topicName", ...
     fields: tuple[
         FieldSpec, ...
     ]  # children of struct / struct-array fields, commonStructs resolved
@@ -152,6 +153,7 @@ def _parse_field(raw: Mapping[str, Any], common: Mapping[str, list[Any]]) -> Fie
         tag=raw.get("tag"),
         flexible_versions=VersionRange.parse(raw.get("flexibleVersions")),
         has_flexible_override="flexibleVersions" in raw,
+        entity_type=raw.get("entityType"),
         fields=tuple(_parse_field(child, common) for child in children or ()),
     )
 

@@ -20,12 +20,13 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-from failover_gateway.codec import headers
+from failover_gateway.codec import errors, headers
 from failover_gateway.codec.primitives import Buffer
 from failover_gateway.config import HostPort, LimitsConfig
 from failover_gateway.pump import client_auth, framing, inflight
 from failover_gateway.pump.internal_requests import InternalRequests
-from failover_gateway.routing import request_policy, upstream_sasl
+from failover_gateway.routing import producer_identity, request_policy, upstream_sasl
+from failover_gateway.routing.producer_ids import ProducerIdSpace
 
 log = logging.getLogger("failover_gateway.connection")
 audit = logging.getLogger("failover_gateway.audit")
@@ -82,6 +83,12 @@ class Gateway(Protocol):
     def count_request(self, cluster: str, api_key: int, size: int) -> None: ...
 
     def count_response(self, cluster: str, api_key: int, size: int) -> None: ...
+
+    def producer_id_space(self, cluster: str) -> ProducerIdSpace:
+        """The producer ids ``cluster`` issued, as clients see them (:mod:`.producer_ids`)."""
+
+    def count_foreign_producer(self, cluster: str, api_key: int) -> None:
+        """A request carrying another cluster's producer id was answered by the gateway."""
 
 
 class _Upstream(asyncio.Protocol):
@@ -144,6 +151,7 @@ class ClientConnection(asyncio.Protocol):
             classify=self._classify_response,
             sink=self._send_client,
             on_frame=self._whole_response,
+            on_pass_end=self._send_local_answers,
             max_frame_bytes=limits.max_frame_bytes,
             prefix_bytes=_RESPONSE_PREFIX_BYTES,
         )
@@ -241,7 +249,7 @@ class ClientConnection(asyncio.Protocol):
         if self._raw_sasl_rounds:
             return framing.Decision.PASS  # a raw SASL token: no Kafka header to read
         request = request_policy.inspect_request(prefix, complete=len(prefix) == frame_size)
-        if request is None or request.answer_locally:
+        if request is None or request.answer_locally or request.held:
             return framing.Decision.BUFFER
         self._record(request, frame_size)
         return framing.Decision.PASS
@@ -262,10 +270,42 @@ class ClientConnection(asyncio.Protocol):
         request = request_policy.inspect_request(memoryview(frame)[4:], complete=True)
         assert request is not None  # complete frames always parse or raise
         if request.answer_locally:
-            self._answer_locally(request)
+            self._answer_locally(request, request_policy.unsupported_api_versions_answer(
+                request.correlation_id
+            ))  # fmt: skip
             return
-        self._record(request, len(frame) - 4)
-        self._send_upstream(frame)
+        forwarded: Buffer = frame
+        if request.held:
+            space = self._gateway.producer_id_space(self.cluster)
+            try:
+                outcome = producer_identity.translate_request(request.api_key, frame, space)
+            except errors.CodecError as error:
+                raise request_policy.RequestRefused(
+                    f"malformed api key {request.api_key} v{request.api_version} request: {error}"
+                ) from error
+            if outcome.answer is not None:
+                self._refuse_foreign_producer(request, outcome)
+                return
+            forwarded = outcome.frame
+        self._record(request, len(forwarded) - 4)
+        self._send_upstream(forwarded)
+
+    def _refuse_foreign_producer(
+        self, request: request_policy.InspectedRequest, outcome: producer_identity.RequestOutcome
+    ) -> None:
+        self._gateway.count_foreign_producer(self.cluster, request.api_key)
+        log.info(
+            "client %s (%s): api key %d with producer id %s, which %s did not issue: answered "
+            "with UNKNOWN_PRODUCER_ID so the client fetches a new one",
+            self.peer,
+            self.principal,
+            request.api_key,
+            outcome.foreign_id,
+            self.cluster,
+        )
+        assert outcome.answer is not None
+        if request.expects_response:
+            self._answer_locally(request, outcome.answer)
 
     def _authenticate(self, frame: bytes | bytearray) -> None:
         auth = self._auth
@@ -311,13 +351,17 @@ class ClientConnection(asyncio.Protocol):
             return None
         raise request_policy.RequestRefused(client_auth.refusal(header.api_key))
 
-    def _answer_locally(self, request: request_policy.InspectedRequest) -> None:
-        if len(self.in_flight):
-            # Answering now would overtake responses still on their way: refuse instead.
-            raise request_policy.RequestRefused(
-                f"ApiVersions v{request.api_version} sent while requests are in flight"
-            )
-        self._send_client(request_policy.unsupported_api_versions_answer(request.correlation_id))
+    def _answer_locally(self, request: request_policy.InspectedRequest, answer: bytes) -> None:
+        """Send ``answer`` once every earlier request has been answered (never overtaking)."""
+        self.in_flight.answer_locally(
+            request.correlation_id, request.api_key, request.api_version, answer
+        )
+        self._send_local_answers()
+
+    def _send_local_answers(self) -> None:
+        if self._responses.idle:
+            for answer in self.in_flight.take_local_answers():
+                self._send_client(answer)
 
     def _record(self, request: request_policy.InspectedRequest, frame_size: int) -> None:
         self._gateway.count_request(self.cluster, request.api_key, frame_size)
@@ -340,7 +384,7 @@ class ClientConnection(asyncio.Protocol):
     # -- upstream side ---------------------------------------------------------------------
 
     async def _connect_upstream(self, targets: list[HostPort]) -> None:
-        errors = []
+        failures = []
         for target in targets:
             if self.closing_reason is not None:
                 return
@@ -350,12 +394,12 @@ class ClientConnection(asyncio.Protocol):
                     self._gateway.connect_timeout,
                 )
             except (OSError, TimeoutError) as error:
-                errors.append(f"{target}: {error or 'timed out'}")
+                failures.append(f"{target}: {error or 'timed out'}")
                 continue
             self._upstream_ready(transport, target)
             self._schedule_reauthentication(lifetime_ms)
             return
-        self.close(f"no broker of cluster {self.cluster} reachable ({'; '.join(errors)})")
+        self.close(f"no broker of cluster {self.cluster} reachable ({'; '.join(failures)})")
 
     def _upstream_ready(self, transport: asyncio.BaseTransport, target: HostPort) -> None:
         transport = cast(asyncio.Transport, transport)
@@ -439,6 +483,8 @@ class ClientConnection(asyncio.Protocol):
             self._raw_sasl_rounds -= 1
             return framing.Decision.PASS
         correlation_id = int.from_bytes(prefix[:4], "big", signed=True)
+        for answer in self.in_flight.take_local_answers():  # earlier requests, answered here
+            self._send_client(answer)
         request = self.in_flight.answered(correlation_id)
         if request.on_answer is not None:
             self._buffered_request = request
@@ -466,8 +512,9 @@ class ClientConnection(asyncio.Protocol):
         self._buffered_request = None
         if request.on_answer is not None:
             request.on_answer(bytes(frame))
-            return
-        self._send_client(self._gateway.rewrite_response(self.cluster, request, frame))
+        else:
+            self._send_client(self._gateway.rewrite_response(self.cluster, request, frame))
+        self._send_local_answers()
 
     def _answered(self) -> None:
         if len(self.in_flight) < self._gateway.limits.max_in_flight:

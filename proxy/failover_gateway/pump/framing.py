@@ -43,6 +43,7 @@ class FrameSplitter:
         "_frame",
         "_max_frame",
         "_on_frame",
+        "_on_pass_end",
         "_prefix_bytes",
         "_remaining",
         "_sink",
@@ -56,10 +57,12 @@ class FrameSplitter:
         on_frame: Callable[[bytes | bytearray], None],
         max_frame_bytes: int,
         prefix_bytes: int,
+        on_pass_end: Callable[[], None] | None = None,
     ) -> None:
         self._classify = classify
         self._sink = sink
         self._on_frame = on_frame
+        self._on_pass_end = on_pass_end  # told when the last byte of a PASS frame has gone
         self._max_frame = max_frame_bytes
         self._prefix_bytes = prefix_bytes
         self._buffer = bytearray()  # an incomplete size prefix or header prefix
@@ -72,6 +75,11 @@ class FrameSplitter:
     @property
     def buffered(self) -> int:
         return len(self._buffer) + self._filled
+
+    @property
+    def idle(self) -> bool:
+        """True when no frame is partly through: none streaming, none being collected."""
+        return self._remaining == 0 and self._frame is None
 
     @property
     def at_frame_boundary(self) -> bool:
@@ -109,11 +117,18 @@ class FrameSplitter:
         if len(data) <= self._remaining:
             self._remaining -= len(data)
             self._sink(data)
+            if not self._remaining:
+                self._pass_ended()
             return b""
         head, rest = data[: self._remaining], data[self._remaining :]
         self._remaining = 0
         self._sink(head)
+        self._pass_ended()
         return rest
+
+    def _pass_ended(self) -> None:
+        if self._on_pass_end is not None:
+            self._on_pass_end()
 
     def _split(self, data: bytes) -> None:
         pos, end = 0, len(data)
@@ -137,6 +152,8 @@ class FrameSplitter:
             self._sink(data[pos : pos + _SIZE + taken] if pos or taken < available else data)
             self._remaining = size - taken
             pos += _SIZE + taken
+            if not self._remaining:
+                self._pass_ended()
         if pos < end:
             self._buffer += data[pos:] if pos else data
 

@@ -5,6 +5,10 @@ Why it exists: Kafka responses carry only the correlation id, so the gateway mus
 Kafka answers in order per connection, so a FIFO is enough and a mismatch means the stream is out
 of sync: the connection is closed with a typed error rather than guessing. Produce with acks=0 gets
 no response and is never recorded (recording it is the leak that bit other proxies).
+
+Some requests the gateway answers itself (a Produce carrying a producer id another cluster
+issued). Their answers must not overtake the broker's answers to earlier requests on the same
+connection, so they wait in the table, in order, and leave it when they reach the head.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ class PendingRequest:
     # Set for the gateway's own requests (re-authentication): the answer goes here, not to
     # the client.
     on_answer: Callable[[bytes], None] | None = None
+    # Set for requests the gateway answers itself: this frame goes to the client when every
+    # earlier request has been answered.
+    local_answer: bytes | None = None
 
 
 class InFlightTable:
@@ -47,6 +54,21 @@ class InFlightTable:
         on_answer: Callable[[bytes], None] | None = None,
     ) -> None:
         self._pending.append(PendingRequest(correlation_id, api_key, api_version, on_answer))
+
+    def answer_locally(
+        self, correlation_id: int, api_key: int, api_version: int, answer: bytes
+    ) -> None:
+        """Queue ``answer`` behind the requests already in flight."""
+        self._pending.append(PendingRequest(correlation_id, api_key, api_version, None, answer))
+
+    def take_local_answers(self) -> list[bytes]:
+        """The local answers now at the head of the table, removed from it, in order."""
+        ready = []
+        while self._pending and self._pending[0].local_answer is not None:
+            answer = self._pending.popleft().local_answer
+            assert answer is not None
+            ready.append(answer)
+        return ready
 
     def answered(self, correlation_id: int) -> PendingRequest:
         """Pop the oldest request; it must carry the response's correlation id."""

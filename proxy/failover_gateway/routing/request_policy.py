@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from failover_gateway.codec import errors, headers, primitives, produce
-from failover_gateway.routing import address_rewriting, api_versions
+from failover_gateway.routing import address_rewriting, api_versions, producer_identity
 
 PRODUCE = 0
+NO_PRODUCER_ID = -1
 SASL_HANDSHAKE = 17
 API_VERSIONS = 18
 
@@ -36,6 +37,10 @@ class InspectedRequest:
     # SaslHandshake v0 is followed by raw SASL tokens without Kafka headers; this many server
     # tokens end the exchange for the mechanism the client asked for.
     raw_sasl_rounds: int = 0
+    # Carries producer ids (:mod:`.producer_identity`): held whole and translated, or answered
+    # by the gateway when the id is foreign. A Produce is held only when its batches carry an
+    # id (idempotent or transactional producers), or when the prefix does not show.
+    held: bool = False
 
 
 def inspect_request(prefix: memoryview, *, complete: bool) -> InspectedRequest | None:
@@ -54,6 +59,7 @@ def inspect_request(prefix: memoryview, *, complete: bool) -> InspectedRequest |
     expects_response = True
     if api_key == SASL_HANDSHAKE and api_version == 0:
         return _sasl_handshake_v0(prefix, correlation_id, complete=complete)
+    held = api_key in producer_identity.REQUESTS_WITH_PRODUCER_IDS
     if api_key == PRODUCE:
         try:
             expects_response = produce.read_acks(prefix) != 0
@@ -61,7 +67,8 @@ def inspect_request(prefix: memoryview, *, complete: bool) -> InspectedRequest |
             if complete:
                 raise RequestRefused(f"malformed Produce v{api_version} request: {error}") from None
             return None
-    return InspectedRequest(api_key, api_version, correlation_id, expects_response)
+        held = produce.first_producer_id(prefix) != NO_PRODUCER_ID
+    return InspectedRequest(api_key, api_version, correlation_id, expects_response, held=held)
 
 
 # Server tokens of one raw (handshake v0) exchange: PLAIN answers once; SCRAM answers the client's
@@ -112,4 +119,8 @@ def unsupported_api_versions_answer(correlation_id: int) -> bytes:
 def response_needs_rewrite(api_key: int, api_version: int) -> bool:
     """Whether the pump must hold this response whole: ApiVersions (cut to the policy) and every
     response that may name brokers. Produce below v10 and Fetch below v16 stream through."""
-    return api_key == API_VERSIONS or address_rewriting.carries_addresses(api_key, api_version)
+    return (
+        api_key == API_VERSIONS
+        or api_key in producer_identity.RESPONSES_WITH_PRODUCER_IDS
+        or address_rewriting.carries_addresses(api_key, api_version)
+    )

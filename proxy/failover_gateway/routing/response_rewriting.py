@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 
 from failover_gateway.codec import headers
 from failover_gateway.codec.primitives import Buffer
-from failover_gateway.routing import address_rewriting, api_versions
+from failover_gateway.routing import address_rewriting, api_versions, producer_identity
+from failover_gateway.routing.producer_ids import ProducerIdSpace
 
 Advertise = Callable[[int, str, int], tuple[str, int]]
 API_VERSIONS = 18
@@ -26,13 +27,21 @@ def rewrite_frame(
     api_version: int,
     frame: Buffer,
     advertise: Advertise,
+    *,
     other_clusters: Sequence[api_versions.ClusterOffer] = (),
+    producer_ids: ProducerIdSpace | None = None,
 ) -> Buffer:
     """``frame`` includes its 4-byte size prefix; so does the result.
 
     ``other_clusters`` are what the other configured clusters offer: an ApiVersions answer is
     cut to what every one of them supports too (:func:`api_versions.rewrite_api_versions_response`).
+    ``producer_ids`` is the answering cluster's: producer ids in answers become tagged ids
+    (:mod:`.producer_identity`).
     """
+    if api_key in producer_identity.RESPONSES_WITH_PRODUCER_IDS:
+        if producer_ids is None:
+            return frame
+        return producer_identity.translate_response(api_key, api_version, frame, producer_ids)
     body_view = memoryview(frame)[4:]
     header = headers.parse_response_header(body_view, api_key, api_version)
     body = body_view[header.body_offset :]

@@ -27,6 +27,10 @@ class Traffic:
     response_bytes: defaultdict[tuple[str, int], int] = field(
         default_factory=lambda: defaultdict(int)
     )
+    # Requests carrying a producer id another cluster issued, answered by the gateway itself.
+    foreign_producer_ids: defaultdict[tuple[str, int], int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
     connections_total: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     connections_refused: int = 0
     switches: int = 0
@@ -59,6 +63,11 @@ class _GatewayCollector(Collector):
             ("kafka_failover_requests", "Requests forwarded, by cluster and api key", t.requests),
             ("kafka_failover_request_bytes", "Request bytes forwarded", t.request_bytes),
             ("kafka_failover_response_bytes", "Response bytes forwarded", t.response_bytes),
+            (
+                "kafka_failover_foreign_producer_ids",
+                "Requests with a producer id another cluster issued, answered UNKNOWN_PRODUCER_ID",
+                t.foreign_producer_ids,
+            ),
         ):
             family = CounterMetricFamily(name, doc, labels=["cluster", "api_key"])
             for (cluster, api_key), value in sorted(source.items()):

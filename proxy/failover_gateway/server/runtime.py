@@ -25,7 +25,12 @@ from failover_gateway.config import AdminCredentials, GatewayConfig, HostPort, L
 from failover_gateway.pump import inflight
 from failover_gateway.pump.client_auth import ClientAuthenticator
 from failover_gateway.pump.connection import ClientConnection
-from failover_gateway.routing import api_versions, response_rewriting, upstream_sasl
+from failover_gateway.routing import (
+    api_versions,
+    producer_ids,
+    response_rewriting,
+    upstream_sasl,
+)
 from failover_gateway.routing.broker_directory import BrokerDirectory
 from failover_gateway.server import (
     active_file,
@@ -61,6 +66,7 @@ class GatewayRuntime:
         self._credentials = credentials
         settings = config.gateway
         self.directory = BrokerDirectory(config)
+        self.producer_ids = producer_ids.spaces(config.clusters)
         self.traffic = metrics.Traffic()
         self.switchboard = Switchboard(
             clusters=config.clusters,
@@ -150,8 +156,19 @@ class GatewayRuntime:
 
         others = [offer for name, offer in self._offers.items() if name != cluster]
         return response_rewriting.rewrite_frame(
-            request.api_key, request.api_version, frame, advertise, others
+            request.api_key,
+            request.api_version,
+            frame,
+            advertise,
+            other_clusters=others,
+            producer_ids=self.producer_ids[cluster],
         )
+
+    def producer_id_space(self, cluster: str) -> producer_ids.ProducerIdSpace:
+        return self.producer_ids[cluster]
+
+    def count_foreign_producer(self, cluster: str, api_key: int) -> None:
+        self.traffic.foreign_producer_ids[(cluster, api_key)] += 1
 
     def _clusters_first(self, cluster: str) -> list[str]:
         return [cluster, *(name for name in self.config.clusters if name != cluster)]

@@ -1,0 +1,128 @@
+"""Producer ids through the pump: translated, refused in order, and never costing plain producers.
+
+The fake gateway serves cluster "main"; ids tagged for "failover" are foreign to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafka.record.default_records import DefaultRecordBatch
+from pump_fakes import (
+    METADATA,
+    METADATA_ANSWER,
+    METADATA_REQUEST,
+    PRODUCE,
+    connected,
+    decode_response,
+    from_broker,
+    record_batch,
+    request,
+    response,
+)
+
+from failover_gateway.codec import headers, schema, specs
+from failover_gateway.routing import producer_ids
+from failover_gateway.routing.producer_ids import ProducerIdSpace
+
+FAILOVER = ProducerIdSpace("failover", producer_ids.tag_of("failover"))
+
+
+def produce(correlation_id: int, producer_id: int, acks: int = -1, value: bytes = b"v") -> bytes:
+    partition = {"Index": 0, "Records": record_batch(value, producer_id, sequence=0)}
+    body = {
+        "TransactionalId": None,
+        "Acks": acks,
+        "TimeoutMs": 1000,
+        "TopicData": [{"Name": "t", "PartitionData": [partition]}],
+    }
+    return request(PRODUCE, 9, correlation_id, body)
+
+
+def sent_records(frame: bytes) -> Any:
+    view = memoryview(frame)[4:]
+    header = headers.parse_request_header(view)
+    values = schema.decode(specs.message("ProduceRequest"), 9, view[header.body_offset :])
+    return DefaultRecordBatch(values["TopicData"][0]["PartitionData"][0]["Records"])
+
+
+async def test_a_produce_with_this_clusters_id_reaches_the_broker_with_the_real_id() -> None:
+    connection, _, gateway = await connected()
+    tagged = gateway.producer_ids.to_client(17)
+
+    connection.data_received(produce(3, tagged))
+
+    batch = sent_records(bytes(gateway.upstream.written))
+    assert batch.producer_id == 17 and batch.validate_crc()
+
+
+async def test_a_foreign_produce_is_answered_after_the_answers_before_it_and_never_forwarded() -> (
+    None
+):
+    connection, client, gateway = await connected()
+    connection.data_received(request(METADATA, 12, 1, METADATA_REQUEST))
+    forwarded = bytes(gateway.upstream.written)
+
+    connection.data_received(produce(2, FAILOVER.to_client(17)))
+
+    assert bytes(gateway.upstream.written) == forwarded  # the produce never left the gateway
+    assert bytes(client.written) == b""  # and its answer waits for the metadata answer
+    from_broker(gateway, response(METADATA, 12, 1, METADATA_ANSWER))
+    written = bytes(client.written)
+    first_size = int.from_bytes(written[:4], "big")
+    first, second = written[: 4 + first_size], written[4 + first_size :]
+    assert decode_response(METADATA, 12, first)[0] == 1
+    correlation_id, answer = decode_response(PRODUCE, 9, second)
+    assert correlation_id == 2
+    assert answer["Responses"][0]["PartitionResponses"][0]["ErrorCode"] == 59
+    assert gateway.foreign_producers == [("main", PRODUCE)]
+
+
+async def test_a_foreign_produce_with_nothing_in_flight_is_answered_at_once() -> None:
+    connection, client, _ = await connected()
+
+    connection.data_received(produce(4, FAILOVER.to_client(17)))
+
+    assert decode_response(PRODUCE, 9, bytes(client.written))[0] == 4
+
+
+async def test_a_foreign_produce_with_acks_zero_gets_no_answer() -> None:
+    connection, client, gateway = await connected()
+
+    connection.data_received(produce(5, FAILOVER.to_client(17), acks=0))
+
+    assert bytes(client.written) == b"" and bytes(gateway.upstream.written) == b""
+    assert len(connection.in_flight) == 0
+
+
+async def test_a_produce_without_idempotence_streams_through_before_it_is_whole() -> None:
+    connection, _, gateway = await connected()
+    frame = produce(6, -1, value=b"x" * 20_000)
+
+    connection.data_received(frame[:5000])
+
+    assert bytes(gateway.upstream.written) == frame[:5000]
+
+
+async def test_an_idempotent_produce_is_held_until_it_is_whole() -> None:
+    connection, _, gateway = await connected()
+    frame = produce(7, gateway.producer_ids.to_client(3), value=b"x" * 20_000)
+
+    connection.data_received(frame[:5000])
+    assert bytes(gateway.upstream.written) == b""
+    connection.data_received(frame[5000:])
+
+    assert sent_records(bytes(gateway.upstream.written)).producer_id == 3
+
+
+async def test_a_malformed_idempotent_produce_closes_only_that_connection() -> None:
+    connection, _, gateway = await connected()
+    tagged = gateway.producer_ids.to_client(3)
+    frame = bytearray(produce(8, tagged))
+    batch_at = bytes(frame).find(record_batch(b"v", tagged, sequence=0))
+    frame[batch_at + 8 : batch_at + 12] = (10_000).to_bytes(4, "big")  # batchLength: too long
+
+    connection.data_received(bytes(frame))
+
+    assert connection.is_closing
+    assert "malformed api key 0" in (connection.closing_reason or "")
