@@ -6,28 +6,26 @@ consumed). Running the same tests straight against a broker and then through the
 of that broker, any test that passes only straight is a gateway bug.
 
 The test binary is compiled once from the Go module proxy (``go test -c``) with the module pinned
-in ``gomod/franz-go`` and cached under ``.cache/franz-go``, its name carrying a hash of go.mod,
-go.sum and the Go version; it is written to a staging file and renamed, so an interrupted build
-leaves nothing half-written. A selection of tests runs in a few processes at once (see
-:data:`BATCHES` for why more than one); their ``go test -v`` output is parsed into one outcome per
-top-level test, and :func:`compare` sets two runs side by side. The harness reads ``KGO_SEEDS``,
-``KGO_TEST_RF`` and ``KGO_TEST_RECORDS`` (``helpers_test.go``); the lab's brokers already have
-what the tests need (topic auto-creation, no initial rebalance delay, replication factor 1).
+in ``gomod/franz-go`` and cached under ``.cache/franz-go`` by :mod:`kafka_testbed.go_programs`,
+its name carrying a hash of go.mod, go.sum and the Go version. A selection of tests runs in a few
+processes at once (see :data:`BATCHES` for why more than one); their ``go test -v`` output is
+parsed into one outcome per top-level test, and :func:`compare` sets two runs side by side. The
+harness reads ``KGO_SEEDS``, ``KGO_TEST_RF`` and ``KGO_TEST_RECORDS`` (``helpers_test.go``); the
+lab's brokers already have what the tests need (topic auto-creation, no initial rebalance delay,
+replication factor 1).
 
-``python -m kafka_testbed.franz_go`` builds (``make fetch``); ``--seeds HOST:PORT`` also runs the
+``python -m kafka_testbed.franz_go`` (``make fetch``) builds it, and franz-go's sequence producer
+from the same module (:mod:`kafka_testbed.process_producers`); ``--seeds HOST:PORT`` also runs the
 selection there; ``--list`` prints the selection and what was left out, with reasons.
 
 This module is over 400 lines because it holds one recipe end to end: build, run, parse, compare.
 """
 
 import argparse
-import contextlib
 import enum
-import fcntl
-import hashlib
 import os
 import re
-import shutil
+import shutil  # noqa: F401 - tests/unit/test_franz_go_results.py patches franz_go.shutil.which
 import subprocess
 import sys
 import tempfile
@@ -36,26 +34,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kafka_testbed import fetching, supervising
+from kafka_testbed import go_programs, supervising
 from kafka_testbed.errors import TestbedError
 
-GOMOD_DIR = Path(__file__).resolve().parent / "gomod" / "franz-go"
-FRANZ_GO_MODULE = "github.com/twmb/franz-go"
+GOMOD_DIR = go_programs.FRANZ_GO_DIR
+FRANZ_GO_MODULE = go_programs.FRANZ_GO_MODULE
 KGO_PACKAGE = f"{FRANZ_GO_MODULE}/pkg/kgo"
 RECIPE_REVISION = "1"
 """Bump when the build command changes in a way go.mod, go.sum and the Go version do not show."""
-BUILD_TIMEOUT_SECONDS = 900.0
-"""A ``go test -c`` from empty Go caches took 2.5 min on 2 cores (70 s once the Kubernetes build
-had compiled the standard library into the shared cache)."""
-GO_QUERY_TIMEOUT_SECONDS = 300.0
-"""``go env`` may first download the toolchain go.mod asks for (GOTOOLCHAIN=auto)."""
 KILL_GRACE_SECONDS = 20.0
 """Past its own ``-test.timeout`` a test binary prints the running tests and exits; this long
 after that it is killed."""
 DEFAULT_RECORDS = 1000
 """``KGO_TEST_RECORDS``: the ETL tests' record count (500,000 unless set); with 1,000 each ETL
 test takes under a minute on 2 cores."""
-LOG_TAIL_LINES = 30
 
 CLIENT_TESTS: Mapping[str, str] = {
     "TestPing": "admin: a client's first ApiVersions and Metadata through the seed",
@@ -355,142 +347,52 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-# Building
+# Building (the recipe, shared with the sequence producer, is in kafka_testbed.go_programs)
 
 
 def franz_go_version() -> str:
     """The pinned franz-go release, e.g. ``v1.22.3`` (read from the committed go.mod)."""
-    text = (GOMOD_DIR / "go.mod").read_text()
-    found = re.search(rf"^\s*(?:require\s+)?{re.escape(FRANZ_GO_MODULE)}\s+(v\S+)", text, re.M)
-    if found is None:
-        raise FranzGoError(f"{GOMOD_DIR / 'go.mod'} does not require {FRANZ_GO_MODULE}.")
-    return found.group(1)
-
-
-def go_executable() -> str:
-    """The ``go`` command: on PATH, else the standard install location."""
-    found = shutil.which("go") or shutil.which("/usr/local/go/bin/go")
-    if found is None:
-        raise FranzGoError(
-            f"franz-go's kgo tests are compiled from the Go module proxy ({KGO_PACKAGE} "
-            f"{franz_go_version()}), but no `go` command was found on PATH or in /usr/local/go/bin."
-            " Install Go (1.26 or newer, as gomod/franz-go/go.mod asks), then rerun "
-            "`python -m kafka_testbed.franz_go`."
-        )
-    return found
-
-
-def go_environment() -> dict[str, str]:
-    """The same Go caches as the Kubernetes build: ``.cache/go``, static binaries."""
-    go_cache = fetching.cache_root() / "go"
-    flags = os.environ.get("GOFLAGS", "").split()
-    flags += [flag for flag in ("-modcacherw", "-trimpath") if flag not in flags]
-    return {
-        **os.environ,
-        "GOMODCACHE": str(go_cache / "mod"),
-        "GOCACHE": str(go_cache / "build"),
-        "GOFLAGS": " ".join(flags),
-        "CGO_ENABLED": "0",
-    }
-
-
-def go_version(go: str) -> str:
-    """The Go release that builds in the pinned module's folder (after any toolchain switch)."""
     try:
-        result = subprocess.run(
-            [go, "env", "GOVERSION"], cwd=GOMOD_DIR, env=go_environment(), capture_output=True,
-            text=True, stdin=subprocess.DEVNULL, timeout=GO_QUERY_TIMEOUT_SECONDS, check=False,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired as error:
-        raise FranzGoError(
-            f"`{go} env GOVERSION` did not answer within {error.timeout}s"
-        ) from error
-    if result.returncode != 0:
-        raise FranzGoError(f"`{go} env GOVERSION` failed:\n{result.stderr.strip()}")
-    return result.stdout.strip()
+        return go_programs.required_version(GOMOD_DIR, FRANZ_GO_MODULE)
+    except go_programs.GoBuildError as error:
+        raise FranzGoError(str(error)) from error
 
 
-def fingerprint(go_release: str) -> str:
-    """A hash of what decides the binary: the pinned module, the Go release, the recipe."""
-    digest = hashlib.sha256(f"{RECIPE_REVISION}\0{go_release}".encode())
-    for name in ("go.mod", "go.sum"):
-        digest.update(name.encode() + b"\0" + (GOMOD_DIR / name).read_bytes())
-    return digest.hexdigest()[:16]
+def kgo_tests() -> go_programs.GoBinary:
+    """``go test -c``: kgo's tests compiled without running them, from the pinned sources."""
+    return go_programs.GoBinary(
+        family="kgo",
+        description="franz-go's kgo tests",
+        module_dir=GOMOD_DIR,
+        package=KGO_PACKAGE,
+        test=True,
+        version=franz_go_version(),
+        recipe_revision=RECIPE_REVISION,
+    )
 
 
 def binary_path(go_release: str) -> Path:
-    return cache_dir() / f"kgo-{franz_go_version()}-{fingerprint(go_release)}.test"
+    return kgo_tests().path(go_release)
 
 
 def cache_dir() -> Path:
-    return fetching.cache_root() / "franz-go"
-
-
-def build_command(go: str, output: Path) -> list[str]:
-    """``go test -c``: compile kgo's tests without running them, from exactly the pinned sources."""
-    return [go, "test", "-c", "-mod=readonly", "-o", str(output), KGO_PACKAGE]
+    return go_programs.cache_dir(GOMOD_DIR)
 
 
 def build(*, log: bool = True) -> Path:
     """Make sure the kgo test binary is built and return its path; a no-op when cached."""
-    go = go_executable()
-    target = binary_path(go_version(go))
-    if os.access(target, os.X_OK):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(target.parent / ".build.lock"):
-        if not os.access(target, os.X_OK):
-            _build_into(go, target, log=log)
-    return target
-
-
-def _build_into(go: str, target: Path, *, log: bool) -> None:
-    build_log = target.parent / "build.log"
-    handle, staging_name = tempfile.mkstemp(prefix=".kgo.", suffix=".test", dir=target.parent)
-    os.close(handle)
-    staging = Path(staging_name)
-    _say(log, f"kafka_testbed: building {KGO_PACKAGE} tests {franz_go_version()} ...")
-    started = time.monotonic()
     try:
-        with build_log.open("a") as output:
-            output.write(f"\n$ (cd {GOMOD_DIR}) {' '.join(build_command(go, staging))}\n")
-        process = supervising.spawn(
-            build_command(go, staging), build_log, env=go_environment(), cwd=GOMOD_DIR
-        )
-        status = _wait(process, BUILD_TIMEOUT_SECONDS)
-        if status != 0:
-            raise FranzGoError(_explain_build_failure(status, build_log))
-        staging.chmod(0o755)
-        staging.replace(target)
-    finally:
-        staging.unlink(missing_ok=True)
-    for stale in target.parent.glob("kgo-*.test"):
-        if stale != target:
-            stale.unlink(missing_ok=True)
-    _say(log, f"kafka_testbed: built {target.name} in {time.monotonic() - started:.0f}s")
+        return go_programs.build(kgo_tests(), log=log)
+    except go_programs.GoBuildError as error:
+        raise FranzGoError(str(error)) from error
 
 
-def _explain_build_failure(status: int | None, build_log: Path) -> str:
-    tail = "\n".join(build_log.read_text(errors="replace").strip().splitlines()[-LOG_TAIL_LINES:])
-    if status is None:
-        problem = f"`go test -c` did not finish within {BUILD_TIMEOUT_SECONDS:.0f}s"
-    elif re.search(r"proxy\.golang\.org|dial tcp|no such host|i/o timeout|404 Not Found", tail):
-        problem = "Go could not download a module: is the Go module proxy reachable (GOPROXY)?"
-    elif re.search(r"missing go\.sum entry|updates to go\.mod needed", tail):
-        problem = f"{GOMOD_DIR} is inconsistent: run `go mod tidy` there and commit the result"
-    else:
-        problem = f"`go test -c {KGO_PACKAGE}` failed (exit status {status})"
-    return f"{problem}; last lines of {build_log}:\n{tail}"
-
-
-@contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def build_sequence_producer(*, log: bool = True) -> Path:
+    """Make sure franz-go's sequence producer (:mod:`kafka_testbed.process_producers`) is built."""
+    try:
+        return go_programs.build(go_programs.sequence_producer(), log=log)
+    except go_programs.GoBuildError as error:
+        raise FranzGoError(str(error)) from error
 
 
 # Running
@@ -591,7 +493,8 @@ def _listing() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Build the kgo test binary; with ``--seeds`` also run the selection against a broker."""
+    """Build the kgo test binary and the sequence producer; with ``--seeds`` also run the
+    selection against a broker."""
     parser = argparse.ArgumentParser(prog="python -m kafka_testbed.franz_go", description=__doc__)
     parser.add_argument("--seeds", help="run the selection against this HOST:PORT after building")
     parser.add_argument("--list", action="store_true", help="print the selection and exit")
@@ -603,6 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.monotonic()
         binary = build()
         print(f"{binary} ({time.monotonic() - started:.0f}s)")
+        started = time.monotonic()
+        print(f"{build_sequence_producer()} ({time.monotonic() - started:.0f}s)")
         if args.seeds:
             run = run_selection(binary, args.seeds, log_dir=Path(tempfile.mkdtemp(prefix="kgo-")))
             for name, result in run.results.items():
