@@ -20,7 +20,7 @@ from failover_gateway.pump import inflight
 from failover_gateway.pump.client_auth import ClientAuthenticator
 from failover_gateway.pump.connection import ClientConnection
 from failover_gateway.routing import api_versions, producer_ids, response_rewriting
-from failover_gateway.routing.producer_ids import ProducerIdSpace
+from failover_gateway.routing.producer_ids import ProducerIdCodec
 
 PRODUCE, METADATA, API_VERSIONS = 0, 3, 18
 
@@ -80,8 +80,8 @@ class FakeGateway:
         self.session_lifetime_ms = 0
         self.users: UserStore | None = None
         self.offers: Sequence[api_versions.ClusterOffer] = []  # other clusters' probe answers
-        self.producer_ids = ProducerIdSpace("main", producer_ids.tag_of("main"))
-        self.foreign_producers: list[tuple[str, int]] = []
+        self.codecs = producer_ids.codecs(["main", "failover"], generation=1)
+        self.stale_producers: list[tuple[str, int, bool]] = []
 
     def route(self, slot: int | None) -> tuple[str, list[HostPort]]:
         return "main", [HostPort("127.0.0.1", 9092)]
@@ -130,14 +130,14 @@ class FakeGateway:
             frame,
             advertise,
             other_clusters=self.offers,
-            producer_ids=self.producer_ids,
+            producer_ids=self.codecs[cluster],
         )
 
-    def producer_id_space(self, cluster: str) -> ProducerIdSpace:
-        return self.producer_ids
+    def producer_ids(self, cluster: str) -> ProducerIdCodec:
+        return self.codecs[cluster]
 
-    def count_foreign_producer(self, cluster: str, api_key: int) -> None:
-        self.foreign_producers.append((cluster, api_key))
+    def count_stale_producer(self, cluster: str, api_key: int, *, adopted: bool) -> None:
+        self.stale_producers.append((cluster, api_key, adopted))
 
     def count_request(self, cluster: str, api_key: int, size: int) -> None:
         self.counted.append((api_key, size))
@@ -220,14 +220,16 @@ def from_broker(gateway: FakeGateway, data: bytes) -> None:
     gateway.upstream_protocol.data_received(data)
 
 
-def record_batch(value: bytes = b"v", producer_id: int = -1, sequence: int = -1) -> bytes:
+def record_batch(
+    value: bytes = b"v", producer_id: int = -1, sequence: int = -1, transactional: bool = False
+) -> bytes:
     """One record batch (magic 2), built by kafka-python's independent encoder."""
     from kafka.record.default_records import DefaultRecordBatchBuilder
 
     builder = DefaultRecordBatchBuilder(
         magic=2,
         compression_type=0,
-        is_transactional=0,
+        is_transactional=int(transactional),
         producer_id=producer_id,
         producer_epoch=0 if producer_id >= 0 else -1,
         base_sequence=sequence,

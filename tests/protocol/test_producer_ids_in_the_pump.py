@@ -1,6 +1,6 @@
-"""Producer ids through the pump: translated, refused in order, and never costing plain producers.
+"""Producer ids through the pump: translated, adopted, refused in order, free for plain producers.
 
-The fake gateway serves cluster "main"; ids tagged for "failover" are foreign to it.
+The fake gateway serves cluster "main"; ids tagged for "failover" are stale there.
 """
 
 from __future__ import annotations
@@ -23,15 +23,21 @@ from pump_fakes import (
 
 from failover_gateway.codec import headers, schema, specs
 from failover_gateway.routing import producer_ids
-from failover_gateway.routing.producer_ids import ProducerIdSpace
 
-FAILOVER = ProducerIdSpace("failover", producer_ids.tag_of("failover"))
+FAILOVER = producer_ids.codecs(["main", "failover"], generation=1)["failover"]
 
 
-def produce(correlation_id: int, producer_id: int, acks: int = -1, value: bytes = b"v") -> bytes:
-    partition = {"Index": 0, "Records": record_batch(value, producer_id, sequence=0)}
+def produce(
+    correlation_id: int,
+    producer_id: int,
+    acks: int = -1,
+    value: bytes = b"v",
+    txn: str | None = None,
+) -> bytes:
+    batch = record_batch(value, producer_id, sequence=0, transactional=txn is not None)
+    partition = {"Index": 0, "Records": batch}
     body = {
-        "TransactionalId": None,
+        "TransactionalId": txn,
         "Acks": acks,
         "TimeoutMs": 1000,
         "TopicData": [{"Name": "t", "PartitionData": [partition]}],
@@ -48,7 +54,7 @@ def sent_records(frame: bytes) -> Any:
 
 async def test_a_produce_with_this_clusters_id_reaches_the_broker_with_the_real_id() -> None:
     connection, _, gateway = await connected()
-    tagged = gateway.producer_ids.to_client(17)
+    tagged = gateway.codecs["main"].to_client(17)
 
     connection.data_received(produce(3, tagged))
 
@@ -56,14 +62,24 @@ async def test_a_produce_with_this_clusters_id_reaches_the_broker_with_the_real_
     assert batch.producer_id == 17 and batch.validate_crc()
 
 
-async def test_a_foreign_produce_is_answered_after_the_answers_before_it_and_never_forwarded() -> (
-    None
-):
+async def test_a_stale_idempotent_produce_goes_upstream_under_its_adopted_id() -> None:
+    connection, client, gateway = await connected()
+    stale = FAILOVER.to_client(17)
+
+    connection.data_received(produce(3, stale))
+
+    batch = sent_records(bytes(gateway.upstream.written))
+    assert batch.producer_id == gateway.codecs["main"].adopted(stale) and batch.validate_crc()
+    assert bytes(client.written) == b""
+    assert gateway.stale_producers == [("main", PRODUCE, True)]
+
+
+async def test_a_stale_transaction_is_answered_after_earlier_answers_and_never_forwarded() -> None:
     connection, client, gateway = await connected()
     connection.data_received(request(METADATA, 12, 1, METADATA_REQUEST))
     forwarded = bytes(gateway.upstream.written)
 
-    connection.data_received(produce(2, FAILOVER.to_client(17)))
+    connection.data_received(produce(2, FAILOVER.to_client(17), txn="t"))
 
     assert bytes(gateway.upstream.written) == forwarded  # the produce never left the gateway
     assert bytes(client.written) == b""  # and its answer waits for the metadata answer
@@ -75,21 +91,21 @@ async def test_a_foreign_produce_is_answered_after_the_answers_before_it_and_nev
     correlation_id, answer = decode_response(PRODUCE, 9, second)
     assert correlation_id == 2
     assert answer["Responses"][0]["PartitionResponses"][0]["ErrorCode"] == 59
-    assert gateway.foreign_producers == [("main", PRODUCE)]
+    assert gateway.stale_producers == [("main", PRODUCE, False)]
 
 
-async def test_a_foreign_produce_with_nothing_in_flight_is_answered_at_once() -> None:
+async def test_a_stale_transaction_with_nothing_in_flight_is_answered_at_once() -> None:
     connection, client, _ = await connected()
 
-    connection.data_received(produce(4, FAILOVER.to_client(17)))
+    connection.data_received(produce(4, FAILOVER.to_client(17), txn="t"))
 
     assert decode_response(PRODUCE, 9, bytes(client.written))[0] == 4
 
 
-async def test_a_foreign_produce_with_acks_zero_gets_no_answer() -> None:
+async def test_a_refused_produce_with_acks_zero_gets_no_answer() -> None:
     connection, client, gateway = await connected()
 
-    connection.data_received(produce(5, FAILOVER.to_client(17), acks=0))
+    connection.data_received(produce(5, FAILOVER.to_client(17), acks=0, txn="t"))
 
     assert bytes(client.written) == b"" and bytes(gateway.upstream.written) == b""
     assert len(connection.in_flight) == 0
@@ -106,7 +122,7 @@ async def test_a_produce_without_idempotence_streams_through_before_it_is_whole(
 
 async def test_an_idempotent_produce_is_held_until_it_is_whole() -> None:
     connection, _, gateway = await connected()
-    frame = produce(7, gateway.producer_ids.to_client(3), value=b"x" * 20_000)
+    frame = produce(7, gateway.codecs["main"].to_client(3), value=b"x" * 20_000)
 
     connection.data_received(frame[:5000])
     assert bytes(gateway.upstream.written) == b""
@@ -117,7 +133,7 @@ async def test_an_idempotent_produce_is_held_until_it_is_whole() -> None:
 
 async def test_a_malformed_idempotent_produce_closes_only_that_connection() -> None:
     connection, _, gateway = await connected()
-    tagged = gateway.producer_ids.to_client(3)
+    tagged = gateway.codecs["main"].to_client(3)
     frame = bytearray(produce(8, tagged))
     batch_at = bytes(frame).find(record_batch(b"v", tagged, sequence=0))
     frame[batch_at + 8 : batch_at + 12] = (10_000).to_bytes(4, "big")  # batchLength: too long

@@ -10,10 +10,9 @@ from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchB
 
 from failover_gateway.codec import headers, schema, specs
 from failover_gateway.routing import producer_identity, producer_ids
-from failover_gateway.routing.producer_ids import ProducerIdSpace
 
-MAIN = ProducerIdSpace("main", producer_ids.tag_of("main"))
-FAILOVER = ProducerIdSpace("failover", producer_ids.tag_of("failover"))
+CODECS = producer_ids.codecs(["main", "failover"], generation=3)
+MAIN, FAILOVER = CODECS["main"], CODECS["failover"]
 PRODUCE, INIT_PRODUCER_ID, ADD_PARTITIONS, ADD_OFFSETS, END_TXN, TXN_OFFSET_COMMIT = (
     0, 22, 24, 25, 26, 28,
 )  # fmt: skip
@@ -55,23 +54,34 @@ def decode_response(api_key: int, version: int, frame: bytes | memoryview) -> di
     return schema.decode(spec, version, view[header.body_offset :])
 
 
-def batch(producer_id: int) -> bytes:
+def batch(producer_id: int, transactional: bool = False) -> bytes:
     builder = DefaultRecordBatchBuilder(
-        magic=2, compression_type=0, is_transactional=0, producer_id=producer_id,
+        magic=2, compression_type=0, is_transactional=int(transactional), producer_id=producer_id,
         producer_epoch=0, base_sequence=0, batch_size=1 << 20,
     )  # fmt: skip
     builder.append(0, timestamp=1, key=None, value=b"value", headers=[])
     return bytes(builder.build())
 
 
-def produce(version: int, producer_id: int, partitions: int = 2) -> bytes:
+def produce(version: int, producer_id: int, partitions: int = 2, txn: str | None = None) -> bytes:
+    records = [batch(producer_id, transactional=txn is not None) for _ in range(partitions)]
     topic: dict[str, Any] = {
         "Name": "orders",
         "TopicId": uuid.UUID(int=7),
-        "PartitionData": [{"Index": p, "Records": batch(producer_id)} for p in range(partitions)],
+        "PartitionData": [{"Index": p, "Records": records[p]} for p in range(partitions)],
     }
-    body = {"TransactionalId": None, "Acks": -1, "TimeoutMs": 1000, "TopicData": [topic]}
+    body = {"TransactionalId": txn, "Acks": -1, "TimeoutMs": 1000, "TopicData": [topic]}
     return request_frame(PRODUCE, version, body)
+
+
+def producer_ids_sent(frame: bytes | bytearray | memoryview) -> set[int]:
+    found = set()
+    for topic in decode_request(PRODUCE, frame)["TopicData"]:
+        for partition in topic["PartitionData"]:
+            decoded = DefaultRecordBatch(partition["Records"])
+            assert decoded.validate_crc()
+            found.add(decoded.producer_id)
+    return found
 
 
 @pytest.mark.parametrize("version", [3, 8, 9, 12, 13])
@@ -88,16 +98,45 @@ def test_a_produce_with_this_clusters_id_reaches_it_with_the_real_id_and_valid_c
 
 
 @pytest.mark.parametrize("version", [3, 9, 13])
-def test_a_produce_with_another_clusters_id_is_answered_unknown_producer_id(version: int):
-    frame = produce(version, MAIN.to_client(5))
+def test_an_idempotent_produce_with_another_clusters_id_is_written_under_its_adopted_id(
+    version: int,
+):
+    stale = MAIN.to_client(5)
+
+    outcome = producer_identity.translate_request(PRODUCE, produce(version, stale), FAILOVER)
+
+    assert outcome.answer is None and outcome.adopted and outcome.stale_id == stale
+    assert producer_ids_sent(outcome.frame) == {FAILOVER.adopted(stale)}
+
+
+def test_an_idempotent_produce_from_before_a_switch_away_and_back_is_adopted_too():
+    before = producer_ids.codecs(["main", "failover"], generation=1)["main"]
+    stale = before.to_client(5)
+
+    outcome = producer_identity.translate_request(PRODUCE, produce(9, stale), MAIN)
+
+    assert producer_ids_sent(outcome.frame) == {MAIN.adopted(stale)} != {5}
+
+
+@pytest.mark.parametrize("version", [3, 9, 13])
+def test_a_transactional_produce_with_a_stale_id_is_answered_unknown_producer_id(version: int):
+    frame = produce(version, MAIN.to_client(5), txn="copy-job")
 
     outcome = producer_identity.translate_request(PRODUCE, frame, FAILOVER)
 
-    assert outcome.answer is not None and outcome.foreign_id == MAIN.to_client(5)
+    assert outcome.answer is not None and outcome.stale_id == MAIN.to_client(5)
     answer = decode_response(PRODUCE, version, outcome.answer)
     partitions = answer["Responses"][0]["PartitionResponses"]
     assert [(p["Index"], p["ErrorCode"]) for p in partitions] == [(0, 59), (1, 59)]
     assert int.from_bytes(outcome.answer[4:8], "big") == 9  # the request's correlation id
+
+
+def test_a_transactional_produce_with_a_current_id_reaches_the_cluster_real():
+    frame = produce(9, MAIN.to_client(5), txn="copy-job")
+
+    outcome = producer_identity.translate_request(PRODUCE, frame, MAIN)
+
+    assert outcome.answer is None and producer_ids_sent(outcome.frame) == {5}
 
 
 def test_a_produce_without_a_producer_id_passes_as_the_same_frame():
@@ -106,10 +145,10 @@ def test_a_produce_without_a_producer_id_passes_as_the_same_frame():
     assert producer_identity.translate_request(PRODUCE, frame, MAIN).frame is frame
 
 
-def test_an_untagged_id_from_before_the_gateway_tagged_ids_is_refused():
+def test_an_untagged_id_from_before_the_gateway_tagged_ids_is_adopted():
     outcome = producer_identity.translate_request(PRODUCE, produce(9, 5), MAIN)
 
-    assert outcome.answer is not None
+    assert outcome.adopted and producer_ids_sent(outcome.frame) == {MAIN.adopted(5)}
 
 
 def init_producer_id(producer_id: int, epoch: int, txn: str | None = None) -> bytes:

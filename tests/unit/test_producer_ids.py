@@ -1,4 +1,4 @@
-"""Producer ids tagged with the cluster that issued them, and the batches that carry them."""
+"""Producer ids tagged with the cluster and generation that issued them, and their batches."""
 
 from __future__ import annotations
 
@@ -12,10 +12,7 @@ from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchB
 
 from failover_gateway.codec import crc32c, errors, record_batches
 from failover_gateway.routing import producer_ids
-from failover_gateway.routing.producer_ids import ProducerIdSpace, TagCollision
-
-MAIN = ProducerIdSpace("main", producer_ids.tag_of("main"))
-FAILOVER = ProducerIdSpace("failover", producer_ids.tag_of("failover"))
+from failover_gateway.routing.producer_ids import ProducerIdCodec
 
 
 def test_crc32c_matches_the_standard_check_value():
@@ -81,48 +78,84 @@ def test_a_batch_of_an_older_magic_is_malformed():
         record_batches.producer_ids(data, [(0, len(data))])
 
 
-def test_a_cluster_tag_is_stable_and_never_zero():
-    assert producer_ids.tag_of("main") == producer_ids.tag_of("main")
-    assert all(producer_ids.tag_of(f"cluster-{n}") > 0 for n in range(2000))
+def codec(cluster: str, generation: int = 7) -> ProducerIdCodec:
+    return producer_ids.codecs(["main", "failover"], generation)[cluster]
+
+
+def test_tags_are_the_clusters_positions_in_name_order_on_every_pod():
+    tags = {name: c.tag for name, c in producer_ids.codecs(["main", "failover", "dr"]).items()}
+
+    assert tags == {"dr": 1, "failover": 2, "main": 3}
 
 
 def test_an_id_a_cluster_issued_goes_to_clients_tagged_and_comes_back_real():
-    seen = MAIN.to_client(1234)
+    seen = codec("main").to_client(1234)
 
     assert seen != 1234 and seen > 0
-    assert MAIN.to_cluster(seen) == 1234
+    assert codec("main").current_real(seen) == 1234
 
 
-def test_an_id_another_cluster_issued_is_foreign():
-    assert FAILOVER.to_cluster(MAIN.to_client(1)) is None
-    assert FAILOVER.is_foreign(MAIN.to_client(1))
+def test_an_id_another_cluster_issued_is_stale():
+    assert codec("failover").current_real(codec("main").to_client(1)) is None
 
 
-def test_an_untagged_id_from_before_tagging_is_foreign():
-    assert MAIN.is_foreign(1)
+def test_an_id_from_an_earlier_generation_of_the_same_cluster_is_stale():
+    issued = codec("main", generation=7).to_client(1)
+
+    assert codec("main", generation=8).current_real(issued) is None
+
+
+def test_an_untagged_id_from_before_tagging_is_stale():
+    assert codec("main").current_real(1) is None
 
 
 def test_no_producer_id_stays_none():
-    assert MAIN.to_client(-1) == -1 and MAIN.to_cluster(-1) == -1
+    assert codec("main").to_client(-1) == -1 and codec("main").current_real(-1) == -1
 
 
-def test_an_id_too_large_to_tag_is_passed_through():
+def test_an_id_too_large_to_tag_is_given_as_it_is_and_stale_at_every_use():
     huge = 1 << 50
-    assert MAIN.to_client(huge) == huge
+
+    assert codec("main").to_client(huge) == huge
+    assert codec("main").current_real(huge) is None
 
 
-def test_two_names_with_the_same_tag_are_refused_naming_both():
-    assert producer_ids.tag_of("cluster-50") == producer_ids.tag_of("cluster-74")
+def test_an_adopted_id_is_the_same_on_every_pod_and_never_one_a_cluster_issues():
+    stale = codec("main").to_client(5)
 
-    with pytest.raises(TagCollision, match=r"'cluster-50' and 'cluster-74'.*rename one"):
-        producer_ids.spaces(["main", "cluster-50", "cluster-74"])
+    first, second = codec("failover").adopted(stale), codec("failover").adopted(stale)
+
+    assert first == second >= producer_ids.ADOPTED_FLOOR
+    assert first < (1 << 63)
 
 
-def test_distinct_names_get_distinct_spaces():
-    spaces = producer_ids.spaces(["main", "failover", "dr-east"])
+def test_adopted_ids_differ_by_cluster_generation_and_client_id():
+    stale = codec("main").to_client(5)
+    adopted = {
+        codec("failover", 7).adopted(stale),
+        codec("failover", 8).adopted(stale),
+        codec("main", 7).adopted(stale),
+        codec("failover", 7).adopted(codec("main").to_client(6)),
+    }
 
-    assert len({space.tag for space in spaces.values()}) == 3
+    assert len(adopted) == 4
+
+
+def test_the_generation_changes_with_the_epoch_and_with_every_change_within_one():
+    generations = {
+        producer_ids.generation(epoch, changes) for epoch in (4, 5) for changes in (0, 1, 2)
+    }
+
+    assert len(generations) == 6
+    assert producer_ids.generation(4, 0) == producer_ids.generation(4, 0)
+
+
+def test_more_clusters_than_tags_are_refused():
+    with pytest.raises(producer_ids.TooManyClusters, match="at most 63"):
+        producer_ids.codecs(f"c{n}" for n in range(64))
 
 
 def test_tagged_ids_stay_positive_int64():
-    assert struct.pack(">q", MAIN.to_client((1 << 48) - 1))
+    biggest = codec("main").to_client(producer_ids.REAL_MASK)
+    assert 0 < biggest < (1 << 63)
+    assert struct.pack(">q", biggest)

@@ -29,7 +29,9 @@ _LENGTH_AT, _MAGIC_AT, _CRC_AT, _PRODUCER_ID_AT = 8, 16, 17, 43
 _CRC_FROM = 21  # attributes
 _HEADER_BYTES = 61
 _LOG_OVERHEAD = 12  # baseOffset and batchLength, not counted in batchLength
+_INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
+_TRANSACTIONAL = 0x10
 _UINT32 = struct.Struct(">I")
 _INT64 = struct.Struct(">q")
 NO_PRODUCER_ID = -1
@@ -60,6 +62,15 @@ def producer_ids(data: Buffer, spans: Sequence[tuple[int, int]]) -> set[int]:
         _INT64.unpack_from(data, start + _PRODUCER_ID_AT)[0]
         for start, _ in batch_offsets(data, spans)
     }
+
+
+def is_transactional(data: Buffer, spans: Sequence[tuple[int, int]]) -> bool:
+    """Whether the batches belong to a transaction (attributes bit 4, as in every batch of one
+    Produce request from a transactional producer)."""
+    return any(
+        _INT16.unpack_from(data, start + _CRC_FROM)[0] & _TRANSACTIONAL
+        for start, _ in batch_offsets(data, spans)
+    )
 
 
 def replace_producer_id(data: bytearray, spans: Sequence[tuple[int, int]], new_id: int) -> None:

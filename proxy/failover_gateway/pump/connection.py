@@ -26,7 +26,7 @@ from failover_gateway.config import HostPort, LimitsConfig
 from failover_gateway.pump import client_auth, framing, inflight
 from failover_gateway.pump.internal_requests import InternalRequests
 from failover_gateway.routing import producer_identity, request_policy, upstream_sasl
-from failover_gateway.routing.producer_ids import ProducerIdSpace
+from failover_gateway.routing.producer_ids import ProducerIdCodec
 
 log = logging.getLogger("failover_gateway.connection")
 audit = logging.getLogger("failover_gateway.audit")
@@ -84,11 +84,11 @@ class Gateway(Protocol):
 
     def count_response(self, cluster: str, api_key: int, size: int) -> None: ...
 
-    def producer_id_space(self, cluster: str) -> ProducerIdSpace:
+    def producer_ids(self, cluster: str) -> ProducerIdCodec:
         """The producer ids ``cluster`` issued, as clients see them (:mod:`.producer_ids`)."""
 
-    def count_foreign_producer(self, cluster: str, api_key: int) -> None:
-        """A request carrying another cluster's producer id was answered by the gateway."""
+    def count_stale_producer(self, cluster: str, api_key: int, *, adopted: bool) -> None:
+        """A request carried a stale producer id: adopted, or refused (a transaction)."""
 
 
 class _Upstream(asyncio.Protocol):
@@ -138,6 +138,7 @@ class ClientConnection(asyncio.Protocol):
         self._authenticated = True
         self._targets: list[HostPort] = []
         self._internal = InternalRequests()
+        self._stale_producers: set[int] = set()  # logged once per connection
         self._reauth: asyncio.TimerHandle | None = None
         limits = gateway.limits
         self._requests = framing.FrameSplitter(
@@ -276,36 +277,41 @@ class ClientConnection(asyncio.Protocol):
             return
         forwarded: Buffer = frame
         if request.held:
-            space = self._gateway.producer_id_space(self.cluster)
-            try:
-                outcome = producer_identity.translate_request(request.api_key, frame, space)
-            except errors.CodecError as error:
-                raise request_policy.RequestRefused(
-                    f"malformed api key {request.api_key} v{request.api_version} request: {error}"
-                ) from error
+            outcome = self._translate_producer_ids(request, frame)
             if outcome.answer is not None:
-                self._refuse_foreign_producer(request, outcome)
+                if request.expects_response:
+                    self._answer_locally(request, outcome.answer)
                 return
             forwarded = outcome.frame
         self._record(request, len(forwarded) - 4)
         self._send_upstream(forwarded)
 
-    def _refuse_foreign_producer(
-        self, request: request_policy.InspectedRequest, outcome: producer_identity.RequestOutcome
-    ) -> None:
-        self._gateway.count_foreign_producer(self.cluster, request.api_key)
-        log.info(
-            "client %s (%s): api key %d with producer id %s, which %s did not issue: answered "
-            "with UNKNOWN_PRODUCER_ID so the client fetches a new one",
-            self.peer,
-            self.principal,
-            request.api_key,
-            outcome.foreign_id,
-            self.cluster,
-        )
-        assert outcome.answer is not None
-        if request.expects_response:
-            self._answer_locally(request, outcome.answer)
+    def _translate_producer_ids(
+        self, request: request_policy.InspectedRequest, frame: bytes | bytearray
+    ) -> producer_identity.RequestOutcome:
+        codec = self._gateway.producer_ids(self.cluster)
+        try:
+            outcome = producer_identity.translate_request(request.api_key, frame, codec)
+        except errors.CodecError as error:
+            raise request_policy.RequestRefused(
+                f"malformed api key {request.api_key} v{request.api_version} request: {error}"
+            ) from error
+        stale = outcome.stale_id
+        if stale is not None and stale not in self._stale_producers:
+            self._stale_producers.add(stale)
+            self._gateway.count_stale_producer(
+                self.cluster, request.api_key, adopted=outcome.adopted
+            )
+            log.info(
+                "client %s (%s): producer id %d is not %s's of this generation: %s",
+                self.peer,
+                self.principal,
+                stale,
+                self.cluster,
+                "written under its adopted id" if outcome.adopted
+                else f"api key {request.api_key} refused, the transaction must be aborted",
+            )  # fmt: skip
+        return outcome
 
     def _authenticate(self, frame: bytes | bytearray) -> None:
         auth = self._auth

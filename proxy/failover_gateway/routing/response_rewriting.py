@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from failover_gateway.codec import headers
 from failover_gateway.codec.primitives import Buffer
 from failover_gateway.routing import address_rewriting, api_versions, producer_identity
-from failover_gateway.routing.producer_ids import ProducerIdSpace
+from failover_gateway.routing.producer_ids import ProducerIdCodec
 
 Advertise = Callable[[int, str, int], tuple[str, int]]
 API_VERSIONS = 18
@@ -29,7 +29,7 @@ def rewrite_frame(
     advertise: Advertise,
     *,
     other_clusters: Sequence[api_versions.ClusterOffer] = (),
-    producer_ids: ProducerIdSpace | None = None,
+    producer_ids: ProducerIdCodec | None = None,
 ) -> Buffer:
     """``frame`` includes its 4-byte size prefix; so does the result.
 

@@ -27,8 +27,8 @@ class Traffic:
     response_bytes: defaultdict[tuple[str, int], int] = field(
         default_factory=lambda: defaultdict(int)
     )
-    # Requests carrying a producer id another cluster issued, answered by the gateway itself.
-    foreign_producer_ids: defaultdict[tuple[str, int], int] = field(
+    # Producers seen with an id from before the last switch, by (cluster, "adopted"/"refused").
+    stale_producer_ids: defaultdict[tuple[str, str], int] = field(
         default_factory=lambda: defaultdict(int)
     )
     connections_total: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -63,16 +63,20 @@ class _GatewayCollector(Collector):
             ("kafka_failover_requests", "Requests forwarded, by cluster and api key", t.requests),
             ("kafka_failover_request_bytes", "Request bytes forwarded", t.request_bytes),
             ("kafka_failover_response_bytes", "Response bytes forwarded", t.response_bytes),
-            (
-                "kafka_failover_foreign_producer_ids",
-                "Requests with a producer id another cluster issued, answered UNKNOWN_PRODUCER_ID",
-                t.foreign_producer_ids,
-            ),
         ):
             family = CounterMetricFamily(name, doc, labels=["cluster", "api_key"])
             for (cluster, api_key), value in sorted(source.items()):
                 family.add_metric([cluster, str(api_key)], value)
             yield family
+        stale = CounterMetricFamily(
+            "kafka_failover_stale_producer_ids",
+            "Connections whose producer id was issued before the last switch: adopted "
+            "(idempotent) or refused (a transaction begun before the switch)",
+            labels=["cluster", "outcome"],
+        )
+        for (cluster, outcome), value in sorted(t.stale_producer_ids.items()):
+            stale.add_metric([cluster, outcome], value)
+        yield stale
         total = CounterMetricFamily(
             "kafka_failover_connections", "Client connections accepted", labels=["cluster"]
         )

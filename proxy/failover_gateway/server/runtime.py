@@ -66,7 +66,9 @@ class GatewayRuntime:
         self._credentials = credentials
         settings = config.gateway
         self.directory = BrokerDirectory(config)
-        self.producer_ids = producer_ids.spaces(config.clusters)
+        # Producer ids carry the generation: the epoch, and active changes within it.
+        self._generation_at = (epoch, 0)
+        self._producer_ids = producer_ids.codecs(config.clusters, producer_ids.generation(epoch, 0))
         self.traffic = metrics.Traffic()
         self.switchboard = Switchboard(
             clusters=config.clusters,
@@ -74,6 +76,7 @@ class GatewayRuntime:
             epoch=epoch,
             default_drain_ms=settings.timeouts.drain_ms,
             on_switch=self._switched,
+            on_activate=self._activated,
         )
         self.reachability = {name: upstream_probing.Reachability() for name in config.clusters}
         self.registry = metrics.build_registry(self.traffic, self._snapshot)
@@ -161,14 +164,15 @@ class GatewayRuntime:
             frame,
             advertise,
             other_clusters=others,
-            producer_ids=self.producer_ids[cluster],
+            producer_ids=self._producer_ids[cluster],
         )
 
-    def producer_id_space(self, cluster: str) -> producer_ids.ProducerIdSpace:
-        return self.producer_ids[cluster]
+    def producer_ids(self, cluster: str) -> producer_ids.ProducerIdCodec:
+        return self._producer_ids[cluster]
 
-    def count_foreign_producer(self, cluster: str, api_key: int) -> None:
-        self.traffic.foreign_producer_ids[(cluster, api_key)] += 1
+    def count_stale_producer(self, cluster: str, api_key: int, *, adopted: bool) -> None:
+        outcome = "adopted" if adopted else "refused"
+        self.traffic.stale_producer_ids[(cluster, outcome)] += 1
 
     def _clusters_first(self, cluster: str) -> list[str]:
         return [cluster, *(name for name in self.config.clusters if name != cluster)]
@@ -232,6 +236,13 @@ class GatewayRuntime:
             open_connections=board.open_connections(),
             reachable={name: r.reachable for name, r in self.reachability.items()},
         )
+
+    def _activated(self, cluster: str, epoch: int) -> None:
+        previous_epoch, changes = self._generation_at
+        self._generation_at = (epoch, changes + 1 if epoch == previous_epoch else 0)
+        current = producer_ids.generation(*self._generation_at)
+        for codec in self._producer_ids.values():
+            codec.generation = current  # ids issued before this change are stale from now
 
     def _switched(self, record: SwitchRecord) -> None:
         self.traffic.switches += 1

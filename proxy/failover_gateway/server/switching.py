@@ -76,7 +76,10 @@ class Switchboard:
         epoch: int = 0,
         default_drain_ms: int = 0,
         on_switch: Callable[[SwitchRecord], None] | None = None,
+        on_activate: Callable[[str, int], None] | None = None,
     ) -> None:
+        """``on_activate(cluster, epoch)`` runs the moment the active cluster changes, before any
+        connection is drained or closed; ``on_switch`` once the switch is done."""
         self.clusters = tuple(clusters)
         self.active = active
         self.epoch = epoch
@@ -85,6 +88,7 @@ class Switchboard:
         self.connections: set[ClientConnection] = set()
         self._lock = asyncio.Lock()
         self._on_switch = on_switch
+        self._on_activate = on_activate
 
     def open_connections(self) -> dict[str, int]:
         counts = dict.fromkeys(self.clusters, 0)
@@ -120,6 +124,8 @@ class Switchboard:
             self.epoch = new_epoch
             return SwitchRecord(previous, to, new_epoch, False, 0, started, 0.0, source)
         self.active, self.epoch = to, new_epoch
+        if self._on_activate is not None:
+            self._on_activate(to, new_epoch)
         victims = [c for c in self.connections if c.cluster != to and not c.is_closing]
         await _drain(victims, self.default_drain_ms if drain_ms is None else drain_ms)
         for connection in victims:
