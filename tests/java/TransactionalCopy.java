@@ -20,6 +20,12 @@
 // --abort-every=0 (the default) aborts nothing; K must otherwise be 2 or more, so that no two
 // attempts in a row abort and the job always moves on (a batch read again after an abort may be
 // aborted again later, and is then read once more). client.property=value goes to every client.
+// copy also takes --recover=true: an attempt that fails is handled as Kafka's documentation tells
+// applications to (an abortable error: abortTransaction and read the batch again; a fatal one,
+// such as ProducerFencedException: a new producer, initTransactions, read the batch again) and
+// printed as RECOVERED <attempt> abortable|fatal <exception>; and --pause-ms=N between attempts.
+// --tag-attempts=true appends "@<attempt>" to every value copied and prints each attempt as it
+// begins (ATTEMPT <attempt> <count> <seqs>), so a reader can tell which transaction wrote what.
 //
 // Prints, one line each:
 //   COMMITTED <attempt> <record count> <comma-separated sequence numbers>
@@ -42,7 +48,12 @@ import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.AuthorizationException;
+import org.apache.kafka.common.errors.OutOfOrderSequenceException;
+import org.apache.kafka.common.errors.ProducerFencedException;
+import org.apache.kafka.common.errors.UnsupportedVersionException;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
@@ -91,25 +102,82 @@ public final class TransactionalCopy {
         consumer.subscribe(Collections.singletonList(option("input")));
         producer.initTransactions();
         List<ConsumerRecord<String, String>> pending = new ArrayList<>();
+        boolean recover = "true".equals(options.get("recover"));
+        long pauseMs = longOption("pause-ms", 0);
         while (committedRecords < expected) {
             List<ConsumerRecord<String, String>> records = nextBatch(consumer, pending, batch);
             if (records.isEmpty()) {
                 continue;
             }
-            boolean abort = beginAttempt();
-            producer.beginTransaction();
-            List<String> values = sendAll(producer, records);
-            producer.sendOffsetsToTransaction(nextOffsets(records), consumer.groupMetadata());
-            if (abort) {
-                abortAfterFlush(producer, values);
+            try {
+                attempt(producer, consumer, records, pending);
+            } catch (ProducerFencedException | OutOfOrderSequenceException | AuthorizationException
+                     | UnsupportedVersionException fatal) {
+                if (!recover) {
+                    throw fatal;
+                }
+                recovered("fatal", fatal);
+                producer.close(Duration.ZERO);
+                producer = new KafkaProducer<>(producerProperties());
+                producer.initTransactions();
                 rewind(consumer, records, pending);
-            } else {
-                producer.commitTransaction();
-                committed(values);
+            } catch (KafkaException abortable) {
+                if (!recover) {
+                    throw abortable;
+                }
+                recovered("abortable", abortable);
+                producer = abortOrRenew(producer);
+                rewind(consumer, records, pending);
+            }
+            if (pauseMs > 0) {
+                Thread.sleep(pauseMs);
             }
         }
         producer.close(CLOSE);
         consumer.close(CLOSE);
+    }
+
+    private void attempt(KafkaProducer<String, String> producer, KafkaConsumer<String, String> consumer,
+                         List<ConsumerRecord<String, String>> records,
+                         List<ConsumerRecord<String, String>> pending) {
+        boolean abort = beginAttempt();
+        if ("true".equals(options.get("tag-attempts"))) {
+            List<String> inputs = new ArrayList<>();
+            for (ConsumerRecord<String, String> record : records) {
+                inputs.add(record.value());
+            }
+            System.out.println("ATTEMPT " + attempts + " " + inputs.size() + " " + joinSequences(inputs));
+        }
+        producer.beginTransaction();
+        List<String> values = sendAll(producer, records);
+        producer.sendOffsetsToTransaction(nextOffsets(records), consumer.groupMetadata());
+        if (abort) {
+            abortAfterFlush(producer, values);
+            rewind(consumer, records, pending);
+        } else {
+            producer.commitTransaction();
+            committed(values);
+        }
+    }
+
+    // An abort that itself fails (the producer went fatal meanwhile) is followed by a new producer.
+    private KafkaProducer<String, String> abortOrRenew(KafkaProducer<String, String> producer) {
+        try {
+            producer.abortTransaction();
+            return producer;
+        } catch (KafkaException failed) {
+            recovered("fatal", failed);
+            producer.close(Duration.ZERO);
+            KafkaProducer<String, String> renewed = new KafkaProducer<>(producerProperties());
+            renewed.initTransactions();
+            return renewed;
+        }
+    }
+
+    private void recovered(String kind, Exception error) {
+        System.out.println("RECOVERED " + attempts + " " + kind + " " + error.getClass().getName()
+            + ": " + oneLine(error.getMessage()));
+        System.out.flush();
     }
 
     private void produce() throws Exception {
@@ -165,8 +233,9 @@ public final class TransactionalCopy {
 
     private List<String> sendAll(KafkaProducer<String, String> producer, List<ConsumerRecord<String, String>> records) {
         List<String> values = new ArrayList<>();
+        String tag = "true".equals(options.get("tag-attempts")) ? "@" + attempts : "";
         for (ConsumerRecord<String, String> record : records) {
-            producer.send(new ProducerRecord<>(option("output"), record.key(), record.value()));
+            producer.send(new ProducerRecord<>(option("output"), record.key(), record.value() + tag));
             values.add(record.value());
         }
         return values;

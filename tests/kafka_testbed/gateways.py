@@ -56,14 +56,16 @@ class GatewayProcess:
     password: str = ADMIN_PASSWORD
     extra: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict, repr=False)
+    host: str = networking.HOST
+    """The loopback address this gateway listens on (a pod of a fleet has its own)."""
 
     @property
     def bootstrap(self) -> str:
-        return f"{networking.HOST}:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def admin_url(self) -> str:
-        return f"http://{networking.HOST}:{self.admin_port}"
+        return f"http://{self.host}:{self.admin_port}"
 
     def request(
         self, method: str, path: str, body: Any = None, *, auth: tuple[str, str] | None = None
@@ -196,18 +198,32 @@ def start_gateway(
     workdir: Path | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = START_TIMEOUT_SECONDS,
+    host: str = networking.HOST,
+    port: int | None = None,
+    advertised_host: str | None = None,
 ) -> GatewayProcess:
-    """Start a gateway process in front of ``clusters`` and wait until its admin API is ready."""
+    """Start a gateway process in front of ``clusters`` and wait until its admin API is ready.
+
+    ``host`` is the loopback address it listens on (admin API included), ``port`` its bootstrap
+    port (the broker ports and the admin port follow; free ones are picked when None), and
+    ``advertised_host`` the host it gives clients (``host`` by default)."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="gateway-"))
-    base = free_port_block(broker_port_count + 2)
+    base = port if port is not None else free_port_block(broker_port_count + 2)
     port, admin_port = base, base + broker_port_count + 1
+    placement = {
+        "listener": {"host": host, "advertisedHost": advertised_host or host},
+        "admin": {"host": host},
+    }
+    extra = dict(gateway_extra or {})
+    for key, value in placement.items():
+        extra[key] = {**value, **extra.get(key, {})}
     document = gateway_config(
         clusters,
         port=port,
         admin_port=admin_port,
         broker_port_count=broker_port_count,
         active=active,
-        gateway_extra=gateway_extra,
+        gateway_extra=extra,
     )
     config_path = workdir / "gateway.yaml"
     config_path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -226,7 +242,14 @@ def start_gateway(
         env=process_env,
     )
     gateway = GatewayProcess(
-        port, broker_port_count, admin_port, config_path, log_path, process, env=process_env
+        port,
+        broker_port_count,
+        admin_port,
+        config_path,
+        log_path,
+        process,
+        env=process_env,
+        host=host,
     )
     _wait_ready(gateway, timeout)
     return gateway

@@ -21,7 +21,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,8 @@ class Transaction:
 class TransactionsRun:
     run: ProgramRun
     transactions: tuple[Transaction, ...]
+    attempts: Mapping[int, frozenset[int]] = field(default_factory=dict)
+    """Attempt -> the input sequence numbers it copied (with ``recover``)."""
 
     @property
     def committed_sequences(self) -> list[int]:
@@ -162,8 +164,14 @@ def transactional_copy(
     batch: int,
     abort_every: int,
     timeout_seconds: int = 60,
+    recover: bool = False,
+    pause_ms: int = 0,
 ) -> TransactionsRun:
-    """Consume-transform-produce ``expected_records`` from input to output, exactly once."""
+    """Consume-transform-produce ``expected_records`` from input to output, exactly once.
+
+    ``recover`` handles failed attempts as applications do (abort or a new producer, then the
+    batch again) and tags every copied value with its attempt (``<value>@<attempt>``, listed in
+    :attr:`TransactionsRun.attempts`); ``pause_ms`` waits between attempts."""
     arguments = [
         "copy",
         f"--bootstrap={client.bootstrap}",
@@ -174,9 +182,20 @@ def transactional_copy(
         f"--expected-records={expected_records}",
         f"--batch={batch}",
         f"--abort-every={abort_every}",
+        f"--pause-ms={pause_ms}",
+        *(["--recover=true", "--tag-attempts=true"] if recover else []),
     ]
     run = run_program(client, "TransactionalCopy", arguments, timeout_seconds)
-    return TransactionsRun(run, parse_transactions(run.output))
+    return TransactionsRun(run, parse_transactions(run.output), parse_attempts(run.output))
+
+
+def parse_attempts(output: str) -> Mapping[int, frozenset[int]]:
+    """``ATTEMPT <attempt> <count> <seq,seq,...>`` lines: what each attempt set out to write."""
+    pattern = re.compile(r"^ATTEMPT (\d+) (\d+) ?([\d,]*)$", re.M)
+    return {
+        int(match.group(1)): frozenset(int(seq) for seq in match.group(3).split(",") if seq)
+        for match in pattern.finditer(output)
+    }
 
 
 def transactional_produce(
