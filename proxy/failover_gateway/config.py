@@ -166,6 +166,9 @@ class TimeoutsConfig(_Frozen):
     upstream_connect_ms: int = Field(default=5000, ge=100, alias="upstreamConnectMs")
     metadata_refresh_ms: int = Field(default=30_000, ge=1000, alias="metadataRefreshMs")
     probe_interval_ms: int = Field(default=5000, ge=200, alias="probeIntervalMs")
+    # Every cluster's topic ids are fetched again at least this often (and sooner when a client
+    # uses an id the gateway cannot translate yet); see failover_gateway.routing.topic_ids.
+    topic_refresh_ms: int = Field(default=60_000, ge=1000, alias="topicRefreshMs")
     drain_ms: int = Field(default=0, ge=0, le=60_000, alias="drainMs")
     active_file_poll_ms: int = Field(default=1000, ge=100, alias="activeFilePollMs")
 

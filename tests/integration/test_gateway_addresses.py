@@ -125,7 +125,7 @@ def test_api_versions_advertise_only_what_the_gateway_can_rewrite(
     direct = advertised_versions(first(kafka_single.bootstrap))
     assert direct[FETCH][1] >= 16 and direct[PRODUCE][1] >= 10, "control: broker has KIP-951"
     assert through[FETCH] == (direct[FETCH][0], min(direct[FETCH][1], 18))
-    assert through[PRODUCE] == (direct[PRODUCE][0], min(direct[PRODUCE][1], 13))
+    assert through[PRODUCE] == (direct[PRODUCE][0], min(direct[PRODUCE][1], 12))  # v13: topic ids
     assert through[METADATA] == (direct[METADATA][0], min(direct[METADATA][1], 13))
     assert through[SHARE_FETCH] == direct[SHARE_FETCH]
     assert through[DESCRIBE_QUORUM] == (0, 1) and direct[DESCRIBE_QUORUM][1] >= 2

@@ -21,7 +21,15 @@ from typing import Any
 
 import pytest
 
-from kafka_testbed import admin, clients, gateway_fleet, java_workloads, versions, workloads
+from kafka_testbed import (
+    admin,
+    clients,
+    gateway_fleet,
+    java_workloads,
+    process_producers,
+    versions,
+    workloads,
+)
 from kafka_testbed.clusters import Cluster
 from kafka_testbed.gateway_fleet import GatewayFleet
 
@@ -71,13 +79,17 @@ def switch_back_and_forth(fleet: GatewayFleet, switches: int, every: float) -> N
 
 
 def test_idempotent_producers_of_every_family_survive_twenty_switches_back_and_forth(
-    fleet: GatewayFleet, kafka_single: Cluster, kafka_failover: Cluster
+    fleet: GatewayFleet, kafka_single: Cluster, kafka_failover: Cluster, tmp_path: Path
 ) -> None:
-    runs = {}
+    runs: dict[str, tuple[str, Any]] = {}
     for family, settings in IDEMPOTENT.items():
         topic = topic_on_both(kafka_single, kafka_failover, f"twenty-{family}")
         client = workloads.PRODUCER_CLIENTS[family](fleet.bootstrap, settings)
         runs[family] = (topic, workloads.SequencedProducer(client, topic, rate=RATE).start())
+    for family, factory in process_producers.PROCESS_PRODUCERS.items():  # idempotent by default
+        topic = topic_on_both(kafka_single, kafka_failover, f"twenty-{family}")
+        producer = factory(fleet.bootstrap, topic, rate=RATE, log_dir=tmp_path)
+        runs[family] = (topic, producer.start())
 
     switch_back_and_forth(fleet, SWITCHES, SWITCH_EVERY_SECONDS)
     time.sleep(SWITCH_EVERY_SECONDS)
@@ -85,6 +97,7 @@ def test_idempotent_producers_of_every_family_survive_twenty_switches_back_and_f
     report = []
     for family, (topic, producer) in runs.items():
         producer.stop(flush_timeout=30)  # raises if the client failed fatally
+        assert not getattr(producer, "fatal", []), f"{family}: {producer.fatal}"
         sent, acked, errors = producer.log.snapshot()
         found = tails(kafka_single, kafka_failover, topic)
         missing = workloads.wait_until_landed(found, acked, SETTLE_SECONDS)

@@ -19,7 +19,7 @@ from failover_gateway.config import HostPort, LimitsConfig
 from failover_gateway.pump import inflight
 from failover_gateway.pump.client_auth import ClientAuthenticator
 from failover_gateway.pump.connection import ClientConnection
-from failover_gateway.routing import api_versions, producer_ids, response_rewriting
+from failover_gateway.routing import api_versions, producer_ids, response_rewriting, topic_ids
 from failover_gateway.routing.producer_ids import ProducerIdCodec
 
 PRODUCE, METADATA, API_VERSIONS = 0, 3, 18
@@ -82,6 +82,7 @@ class FakeGateway:
         self.offers: Sequence[api_versions.ClusterOffer] = []  # other clusters' probe answers
         self.codecs = producer_ids.codecs(["main", "failover"], generation=1)
         self.stale_producers: list[tuple[str, int, bool]] = []
+        self.topic_ids = topic_ids.TopicIdTable()
 
     def route(self, slot: int | None) -> tuple[str, list[HostPort]]:
         return "main", [HostPort("127.0.0.1", 9092)]
@@ -131,6 +132,7 @@ class FakeGateway:
             advertise,
             other_clusters=self.offers,
             producer_ids=self.codecs[cluster],
+            topics=(self.topic_ids, cluster),
         )
 
     def producer_ids(self, cluster: str) -> ProducerIdCodec:

@@ -123,12 +123,12 @@ async def test_a_kip_951_fetch_answer_is_held_until_it_is_whole() -> None:
     assert bytes(client.written) == frame
 
 
-async def test_a_fetch_answer_before_kip_951_streams_through_as_it_arrives() -> None:
+async def test_a_fetch_answer_before_topic_ids_streams_through_as_it_arrives() -> None:
     connection, client, gateway = await connected()
-    connection.data_received(fetch_request(8, 15))
+    connection.data_received(fetch_request(8, 12))
     answer = fetch_answer(endpoints=False)
     answer["Responses"][0]["Partitions"][1].pop("CurrentLeader")
-    frame = response(FETCH, 15, 8, answer)
+    frame = response(FETCH, 12, 8, answer)
 
     from_broker(gateway, frame[:20_000])
 

@@ -98,5 +98,5 @@ async def test_an_older_broker_that_refuses_v4_is_asked_v3(broker: tuple[Scripte
     answer = await upstream_probing.probe_cluster(cluster, None, timeout=5)
 
     assert scripted.asked == [4, 3]
-    assert answer.offer.api_ranges[0] == (0, 13)
+    assert answer.offer.api_ranges[0] == (0, 12)
     assert answer.offer.finalized_features == {"transaction.version": 2}

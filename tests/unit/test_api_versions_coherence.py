@@ -87,7 +87,7 @@ def test_a_kafka_4_cluster_keeps_transaction_version_2_because_produce_12_is_for
     seen = relayed(broker_answer())
 
     assert finalized(seen) == KAFKA_4_FEATURES
-    assert ranges(seen)[PRODUCE] == (0, 13)
+    assert ranges(seen)[PRODUCE] == (0, 12)
 
 
 def test_transaction_version_2_is_lowered_when_a_cluster_a_client_can_reach_lacks_produce_12():
@@ -189,7 +189,7 @@ def test_the_gateways_own_answer_carries_the_coherent_features():
 
     assert finalized(values) == {"group.version": 1}
     assert values["FinalizedFeaturesEpoch"] == 7
-    assert ranges(values)[PRODUCE] == (0, 13)
+    assert ranges(values)[PRODUCE] == (0, 12)
 
 
 def test_before_any_probe_the_gateways_own_answer_is_its_table_without_features():

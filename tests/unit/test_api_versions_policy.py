@@ -19,7 +19,7 @@ DESCRIBE_QUORUM, DESCRIBE_CLUSTER, SHARE_FETCH, SHARE_ACKNOWLEDGE = 55, 60, 78, 
 # The reviewed table, written out: a spec update that moves any of these must be re-reviewed
 # (new versions may add address fields), not picked up silently.
 REVIEWED_MAX_VERSIONS = {
-    0: 13, 1: 18, 2: 11, 3: 13, 8: 10, 9: 10, 10: 6, 11: 9, 12: 4, 13: 5, 14: 5, 15: 6, 16: 5,
+    0: 12, 1: 18, 2: 11, 3: 13, 8: 10, 9: 10, 10: 6, 11: 9, 12: 4, 13: 5, 14: 5, 15: 6, 16: 5,
     17: 1, 18: 4, 19: 7, 20: 6, 21: 2, 22: 5, 23: 4, 24: 5, 25: 4, 26: 5, 28: 5, 29: 3, 30: 3,
     31: 3, 32: 4, 33: 2, 34: 2, 35: 5, 36: 2, 37: 3, 38: 3, 39: 2, 40: 2, 41: 3, 42: 2, 43: 2,
     44: 1, 45: 1, 46: 0, 47: 0, 48: 1, 49: 1, 50: 0, 51: 0, 55: 1, 57: 2, 60: 2, 61: 0, 64: 0,
@@ -72,7 +72,7 @@ def test_clients_see_the_intersection_of_broker_and_gateway_versions(version: in
     seen = _client_view(version, api_versions.rewrite_api_versions_response(version, body))
 
     assert seen == {
-        PRODUCE: (0, 13),
+        PRODUCE: (0, 12),
         FETCH: (0, 18),
         METADATA: (0, 13),
         FIND_COORDINATOR: (0, 6),
@@ -149,7 +149,7 @@ def test_features_and_unknown_tagged_fields_survive_the_rewrite():
 
 
 def test_an_answer_already_within_policy_is_byte_identical():
-    ranges = [(PRODUCE, 3, 13), (METADATA, 0, 13), (API_VERSIONS, 0, 4)]
+    ranges = [(PRODUCE, 3, 12), (METADATA, 0, 13), (API_VERSIONS, 0, 4)]
     body = kp.api_versions_response(ranges).encode(version=3)
 
     assert api_versions.rewrite_api_versions_response(3, body) == body
@@ -192,10 +192,15 @@ def test_an_empty_api_versions_body_is_malformed():
         api_versions.rewrite_api_versions_response(3, b"")
 
 
-def test_address_bearing_apis_are_capped_exactly_at_the_versions_the_gateway_rewrites():
+def test_address_bearing_apis_are_capped_at_most_at_the_versions_the_gateway_rewrites():
     for api_key, top in address_rewriting.REWRITTEN_MAX_VERSIONS.items():
-        assert api_versions.GATEWAY_MAX_VERSIONS[api_key] == top
-        assert version_policy.DECISIONS[api_key].treatment is Treatment.REWRITTEN
+        decision = version_policy.DECISIONS[api_key]
+        assert api_versions.GATEWAY_MAX_VERSIONS[api_key] == min(top, decision.cap or top)
+        assert decision.treatment is Treatment.REWRITTEN
+
+
+def test_produce_stops_before_topic_ids_but_keeps_transaction_version_2():
+    assert api_versions.GATEWAY_MAX_VERSIONS[PRODUCE] == 12
 
 
 def _address_fields(
@@ -263,11 +268,12 @@ def test_the_address_scan_does_find_kip_951_node_endpoints():
 
 @pytest.mark.parametrize(
     ("api_key", "version", "held"),
-    [(PRODUCE, 9, False), (PRODUCE, 10, True), (FETCH, 15, False), (FETCH, 16, True),
+    [(PRODUCE, 9, False), (PRODUCE, 10, True), (FETCH, 12, False), (FETCH, 13, True),
+     (FETCH, 16, True),
      (SHARE_FETCH, 1, True), (SHARE_ACKNOWLEDGE, 1, True), (METADATA, 0, True), (2, 11, False),
      (API_VERSIONS, 0, True)],
 )  # fmt: skip
-def test_only_responses_that_may_name_brokers_are_held_whole(
+def test_only_responses_that_may_name_brokers_or_carry_ids_are_held_whole(
     api_key: int, version: int, held: bool
 ):
     from failover_gateway.routing import request_policy

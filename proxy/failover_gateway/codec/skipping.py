@@ -70,16 +70,17 @@ def field_offset(spec: specs.MessageSpec, version: int, body: Buffer, field: str
 
 
 def value_spans(
-    spec: specs.MessageSpec, version: int, body: Buffer, path: tuple[str, ...]
+    spec: specs.MessageSpec, version: int, body: Buffer, *paths: tuple[str, ...]
 ) -> list[tuple[int, int]]:
-    """Where the value of every occurrence of the string, bytes or records field at ``path``
-    lies in ``body`` (``("TopicData", "PartitionData", "Records")`` in a Produce request), as
-    ``(start, end)`` offsets; a null value has none. The whole body is checked for length."""
-    key = (spec.name, version, "/".join(path))
+    """Where the value of every occurrence of the field at ``path`` lies in ``body``
+    (``("TopicData", "PartitionData", "Records")`` in a Produce request, ``("Responses",
+    "TopicId")`` in a Fetch response), as ``(start, end)`` offsets; a null value has none.
+    Strings, bytes, records and fixed-width fields; the whole body is checked for length."""
+    key = (spec.name, version, "|".join("/".join(path) for path in paths))
     walk = _span_cache.get(key)
     if walk is None:
         namespace: dict[str, object] = dict(_NAMESPACE)
-        exec(span_walker_source(spec, version, path), namespace)  # source built from specs only
+        exec(span_walker_source(spec, version, *paths), namespace)  # source built from specs only
         walk = cast(SpanWalker, namespace["walk"])
         _span_cache[key] = walk
     spans: list[tuple[int, int]] = []
@@ -94,16 +95,17 @@ def value_spans(
     return spans
 
 
-def span_walker_source(spec: specs.MessageSpec, version: int, path: tuple[str, ...]) -> str:
+def span_walker_source(spec: specs.MessageSpec, version: int, *paths: tuple[str, ...]) -> str:
     """The Python source of :func:`value_spans`' walk (for review and tests)."""
     _check_version(spec, version)
-    emitter = _Emitter(version, spec.is_flexible(version), target=path)
+    emitter = _Emitter(version, spec.is_flexible(version), targets=frozenset(paths))
     emitter.fields(spec.fields, depth=1)
     emitter.flush(depth=1)
     if spec.is_flexible(version):
         emitter.tags(depth=1)
     if not emitter.found:
-        raise ValueError(f"{spec.name} v{version} has no bytes field at {'.'.join(path)}")
+        wanted = ", ".join(".".join(path) for path in paths)
+        raise ValueError(f"{spec.name} v{version} has no field at {wanted}")
     return "def walk(buf, spans):\n    pos = 0\n" + "".join(emitter.lines) + "    return pos\n"
 
 
@@ -145,13 +147,15 @@ def _walker(spec: specs.MessageSpec, version: int, field: str) -> Walker:
 class _Emitter:
     """Writes the statements that move ``pos`` past fields; fixed widths are summed."""
 
-    def __init__(self, version: int, flexible: bool, target: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self, version: int, flexible: bool, targets: frozenset[tuple[str, ...]] = frozenset()
+    ) -> None:
         self.version = version
         self.flexible = flexible
         self.lines: list[str] = []
         self.pending = 0
         self.names = 0
-        self.target = target  # a field path whose value spans are recorded
+        self.targets = targets  # field paths whose value spans are recorded
         self.path: list[str] = []
         self.found = False
 
@@ -170,6 +174,9 @@ class _Emitter:
             self.flush(depth)
             self.tags(depth)
 
+    def _targeted(self) -> bool:
+        return tuple(self.path) in self.targets
+
     def tags(self, depth: int) -> None:
         self.say(depth, "if buf[pos] == 0: pos += 1")
         self.say(depth, "else: pos = skip_tags(buf, pos)")
@@ -183,6 +190,10 @@ class _Emitter:
 
     def _field(self, field: specs.FieldSpec, depth: int) -> None:
         width = _WIDTHS.get(field.type)
+        if width is not None and self._targeted():
+            self.found = True
+            self.flush(depth)
+            self.say(depth, f"spans.append((pos, pos + {width}))")
         if width is not None:
             self.pending += width
             return
@@ -205,7 +216,7 @@ class _Emitter:
     def sized(self, type_name: str, depth: int, compact: bool) -> None:
         if type_name not in ("string", "bytes", "records"):
             raise errors.UnsupportedVersion(f"spec field type {type_name!r} is not supported")
-        recorded = self.target is not None and tuple(self.path) == self.target
+        recorded = self._targeted()
         self.found = self.found or recorded
         if compact:
             self.compact_count(depth, "n")  # n is length + 1; 0 is null

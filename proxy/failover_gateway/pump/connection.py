@@ -25,8 +25,9 @@ from failover_gateway.codec.primitives import Buffer
 from failover_gateway.config import HostPort, LimitsConfig
 from failover_gateway.pump import client_auth, framing, inflight
 from failover_gateway.pump.internal_requests import InternalRequests
-from failover_gateway.routing import producer_identity, request_policy, upstream_sasl
+from failover_gateway.routing import producer_identity, request_policy, topic_ids, upstream_sasl
 from failover_gateway.routing.producer_ids import ProducerIdCodec
+from failover_gateway.routing.topic_ids import TopicIdTable
 
 log = logging.getLogger("failover_gateway.connection")
 audit = logging.getLogger("failover_gateway.audit")
@@ -89,6 +90,10 @@ class Gateway(Protocol):
 
     def count_stale_producer(self, cluster: str, api_key: int, *, adopted: bool) -> None:
         """A request carried a stale producer id: adopted, or refused (a transaction)."""
+
+    @property
+    def topic_ids(self) -> TopicIdTable:
+        """What this pod knows of every cluster's topic ids (:mod:`.topic_ids`)."""
 
 
 class _Upstream(asyncio.Protocol):
@@ -277,7 +282,7 @@ class ClientConnection(asyncio.Protocol):
             return
         forwarded: Buffer = frame
         if request.held:
-            outcome = self._translate_producer_ids(request, frame)
+            outcome = self._translate_ids(request, frame)
             if outcome.answer is not None:
                 if request.expects_response:
                     self._answer_locally(request, outcome.answer)
@@ -286,11 +291,20 @@ class ClientConnection(asyncio.Protocol):
         self._record(request, len(forwarded) - 4)
         self._send_upstream(forwarded)
 
-    def _translate_producer_ids(
+    def _translate_ids(
         self, request: request_policy.InspectedRequest, frame: bytes | bytearray
     ) -> producer_identity.RequestOutcome:
         codec = self._gateway.producer_ids(self.cluster)
         try:
+            if topic_ids.carries_topic_ids("request", request.api_key, request.api_version):
+                translated = topic_ids.translate_request(
+                    request.api_key, frame, self._gateway.topic_ids, self.cluster
+                )
+                frame = (
+                    translated if isinstance(translated, bytes | bytearray) else bytes(translated)
+                )
+            if request.api_key not in producer_identity.REQUESTS_WITH_PRODUCER_IDS:
+                return producer_identity.RequestOutcome(frame)
             outcome = producer_identity.translate_request(request.api_key, frame, codec)
         except errors.CodecError as error:
             raise request_policy.RequestRefused(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from failover_gateway.codec import errors, headers, primitives, produce
-from failover_gateway.routing import address_rewriting, api_versions, producer_identity
+from failover_gateway.routing import address_rewriting, api_versions, producer_identity, topic_ids
 
 PRODUCE = 0
 NO_PRODUCER_ID = -1
@@ -37,9 +37,9 @@ class InspectedRequest:
     # SaslHandshake v0 is followed by raw SASL tokens without Kafka headers; this many server
     # tokens end the exchange for the mechanism the client asked for.
     raw_sasl_rounds: int = 0
-    # Carries producer ids (:mod:`.producer_identity`): held whole and translated, or answered
-    # by the gateway when the id is foreign. A Produce is held only when its batches carry an
-    # id (idempotent or transactional producers), or when the prefix does not show.
+    # Carries producer ids (:mod:`.producer_identity`) or topic ids (:mod:`.topic_ids`): held
+    # whole and translated, or answered by the gateway. A Produce is held only when its batches
+    # carry an id (idempotent or transactional producers), or when the prefix does not show.
     held: bool = False
 
 
@@ -59,7 +59,9 @@ def inspect_request(prefix: memoryview, *, complete: bool) -> InspectedRequest |
     expects_response = True
     if api_key == SASL_HANDSHAKE and api_version == 0:
         return _sasl_handshake_v0(prefix, correlation_id, complete=complete)
-    held = api_key in producer_identity.REQUESTS_WITH_PRODUCER_IDS
+    held = api_key in producer_identity.REQUESTS_WITH_PRODUCER_IDS or (
+        topic_ids.carries_topic_ids("request", api_key, api_version)
+    )
     if api_key == PRODUCE:
         try:
             expects_response = produce.read_acks(prefix) != 0
@@ -123,4 +125,5 @@ def response_needs_rewrite(api_key: int, api_version: int) -> bool:
         api_key == API_VERSIONS
         or api_key in producer_identity.RESPONSES_WITH_PRODUCER_IDS
         or address_rewriting.carries_addresses(api_key, api_version)
+        or topic_ids.carries_topic_ids("response", api_key, api_version)
     )

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from failover_gateway.codec import headers
 from failover_gateway.codec.primitives import Buffer
-from failover_gateway.routing import address_rewriting, api_versions, producer_identity
+from failover_gateway.routing import address_rewriting, api_versions, producer_identity, topic_ids
 from failover_gateway.routing.producer_ids import ProducerIdCodec
 
 Advertise = Callable[[int, str, int], tuple[str, int]]
@@ -30,14 +30,18 @@ def rewrite_frame(
     *,
     other_clusters: Sequence[api_versions.ClusterOffer] = (),
     producer_ids: ProducerIdCodec | None = None,
+    topics: tuple[topic_ids.TopicIdTable, str] | None = None,
 ) -> Buffer:
     """``frame`` includes its 4-byte size prefix; so does the result.
 
     ``other_clusters`` are what the other configured clusters offer: an ApiVersions answer is
     cut to what every one of them supports too (:func:`api_versions.rewrite_api_versions_response`).
     ``producer_ids`` is the answering cluster's: producer ids in answers become tagged ids
-    (:mod:`.producer_identity`).
+    (:mod:`.producer_identity`). ``topics`` (the pod's table and the answering cluster): topic ids
+    become client-facing ones (:mod:`.topic_ids`), before any other rewrite of the same frame.
     """
+    if topics is not None and topic_ids.carries_topic_ids("response", api_key, api_version):
+        frame = topic_ids.translate_response(api_key, api_version, frame, *topics)
     if api_key in producer_identity.RESPONSES_WITH_PRODUCER_IDS:
         if producer_ids is None:
             return frame

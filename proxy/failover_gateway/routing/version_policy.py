@@ -11,6 +11,8 @@ versions the gateway cannot parse or whose new fields carry broker addresses it 
 * ``REWRITTEN``: carries broker addresses, which :mod:`.address_rewriting` rewrites, up to the
   version it was reviewed for (Metadata, FindCoordinator, DescribeCluster, and the KIP-951
   ``NodeEndpoints`` of Produce v10+, Fetch v16+, ShareFetch and ShareAcknowledge).
+* ``REWRITTEN`` may also carry a cap: Produce stops at v12 (v13 names topics by id; the names of
+  v12 need no translation between clusters, see :mod:`.topic_ids`).
 * ``CAPPED``: later versions name endpoints the gateway cannot stand in for, so the range stops
   below them. DescribeQuorum v2 lists the *controllers'* listener endpoints; clients never reach
   controllers through the gateway, so rewriting them would be a lie. v0-1 carry no endpoint, and
@@ -55,7 +57,13 @@ _INTERNAL = "sent only between brokers and controllers"
 
 DECISIONS: Mapping[int, Decision] = MappingProxyType(
     {
-        0: Decision(Treatment.REWRITTEN, "Produce: KIP-951 NodeEndpoints from v10"),
+        0: Decision(
+            Treatment.REWRITTEN,
+            "Produce: KIP-951 NodeEndpoints from v10; capped at v12 because v13 names topics by "
+            "id, which would make every produce request need its ids translated (v12 carries "
+            "everything else, transaction.version 2 included)",
+            cap=12,
+        ),
         1: Decision(Treatment.REWRITTEN, "Fetch: KIP-951 NodeEndpoints from v16"),
         2: Decision(Treatment.FORWARDED, f"ListOffsets: {_ADDRESS_FREE}"),
         3: Decision(Treatment.REWRITTEN, "Metadata: Brokers"),

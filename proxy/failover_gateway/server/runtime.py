@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import ssl
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from failover_gateway.routing import (
     api_versions,
     producer_ids,
     response_rewriting,
+    topic_ids,
     upstream_sasl,
 )
 from failover_gateway.routing.broker_directory import BrokerDirectory
@@ -45,6 +47,8 @@ from failover_gateway.server.switching import Switchboard, SwitchRecord
 log = logging.getLogger("failover_gateway")
 
 _SHUTDOWN_GRACE_SECONDS = 5.0
+_TOPIC_WATCH_SECONDS = 0.5
+_TOPIC_MISS_REFETCH_SECONDS = 2.0
 
 
 class GatewayRuntime:
@@ -69,6 +73,8 @@ class GatewayRuntime:
         # Producer ids carry the generation: the epoch, and active changes within it.
         self._generation_at = (epoch, 0)
         self._producer_ids = producer_ids.codecs(config.clusters, producer_ids.generation(epoch, 0))
+        self.topic_ids = topic_ids.TopicIdTable()
+        self._topics_fetched_at: dict[str, float] = {}
         self.traffic = metrics.Traffic()
         self.switchboard = Switchboard(
             clusters=config.clusters,
@@ -165,6 +171,7 @@ class GatewayRuntime:
             advertise,
             other_clusters=others,
             producer_ids=self._producer_ids[cluster],
+            topics=(self.topic_ids, cluster),
         )
 
     def producer_ids(self, cluster: str) -> producer_ids.ProducerIdCodec:
@@ -282,6 +289,32 @@ class GatewayRuntime:
                 await self.probe(cluster)
             await asyncio.sleep(interval)
 
+    async def _keep_topic_ids(self) -> None:
+        """Learn every cluster's topic ids at start, again when a lookup misses (at most once per
+        :data:`_TOPIC_MISS_REFETCH_SECONDS`), and at least every topic refresh interval."""
+        every = self.config.gateway.timeouts.topic_refresh_ms / 1000
+        while True:
+            now = time.monotonic()
+            for cluster in self.config.clusters:
+                age = now - self._topics_fetched_at.get(cluster, -math.inf)
+                missed = cluster in self.topic_ids.misses
+                if age >= every or (missed and age >= _TOPIC_MISS_REFETCH_SECONDS):
+                    await self._fetch_topic_ids(cluster)
+            await asyncio.sleep(_TOPIC_WATCH_SECONDS)
+
+    async def _fetch_topic_ids(self, cluster: str) -> None:
+        self._topics_fetched_at[cluster] = time.monotonic()
+        try:
+            topics = await upstream_probing.fetch_topic_ids(
+                self.config.clusters[cluster],
+                self.security.upstream.get(cluster),
+                self.connect_timeout,
+            )
+        except upstream_probing.ProbeFailed as error:
+            log.debug("cluster %s: topic ids not fetched: %s", cluster, error)
+            return
+        self.topic_ids.replace(cluster, topics)
+
     async def _apply_active_file(self, choice: active_file.ActiveChoice) -> None:
         if choice.cluster not in self.switchboard.clusters:
             log.error(
@@ -306,6 +339,7 @@ class GatewayRuntime:
         self.listening = True
         for name in self.config.clusters:
             self._tasks.append(asyncio.create_task(self._probe_forever(name)))
+        self._tasks.append(asyncio.create_task(self._keep_topic_ids()))
         settings = self.config.gateway
         if settings.active_file is not None:
             self._tasks.append(

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import ssl
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,6 +112,43 @@ async def probe_cluster(
             return await fetch(cluster, server, context, timeout)
         except ProbeFailed as error:
             failures.append(str(error))
+    raise ProbeFailed("; ".join(failures))
+
+
+_METADATA_WITH_TOPIC_IDS = 12
+
+
+async def fetch_topic_ids(
+    cluster: ClusterConfig, context: ssl.SSLContext | None, timeout: float
+) -> dict[str, uuid.UUID]:
+    """Every topic of ``cluster`` and its id (Metadata for all topics, v12), from the first
+    bootstrap server that answers; raises :class:`ProbeFailed` when none does."""
+    request = {
+        "Topics": None,
+        "AllowAutoTopicCreation": False,
+        "IncludeTopicAuthorizedOperations": False,
+    }
+    failures = []
+    for server in cluster.bootstrap_servers:
+        try:
+            connection = await upstream_connecting.open_stream(cluster, server, context, timeout)
+        except upstream_connecting.UpstreamUnavailable as error:
+            failures.append(str(error))
+            continue
+        try:
+            metadata = await asyncio.wait_for(
+                connection.exchange(METADATA, _METADATA_WITH_TOPIC_IDS, request), timeout
+            )
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, errors.CodecError) as error:
+            failures.append(f"{server}: {type(error).__name__} {error}".rstrip())
+            continue
+        finally:
+            connection.close()
+        return {
+            topic["Name"]: topic["TopicId"]
+            for topic in metadata["Topics"]
+            if topic["ErrorCode"] == 0 and topic["Name"]
+        }
     raise ProbeFailed("; ".join(failures))
 
 
