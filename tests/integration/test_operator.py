@@ -351,3 +351,58 @@ def _pod_active(admin_url: str, lab: OperatorLab, name: str) -> str:
 def test_the_operator_serves_a_liveness_endpoint(lab: OperatorLab) -> None:
     with urllib.request.urlopen(lab.liveness, timeout=10) as answer:
         assert answer.status == 200
+
+
+IDEMPOTENT_FAMILIES = {
+    "confluent-kafka": {"enable.idempotence": True},
+    "kafka-python": {"enable_idempotence": True, "acks": "all"},
+    "aiokafka": {"enable_idempotence": True, "acks": "all"},
+}
+
+
+def test_idempotent_producers_spread_over_the_pods_survive_kubectl_switches_back_and_forth(
+    lab: OperatorLab, kafka_single: Cluster, kafka_failover: Cluster
+) -> None:
+    lab.apply(failover_manifest("spread", kafka_single, kafka_failover))
+    lab.wait("3 pods of spread on main", lambda: all_switched(lab, "spread", "main", 3))
+    pods = sorted(
+        (pod for name, pod in lab.kubelet.running().items() if name.startswith("spread-")),
+        key=lambda pod: pod.ip,
+    )
+    topic = f"spread-{uuid.uuid4().hex[:6]}"
+    for cluster in (kafka_single, kafka_failover):
+        admin.create_topic(cluster.bootstrap, topic, partitions=3)
+    producers = []
+    for index, (family, settings) in enumerate(IDEMPOTENT_FAMILIES.items()):
+        client = workloads.PRODUCER_CLIENTS[family](f"{pods[index].ip}:6969", settings)
+        first_seq = 1_000_000 * index
+        producers.append(
+            workloads.SequencedProducer(client, topic, rate=100, first_seq=first_seq).start()
+        )
+    try:
+        target = "failover"
+        for _ in range(6):  # main -> failover -> main -> ... through the operator each time
+            time.sleep(1.5)
+            patch_active(lab, "spread", target)
+            lab.wait(f"spread on {target}", lambda t=target: all_switched(lab, "spread", t, 3))
+            target = "main" if target == "failover" else "failover"
+        time.sleep(1.5)
+    finally:
+        for producer in producers:
+            producer.stop(flush_timeout=30)
+    acked: set[int] = set()
+    for producer in producers:
+        sent, acknowledged, errors = producer.log.snapshot()
+        assert not errors, f"{producer.client.name}: {list(errors.items())[:5]}"
+        assert len(acknowledged) == len(sent) > 0
+        acked |= set(acknowledged)
+    tails = [
+        workloads.ClusterTail(kafka_single.bootstrap, topic, 3, cluster="main").start(),
+        workloads.ClusterTail(kafka_failover.bootstrap, topic, 3, cluster="failover").start(),
+    ]
+    try:
+        missing = workloads.wait_until_landed(tails, acked, timeout=90)
+    finally:
+        for tail in tails:
+            tail.stop()
+    assert not missing, f"acknowledged but on neither cluster: {sorted(missing)[:10]}"
