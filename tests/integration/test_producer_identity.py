@@ -253,3 +253,52 @@ def in_background(work: Callable[[], Any]) -> Callable[[float], Any]:
         return result["value"]
 
     return wait
+
+
+def test_a_librdkafka_transaction_open_at_a_switch_is_aborted_and_the_producer_carries_on(
+    fleet: GatewayFleet, kafka_single: Cluster, kafka_failover: Cluster
+) -> None:
+    from confluent_kafka import KafkaException, Producer
+
+    topic = topic_on_both(kafka_single, kafka_failover, "rdkafka-txn")
+    producer = Producer(
+        {
+            "bootstrap.servers": fleet.bootstrap,
+            "transactional.id": f"txn-{topic}",
+            "linger.ms": 5,
+            "transaction.timeout.ms": 10_000,  # main aborts the half left there within 10 s
+        }
+    )
+    producer.init_transactions(30)
+    committed: dict[int, frozenset[int]] = {}
+    recovered, switched, attempt, seq = [], False, 0, 0
+    deadline = time.monotonic() + 90
+    while len(committed) < 40 and time.monotonic() < deadline:
+        attempt += 1
+        batch = frozenset(range(seq, seq + 10))
+        try:
+            producer.begin_transaction()
+            for number in sorted(batch):
+                value = workloads.encode_value(number) + f"@{attempt}".encode()
+                producer.produce(topic, key=workloads.record_key(number), value=value)
+            if len(committed) == 15 and not switched:
+                switched = all(answer.status == 200 for answer in fleet.switch("failover"))
+            producer.commit_transaction(30)
+            committed[attempt], seq = batch, seq + 10
+        except KafkaException as error:
+            recovered.append(str(error))
+            if error.args[0].txn_requires_abort():
+                producer.abort_transaction(30)
+            else:
+                raise
+        time.sleep(0.05)
+
+    assert switched and len(committed) == 40, recovered
+    assert recovered, "the switch never reached an open transaction: the test proved nothing"
+    visible = {c.name: committed_by_attempt(c, topic) for c in (kafka_single, kafka_failover)}
+    for number, batch in committed.items():
+        holders = [name for name, by_attempt in visible.items() if number in by_attempt]
+        assert len(holders) == 1, f"attempt {number} committed on {holders}"
+        assert visible[holders[0]][number] == batch, f"attempt {number} half visible"
+    for by_attempt in visible.values():
+        assert set(by_attempt) <= set(committed), "an aborted attempt is visible"
