@@ -205,3 +205,25 @@ def test_the_apis_that_carry_topic_ids_are_known_from_the_specs():
     assert topic_ids.carries_topic_ids("response", METADATA, 10)
     assert not topic_ids.carries_topic_ids("response", METADATA, 9)
     assert not topic_ids.carries_topic_ids("request", 0, 12)  # Produce, as the gateway caps it
+
+
+def test_bytes_after_a_requests_last_field_are_kept_as_brokers_ignore_them():
+    # librdkafka's all-topics Metadata v9+ request: four zero bytes where the array count was
+    # reserved, then its real last fields, which the broker never reads.
+    header = headers.encode_request_header(METADATA, 13, 3, "rdkafka")
+    payload = header + bytes.fromhex("00000000010000")
+    frame = len(payload).to_bytes(4, "big") + payload
+
+    assert topic_ids.translate_request(METADATA, frame, table(), "main") is frame
+
+
+def test_a_request_with_trailing_bytes_keeps_them_when_its_ids_change():
+    body = {"Topics": [{"TopicId": ORDERS, "Name": None}], "AllowAutoTopicCreation": False,
+            "IncludeTopicAuthorizedOperations": False}  # fmt: skip
+    frame = request_frame(METADATA, 12, body) + b"\xab\xcd"
+    frame = (len(frame) - 4).to_bytes(4, "big") + frame[4:]
+
+    sent = bytes(topic_ids.translate_request(METADATA, frame, table(), "main"))
+
+    assert sent.endswith(b"\xab\xcd") and len(sent) == len(frame)
+    assert MAIN_ID.bytes in sent

@@ -91,6 +91,16 @@ def decode(spec: specs.MessageSpec, version: int, data: Buffer) -> Struct:
     return values
 
 
+def decode_tolerant(spec: specs.MessageSpec, version: int, data: Buffer) -> tuple[Struct, int]:
+    """Decode a whole body and say where it ended: bytes after it are the caller's to keep.
+
+    For requests a client wrote: Kafka brokers ignore bytes after the last field, and clients
+    rely on it (librdkafka's all-topics Metadata v9+ request leaves its real last three fields
+    behind four zero bytes that the broker reads instead), so a gateway that re-encodes a
+    request must keep them, not refuse it."""
+    return _read_guarded(plan(spec, version), data, 0, spec.name)
+
+
 def decode_prefix(
     spec: specs.MessageSpec, version: int, data: Buffer, *, stop_after_field: str
 ) -> tuple[Struct, int]:

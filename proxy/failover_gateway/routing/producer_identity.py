@@ -83,7 +83,8 @@ def translate_request(
         return _produce(header, frame, ids)
     spec = specs.request(api_key)
     assert spec is not None
-    values = schema.decode(spec, header.api_version, view[header.body_offset :])
+    request_body = view[header.body_offset :]
+    values, end = schema.decode_tolerant(spec, header.api_version, request_body)
     seen = list(_ids_in(values, spec.fields, header.api_version))
     stale = next((id_ for id_ in seen if ids.current_real(id_) is None), None)
     if stale is not None and api_key not in (INIT_PRODUCER_ID, LIST_TRANSACTIONS):
@@ -94,7 +95,7 @@ def translate_request(
         values["ProducerId"], values["ProducerEpoch"] = NO_PRODUCER_ID, -1
     else:
         _map_ids(values, spec.fields, header.api_version, ids.current_real)
-    body = schema.encode(spec, header.api_version, values)
+    body = schema.encode(spec, header.api_version, values) + bytes(request_body[end:])
     return RequestOutcome(_reframed(view[: header.body_offset], body), stale_id=stale)
 
 
@@ -132,7 +133,7 @@ def _produce(
     real = ids.current_real(client_id)
     stale = None if real is not None else client_id
     if real is None and record_batches.is_transactional(frame, spans):
-        values = schema.decode(spec, header.api_version, body)
+        values, _ = schema.decode_tolerant(spec, header.api_version, body)
         return RequestOutcome(frame, answer=_refusal(PRODUCE, header, values), stale_id=stale)
     if real is None:
         real = ids.adopted(client_id)

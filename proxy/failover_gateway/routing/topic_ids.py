@@ -127,11 +127,12 @@ def translate_request(
             frame, 4 + header.body_offset, spec=spec, version=header.api_version,
             mapping=inward, paths=_FETCH_REQUEST_PATHS,
         )  # fmt: skip
-    values = schema.decode(spec, header.api_version, view[header.body_offset :])
+    body = view[header.body_offset :]
+    values, end = schema.decode_tolerant(spec, header.api_version, body)
     if not _map_ids(values, spec.fields, header.api_version, inward, None):
         return frame
-    body = schema.encode(spec, header.api_version, values)
-    return _reframed(view[: header.body_offset], body)
+    encoded = schema.encode(spec, header.api_version, values) + bytes(body[end:])
+    return _reframed(view[: header.body_offset], encoded)
 
 
 def translate_response(
