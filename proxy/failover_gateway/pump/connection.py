@@ -144,6 +144,7 @@ class ClientConnection(asyncio.Protocol):
         self._targets: list[HostPort] = []
         self._internal = InternalRequests()
         self._stale_producers: set[int] = set()  # logged once per connection
+        self._held: bytearray | None = None  # bytes that came before TLS was in place
         self._reauth: asyncio.TimerHandle | None = None
         limits = gateway.limits
         self._requests = framing.FrameSplitter(
@@ -178,20 +179,28 @@ class ClientConnection(asyncio.Protocol):
             self._accepted(transport)
             return
         # TLS is started here, not by the server, so that a refused handshake (expired or
-        # unknown client certificate) can be logged with the client's address.
+        # unknown client certificate) can be logged with the client's address. Until the
+        # handshake is over, bytes that reach data_received are held (:attr:`_held`): uvloop
+        # starts reading after connection_made whatever it asked, so the client's hello may
+        # come before start_tls has put its protocol in place (it is handed to that protocol),
+        # and with TLS 1.3 the first request may be decrypted before start_tls has returned
+        # the secure transport (it is replayed once that transport is known).
         transport.pause_reading()
+        self._held = bytearray()
         asyncio.get_running_loop().create_task(self._start_tls(transport, context))
 
     async def _start_tls(self, transport: asyncio.Transport, context: ssl.SSLContext) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            secured = await loop.start_tls(
-                transport,
-                self,
-                context,
-                server_side=True,
+        starting = loop.create_task(
+            loop.start_tls(
+                transport, self, context, server_side=True,
                 ssl_handshake_timeout=TLS_HANDSHAKE_SECONDS,
             )
+        )  # fmt: skip
+        await asyncio.sleep(0)  # start_tls has set its protocol and queued its connection_made
+        loop.call_soon(self._hand_early_bytes_to_tls, transport)
+        try:
+            secured = await starting
         except (ssl.SSLError, OSError, TimeoutError) as error:
             reason = getattr(error, "reason", None) or type(error).__name__
             audit.warning("TLS handshake refused client=%s reason=%s", self.peer, reason)
@@ -202,6 +211,24 @@ class ClientConnection(asyncio.Protocol):
         if secured is None or self.closing_reason is not None:
             return
         self._accepted(secured)
+
+    def _hand_early_bytes_to_tls(self, transport: asyncio.Transport) -> None:
+        early, self._held = self._held, bytearray()
+        if not early or self.closing_reason is not None:
+            return
+        tls = transport.get_protocol()
+        # uvloop's SSLProtocol is a buffered protocol without subclassing asyncio's.
+        if hasattr(tls, "get_buffer"):
+            tls = cast(asyncio.BufferedProtocol, tls)
+            view = memoryview(early)
+            while view:
+                buffer = memoryview(tls.get_buffer(len(view)))
+                taken = min(len(buffer), len(view))
+                buffer[:taken] = view[:taken]
+                tls.buffer_updated(taken)
+                view = view[taken:]
+        else:
+            cast(asyncio.Protocol, tls).data_received(bytes(early))
 
     def _accepted(self, transport: asyncio.Transport) -> None:
         self._transport = transport
@@ -220,11 +247,19 @@ class ClientConnection(asyncio.Protocol):
         )
         if self._authenticated:
             self._start_upstream()
+        held, self._held = self._held, None
+        if held:
+            self.data_received(bytes(held))
 
     def _start_upstream(self) -> None:
         asyncio.get_running_loop().create_task(self._connect_upstream(self._targets))
 
     def data_received(self, data: bytes) -> None:
+        if self._held is not None:
+            self._held += data
+            if len(self._held) > self._gateway.limits.max_frame_bytes:
+                self.close("client sent more than a frame's worth before its TLS handshake")
+            return
         try:
             self._requests.feed(data)
         except (framing.FrameError, request_policy.RequestRefused) as error:
