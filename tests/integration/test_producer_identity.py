@@ -176,7 +176,10 @@ def test_a_transaction_open_at_a_switch_ends_aborted_and_the_copy_job_carries_on
         )  # fmt: skip
 
     job = in_background(copy)
-    wait_for_output(kafka_single, target, records=40)  # a few transactions committed on main
+    try:
+        wait_for_output(kafka_single, target, records=40)  # a few transactions on main
+    except AssertionError as error:
+        raise AssertionError(f"{error}; the copy job: {job(170).run.explain()}") from None
     assert all(answer.status == 200 for answer in fleet.switch("failover"))
     run = job(170)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -83,6 +84,10 @@ class FakeGateway:
         self.codecs = producer_ids.codecs(["main", "failover"], generation=1)
         self.stale_producers: list[tuple[str, int, bool]] = []
         self.topic_ids = topic_ids.TopicIdTable()
+        self.cluster_topics: dict[str, uuid.UUID] = {}  # what a look at the cluster would find
+        self.look_gate = asyncio.Event()
+        self.look_gate.set()
+        self.looks = 0
 
     def route(self, slot: int | None) -> tuple[str, list[HostPort]]:
         return "main", [HostPort("127.0.0.1", 9092)]
@@ -102,6 +107,11 @@ class FakeGateway:
 
     def client_authenticator(self) -> ClientAuthenticator | None:
         return ClientAuthenticator(("PLAIN", "SCRAM-SHA-512"), self.users) if self.users else None
+
+    async def learn_topic_ids(self, cluster: str) -> None:
+        await self.look_gate.wait()
+        self.looks += 1
+        self.topic_ids.replace(cluster, self.cluster_topics)
 
     def listener_tls(self) -> Any:
         return None

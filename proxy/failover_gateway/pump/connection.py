@@ -17,6 +17,8 @@ import asyncio
 import logging
 import ssl
 import time
+import uuid
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
@@ -33,6 +35,8 @@ log = logging.getLogger("failover_gateway.connection")
 audit = logging.getLogger("failover_gateway.audit")
 REAUTHENTICATE_AT = 0.8  # of the broker's session lifetime
 TLS_HANDSHAKE_SECONDS = 10.0
+# How long a request naming a topic id the pod does not know waits for the pod to look.
+TOPIC_LEARN_SECONDS = 5.0
 
 # Enough for every request header we see in practice plus Produce's acks; a longer header (a
 # client id of kilobytes) makes the frame be collected whole instead, which is still correct.
@@ -95,6 +99,9 @@ class Gateway(Protocol):
     def topic_ids(self) -> TopicIdTable:
         """What this pod knows of every cluster's topic ids (:mod:`.topic_ids`)."""
 
+    async def learn_topic_ids(self, cluster: str) -> None:
+        """Return once this pod has looked at ``cluster``'s topic ids since the call."""
+
 
 class _Upstream(asyncio.Protocol):
     """The broker side; every event is handed to the owning client connection."""
@@ -145,6 +152,8 @@ class ClientConnection(asyncio.Protocol):
         self._internal = InternalRequests()
         self._stale_producers: set[int] = set()  # logged once per connection
         self._held: bytearray | None = None  # bytes that came before TLS was in place
+        # Requests that wait, in order, behind one naming a topic id the pod must look up.
+        self._parked: deque[bytes | bytearray] | None = None
         self._reauth: asyncio.TimerHandle | None = None
         limits = gateway.limits
         self._requests = framing.FrameSplitter(
@@ -305,6 +314,12 @@ class ClientConnection(asyncio.Protocol):
         )
 
     def _whole_request(self, frame: bytes | bytearray) -> None:
+        if self._parked is not None:
+            self._parked.append(frame)
+            return
+        self._handle_request(frame, may_wait=True)
+
+    def _handle_request(self, frame: bytes | bytearray, *, may_wait: bool) -> None:
         if not self._authenticated or self._terminates_sasl(memoryview(frame)[4:6]):
             self._authenticate(frame)
             return
@@ -317,7 +332,9 @@ class ClientConnection(asyncio.Protocol):
             return
         forwarded: Buffer = frame
         if request.held:
-            outcome = self._translate_ids(request, frame)
+            outcome = self._translate_ids(request, frame, may_wait=may_wait)
+            if outcome is None:
+                return  # parked until the pod has looked up a topic id
             if outcome.answer is not None:
                 if request.expects_response:
                     self._answer_locally(request, outcome.answer)
@@ -327,14 +344,19 @@ class ClientConnection(asyncio.Protocol):
         self._send_upstream(forwarded)
 
     def _translate_ids(
-        self, request: request_policy.InspectedRequest, frame: bytes | bytearray
-    ) -> producer_identity.RequestOutcome:
+        self, request: request_policy.InspectedRequest, frame: bytes | bytearray, *, may_wait: bool
+    ) -> producer_identity.RequestOutcome | None:
+        """The request with client-facing ids made the cluster's, or None when it was parked."""
         codec = self._gateway.producer_ids(self.cluster)
         try:
             if topic_ids.carries_topic_ids("request", request.api_key, request.api_version):
+                missed: list[uuid.UUID] = []
                 translated = topic_ids.translate_request(
-                    request.api_key, frame, self._gateway.topic_ids, self.cluster
+                    request.api_key, frame, self._gateway.topic_ids, self.cluster, missed
                 )
+                if missed and may_wait:
+                    self._park(frame)
+                    return None
                 frame = (
                     translated if isinstance(translated, bytes | bytearray) else bytes(translated)
                 )
@@ -361,6 +383,34 @@ class ClientConnection(asyncio.Protocol):
                 else f"api key {request.api_key} refused, the transaction must be aborted",
             )  # fmt: skip
         return outcome
+
+    def _park(self, frame: bytes | bytearray) -> None:
+        """Hold ``frame`` and every later request until the pod has looked at the cluster's
+        topic ids (:mod:`..routing.topic_ids` says why an unknown id is not passed on at once)."""
+        self._parked = deque([frame])
+        self.pause_reading("learning-topic-ids")
+        asyncio.get_running_loop().create_task(self._unpark())
+
+    async def _unpark(self) -> None:
+        try:
+            await asyncio.wait_for(self._gateway.learn_topic_ids(self.cluster), TOPIC_LEARN_SECONDS)
+        except Exception as error:
+            log.debug("client %s: topic ids of %s not learned: %r", self.peer, self.cluster, error)
+        parked, self._parked = self._parked or deque(), None
+        first = True
+        while parked and self.closing_reason is None:
+            frame = parked.popleft()
+            if self._parked is not None:  # a later request is waiting for a look of its own
+                self._parked.append(frame)
+                continue
+            try:
+                self._handle_request(frame, may_wait=not first)
+            except request_policy.RequestRefused as error:
+                self.close(f"bad request from client: {error}")
+                return
+            first = False
+        if self._parked is None:
+            self.resume_reading("learning-topic-ids")
 
     def _authenticate(self, frame: bytes | bytearray) -> None:
         auth = self._auth

@@ -11,9 +11,13 @@ every pod, and turns it into the active cluster's real id on the way in.
 
 What a pod knows of each cluster's ids (:class:`TopicIdTable`) it learns from the answers it
 relays that name topics (Metadata, CreateTopics, DescribeTopicPartitions) and from a full
-Metadata fetch of its own at start and when a lookup misses (:mod:`..server` does the fetch). An
-id the pod cannot translate is passed on as it is: on the way in, the broker answers
-UNKNOWN_TOPIC_ID and the client asks for metadata again, by which time the pod has learned it.
+Metadata fetch of its own at start, at every refresh interval and when a lookup misses
+(:mod:`..server` does the fetch). A request with an id the pod cannot translate waits for a
+fetch begun after it arrived (the topic may have been created through another pod a moment
+ago), and only then goes on, translated or, if the cluster does not know the topic either, as
+it is. Never passing an unknown id at once matters for Fetch: a broker keeps the ids of a fetch
+session's first request and the client's later requests name none, so a session opened with an
+id the broker cannot resolve answers UNKNOWN_TOPIC_ID for as long as it lives.
 
 Trade-off, written down for users: a topic deleted and recreated under the same name keeps its
 client-facing id, so clients cannot tell the new topic from the old one by id (they still see
@@ -108,14 +112,21 @@ def _has_ids(fields: tuple[specs.FieldSpec, ...], version: int) -> bool:
 
 
 def translate_request(
-    api_key: int, frame: bytes | bytearray, table: TopicIdTable, cluster: str
+    api_key: int,
+    frame: bytes | bytearray,
+    table: TopicIdTable,
+    cluster: str,
+    missed: list[uuid.UUID] | None = None,
 ) -> Buffer:
-    """Client-facing ids in a request become ``cluster``'s real ones (unknown ones stay)."""
+    """Client-facing ids in a request become ``cluster``'s real ones; unknown ones stay as they
+    are and are added to ``missed``, so that the caller can learn them and try again."""
 
     def inward(seen: uuid.UUID) -> uuid.UUID | None:
         real = table.to_cluster(cluster, seen)
         if real is None:
             table.misses.add(cluster)
+            if missed is not None:
+                missed.append(seen)
         return real
 
     view = memoryview(frame)[4:]

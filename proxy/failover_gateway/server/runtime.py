@@ -49,6 +49,9 @@ log = logging.getLogger("failover_gateway")
 _SHUTDOWN_GRACE_SECONDS = 5.0
 _TOPIC_WATCH_SECONDS = 0.5
 _TOPIC_MISS_REFETCH_SECONDS = 2.0
+# Fetches asked for by requests with an unknown topic id start at most this often per cluster:
+# waiting requests share one, and a client naming ids nobody has cannot flood a cluster.
+_TOPIC_LEARN_GAP_SECONDS = 0.1
 
 
 class GatewayRuntime:
@@ -75,6 +78,7 @@ class GatewayRuntime:
         self._producer_ids = producer_ids.codecs(config.clusters, producer_ids.generation(epoch, 0))
         self.topic_ids = topic_ids.TopicIdTable()
         self._topics_fetched_at: dict[str, float] = {}
+        self._topic_fetches: dict[str, asyncio.Task[None]] = {}
         self.traffic = metrics.Traffic()
         self.switchboard = Switchboard(
             clusters=config.clusters,
@@ -299,8 +303,26 @@ class GatewayRuntime:
                 age = now - self._topics_fetched_at.get(cluster, -math.inf)
                 missed = cluster in self.topic_ids.misses
                 if age >= every or (missed and age >= _TOPIC_MISS_REFETCH_SECONDS):
-                    await self._fetch_topic_ids(cluster)
+                    await self.learn_topic_ids(cluster)
             await asyncio.sleep(_TOPIC_WATCH_SECONDS)
+
+    async def learn_topic_ids(self, cluster: str) -> None:
+        """Return once a fetch of ``cluster``'s topic ids begun after this call has ended.
+
+        Callers asking at the same time share one fetch; fetches start at most every
+        :data:`_TOPIC_LEARN_GAP_SECONDS`. A fetch that fails (cluster down) ends the wait too."""
+        asked = time.monotonic()
+        while self._topics_fetched_at.get(cluster, -math.inf) < asked:
+            fetch = self._topic_fetches.get(cluster)
+            if fetch is None or fetch.done():
+                last = self._topics_fetched_at.get(cluster, -math.inf)
+                gap = last + _TOPIC_LEARN_GAP_SECONDS - time.monotonic()
+                if gap > 0:
+                    await asyncio.sleep(gap)
+                    continue
+                fetch = asyncio.get_running_loop().create_task(self._fetch_topic_ids(cluster))
+                self._topic_fetches[cluster] = fetch
+            await asyncio.shield(fetch)
 
     async def _fetch_topic_ids(self, cluster: str) -> None:
         self._topics_fetched_at[cluster] = time.monotonic()
@@ -393,7 +415,7 @@ class GatewayRuntime:
         self.listening = False
         for server in self._servers:
             server.close()
-        for task in self._tasks + list(self._refreshing.values()):
+        for task in [*self._tasks, *self._refreshing.values(), *self._topic_fetches.values()]:
             task.cancel()
         connections = list(self.switchboard.connections)
         for connection in connections:
