@@ -1,6 +1,6 @@
 """What Kafka 4.x clients can do, straight against a broker and through the gateway.
 
-Each capability runs as a real Java client program (``tests/java``, driven by
+Each capability runs as a real Java client program (``lab/java``, driven by
 :mod:`kafka_testbed.java_workloads`) twice: ``straight`` to the broker, the control that proves
 the program and the broker are right, and ``through_gateway``, the claim. Main is Kafka 4.4.0
 with its default features (``transaction.version=2``, share groups, streams groups) unless a test

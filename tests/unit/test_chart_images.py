@@ -1,9 +1,10 @@
-"""The container images' recipes, read without Docker: pinned inputs, non-root, no compiler.
+"""The container images' recipes, read as text: pinned inputs, non-root, no compiler, no lab.
 
-There is no Docker engine on the build machines, so the Dockerfiles cannot be built here; hadolint
-(``make lint``) checks them as Dockerfiles, and these tests check what this project promises about
-them: the pinned runtime set stays inside pyproject's ranges and closed under its dependencies,
-the final stage runs the console scripts as UID 10001 with OCI labels and without a compiler.
+The images are built and run for real by ``tests/integration/test_images.py`` (podman); these
+tests check what the recipes promise without building: each image's pinned set stays inside its
+distribution's ranges and is closed under its dependencies, the gateway's set has no Kubernetes
+in it, the final stage runs the console script as UID 10001 with OCI labels, without a compiler,
+and neither copies the test lab.
 """
 
 from __future__ import annotations
@@ -20,21 +21,23 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[2]
-RUNTIME = REPO / "requirements" / "runtime.txt"
-PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+GATEWAY = tomllib.loads((REPO / "pyproject.toml").read_text())
+OPERATOR = tomllib.loads((REPO / "operator" / "pyproject.toml").read_text())
+# Dockerfile -> (console script, its distribution's pyproject, pinned requirements file)
 IMAGES = {
-    "Dockerfile.proxy": "kafka-failover-gateway",
-    "Dockerfile.operator": "kafka-failover-operator",
+    "Dockerfile.proxy": ("kafka-failover-gateway", GATEWAY, "requirements/gateway.txt"),
+    "Dockerfile.operator": ("kafka-failover-operator", OPERATOR, "requirements/operator.txt"),
 }
+OWN = {"kafka-failover", "kafka-failover-operator"}
 PIN = "regenerate with `make pin-runtime` (scripts/pin_runtime_requirements.py)"
 
 
-def pins() -> dict[str, str]:
+def pins(requirements: str) -> dict[str, str]:
     found: dict[str, str] = {}
-    for line in RUNTIME.read_text().splitlines():
+    for line in (REPO / requirements).read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             match = re.fullmatch(r"([A-Za-z0-9._-]+)==([A-Za-z0-9.+!-]+)", line.strip())
-            assert match, f"requirements/runtime.txt: {line!r} is not an exact `name==version` pin"
+            assert match, f"{requirements}: {line!r} is not an exact `name==version` pin"
             found[canonicalize_name(match.group(1))] = match.group(2)
     return found
 
@@ -49,34 +52,48 @@ def final_stage(dockerfile: str) -> str:
     return text[text.rindex("\nFROM ") :]
 
 
-def test_every_runtime_dependency_of_pyproject_is_pinned_inside_its_range() -> None:
-    pinned = pins()
-    for text in PYPROJECT["project"]["dependencies"]:
+@pytest.mark.parametrize("dockerfile", IMAGES)
+def test_every_runtime_dependency_of_each_distribution_is_pinned_inside_its_range(
+    dockerfile: str,
+) -> None:
+    _, pyproject, requirements = IMAGES[dockerfile]
+    pinned = pins(requirements)
+    for text in pyproject["project"]["dependencies"]:
         requirement = Requirement(text)
-        if not applies_on_linux(requirement):
+        if not applies_on_linux(requirement) or requirement.name in OWN:
             continue
         name = canonicalize_name(requirement.name)
-        assert name in pinned, (
-            f"{requirement.name} is not pinned in requirements/runtime.txt: {PIN}"
-        )
+        assert name in pinned, f"{requirement.name} is not pinned in {requirements}: {PIN}"
         assert requirement.specifier.contains(pinned[name], prereleases=True), (
             f"{name}=={pinned[name]} is outside pyproject's range {requirement.specifier}: {PIN}"
         )
 
 
-def test_no_test_or_dev_only_package_is_pinned_for_the_images() -> None:
-    extras = PYPROJECT["project"]["optional-dependencies"]
+@pytest.mark.parametrize("dockerfile", IMAGES)
+def test_no_test_or_dev_only_package_is_pinned_for_an_image(dockerfile: str) -> None:
+    extras = GATEWAY["project"]["optional-dependencies"]
     extra_names = {
         canonicalize_name(Requirement(t).name) for group in extras.values() for t in group
     }
     runtime_names = {
-        canonicalize_name(Requirement(t).name) for t in PYPROJECT["project"]["dependencies"]
+        canonicalize_name(Requirement(t).name)
+        for pyproject in (GATEWAY, OPERATOR)
+        for t in pyproject["project"]["dependencies"]
     }
-    assert not (set(pins()) & (extra_names - runtime_names))
+    assert not (set(pins(IMAGES[dockerfile][2])) & (extra_names - runtime_names))
 
 
-def test_the_pinned_set_is_closed_under_the_dependencies_of_what_the_venv_has_installed() -> None:
-    pinned = pins()
+def test_the_gateway_image_has_no_kubernetes_client_and_no_kopf() -> None:
+    pinned = pins("requirements/gateway.txt")
+    assert not {"kopf", "kubernetes"} & set(pinned), "the gateway never talks to Kubernetes"
+    assert {"kopf", "kubernetes"} <= set(pins("requirements/operator.txt"))
+
+
+@pytest.mark.parametrize("dockerfile", IMAGES)
+def test_the_pinned_set_is_closed_under_the_dependencies_of_what_the_venv_has_installed(
+    dockerfile: str,
+) -> None:
+    pinned = pins(IMAGES[dockerfile][2])
     checked = 0
     for name, version in pinned.items():
         try:
@@ -88,34 +105,42 @@ def test_the_pinned_set_is_closed_under_the_dependencies_of_what_the_venv_has_in
         checked += 1
         for text in installed.requires or []:
             requirement = Requirement(text)
-            if applies_on_linux(requirement):
+            if applies_on_linux(requirement) and requirement.name not in OWN:
                 dependency = canonicalize_name(requirement.name)
                 assert dependency in pinned, f"{name} needs {requirement}, not pinned: {PIN}"
                 assert requirement.specifier.contains(pinned[dependency], prereleases=True)
     assert checked, "no pinned version matches the venv: regenerate the pins"
 
 
-@pytest.mark.parametrize(("dockerfile", "script"), IMAGES.items())
-def test_each_image_builds_wheels_in_a_builder_stage_and_installs_only_the_pins(
-    dockerfile: str, script: str
+@pytest.mark.parametrize("dockerfile", IMAGES)
+def test_each_image_installs_only_its_pins_in_a_builder_stage_and_copies_the_venv(
+    dockerfile: str,
 ) -> None:
+    _, _, requirements = IMAGES[dockerfile]
     text = (REPO / dockerfile).read_text()
-    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", text, re.MULTILINE)
-    assert re.findall(r"^FROM (\S+)", text, re.MULTILINE) == ["${PYTHON_IMAGE}"] * 2
-    assert "AS builder" in text and "pip wheel" in text and "--only-binary=:all:" in text
-    final = final_stage(dockerfile)
-    assert "--no-index" in final and "--no-deps" in final and "pip check" in final
-    assert "runtime.txt" in final
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim$", text, re.MULTILINE)
+    assert re.findall(r"^FROM (\S+)", text, re.MULTILINE) == ["${BASE_IMAGE}"] * 2
+    builder = text[: text.rindex("\nFROM ")]
+    assert "AS builder" in builder and "--only-binary=:all:" in builder
+    assert f"-r {requirements}" in builder and "pip check" in builder
+    assert "COPY --from=builder /opt/kafka-failover /opt/kafka-failover" in final_stage(dockerfile)
 
 
-@pytest.mark.parametrize(("dockerfile", "script"), IMAGES.items())
+@pytest.mark.parametrize("dockerfile", IMAGES)
+def test_no_image_copies_the_test_lab(dockerfile: str) -> None:
+    copied = re.findall(r"^COPY (?:--\S+ )*(\S+)", (REPO / dockerfile).read_text(), re.MULTILINE)
+    assert not [path for path in copied if path.startswith(("lab", "tests", "bench"))]
+
+
+@pytest.mark.parametrize("dockerfile", IMAGES)
 def test_each_image_runs_its_console_script_as_uid_10001_without_a_compiler(
-    dockerfile: str, script: str
+    dockerfile: str,
 ) -> None:
+    script, pyproject, _ = IMAGES[dockerfile]
     final = final_stage(dockerfile)
     assert re.search(r"^USER 10001:10001$", final, re.MULTILINE)
     assert re.search(rf'^ENTRYPOINT \["{script}"\]$', final, re.MULTILINE)
-    assert script in PYPROJECT["project"]["scripts"]
+    assert script in pyproject["project"]["scripts"]
     assert not re.search(r"apt-get|apk |gcc|build-essential|\bmake\b", final)
     for label in ("title", "description", "version", "revision", "licenses", "source"):
         assert f"org.opencontainers.image.{label}=" in final
@@ -124,7 +149,7 @@ def test_each_image_runs_its_console_script_as_uid_10001_without_a_compiler(
 def test_the_docker_build_context_leaves_out_the_venv_caches_and_git() -> None:
     ignored = (REPO / ".dockerignore").read_text().splitlines()
     assert ignored.index("*") < ignored.index("!pyproject.toml"), "exclude all, then allow"
-    assert "!requirements/runtime.txt" in ignored
+    assert "!requirements/gateway.txt" in ignored and "!requirements/operator.txt" in ignored
     for path in (".venv", ".cache", ".git"):
         assert f"!{path}" not in ignored
 

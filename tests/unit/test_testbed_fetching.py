@@ -123,11 +123,14 @@ def test_the_java_major_version_is_read_from_java_version_output(
     assert fetching.java_major_version(output) == major
 
 
-def test_the_cache_lives_in_the_repository_unless_overridden(
+def test_the_cache_lives_in_the_users_cache_directory_shared_by_clones_unless_overridden(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(fetching.CACHE_ENV_VAR, raising=False)
-    assert fetching.cache_root() == Path(__file__).resolve().parents[2] / ".cache"
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert fetching.cache_root() == Path.home() / ".cache" / "kafka-failover"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert fetching.cache_root() == tmp_path / "xdg" / "kafka-failover"
 
     monkeypatch.setenv(fetching.CACHE_ENV_VAR, str(tmp_path))
     assert fetching.kafka_jars_dir("4.1.1") == tmp_path / "jars" / "kafka-4.1.1"

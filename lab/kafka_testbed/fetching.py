@@ -43,14 +43,15 @@ _MISSING_ARTIFACT = re.compile(r"Could not find artifact|was not found in", re.I
 
 
 def cache_root() -> Path:
-    """The folder holding every download: ``$KAFKA_TESTBED_CACHE``, else the repo's ``.cache``."""
+    """The folder holding every download: ``$KAFKA_TESTBED_CACHE``, else ``kafka-failover`` in the
+    user's cache directory (``$XDG_CACHE_HOME``, else ``~/.cache``), as Maven and Go keep theirs:
+    every clone on a machine shares what one of them fetched or built; entries are keyed by version
+    and content."""
     override = os.environ.get(CACHE_ENV_VAR)
     if override:
         return Path(override)
-    repo = PACKAGE_DIR.parents[1]
-    if (repo / "pyproject.toml").is_file():
-        return repo / ".cache"
-    return Path.home() / ".cache" / "kafka-testbed"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "kafka-failover"
 
 
 def kafka_jars_dir(version: str = versions.KAFKA_VERSION) -> Path:

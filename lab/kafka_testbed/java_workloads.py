@@ -1,4 +1,4 @@
-"""Kafka 4.x client capabilities as workloads: the Java programs of ``tests/java``, run and parsed.
+"""Kafka 4.x client capabilities as workloads: the Java programs of ``lab/java``, run and parsed.
 
 Why it exists: what Kafka 4.x added for clients (KIP-890 part 2 transactions, Kafka Streams
 exactly-once, KIP-932 share groups, KIP-848 consumer groups, KIP-1071 streams groups) is defined

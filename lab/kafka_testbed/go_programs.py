@@ -4,11 +4,11 @@ Why it exists: the lab runs Go binaries built from the module pinned in ``gomod/
 go.mod and go.sum): franz-go's own kgo integration tests (:mod:`kafka_testbed.franz_go`) and the
 franz-go sequence producer ``cmd/sequence-producer`` (:mod:`kafka_testbed.process_producers`).
 Go compiles them from the Go module proxy, minutes from empty caches, so each :class:`GoBinary`
-is built once and cached under ``.cache/<module folder>`` with a name carrying a hash of what
+is built once and cached under the cache's ``<module folder>`` with a name carrying a hash of what
 decides its bytes: its module's go.mod and go.sum, its own sources, the Go release and a recipe
 revision. A build runs under a file lock and writes a staging file that is renamed into place,
 so parallel test runs build once and an interrupted build leaves nothing half-written. The Go
-caches (``.cache/go``) are the Kubernetes build's.
+caches (``~/.cache/kafka-failover/go``) are the Kubernetes build's.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def sequence_producer() -> GoBinary:
 
 
 def cache_dir(module_dir: Path) -> Path:
-    """One cache folder per pinned module: ``.cache/franz-go``."""
+    """One cache folder per pinned module: ``~/.cache/kafka-failover/franz-go``."""
     return fetching.cache_root() / module_dir.name
 
 
@@ -133,7 +133,7 @@ def go_executable(binary: GoBinary) -> str:
 
 
 def go_environment() -> dict[str, str]:
-    """The same Go caches as the Kubernetes build: ``.cache/go``, static binaries."""
+    """The same Go caches as the Kubernetes build (the cache's ``go``), static binaries."""
     go_cache = fetching.cache_root() / "go"
     flags = os.environ.get("GOFLAGS", "").split()
     flags += [flag for flag in ("-modcacherw", "-trimpath") if flag not in flags]

@@ -4,7 +4,7 @@ Kroxylicious is a Netty proxy that decodes every Kafka frame so that filters can
 with no filters it is the fair Java counterpart of our gateway. Its command-line entry point
 (``kroxylicious-app``) is not on Maven Central, its runtime is, so ``maven/kroxylicious/pom.xml``
 resolves ``kroxylicious-runtime`` (and its own kafka-clients) into the cache, and
-``tests/java/KroxyliciousLauncher.java`` parses the YAML config with Kroxylicious's own
+``lab/java/KroxyliciousLauncher.java`` parses the YAML config with Kroxylicious's own
 ``ConfigParser`` and starts its ``KafkaProxy``.
 
 The config: one virtual cluster whose target is the upstream broker, addressed by port (a

@@ -7,10 +7,10 @@ no download site for release binaries here, only the Go module proxy. Helm is an
 committed, so every machine compiles the same sources.
 
 The recipe is :mod:`kube_testbed.building`'s and reuses its helpers (same package): the binary
-goes to the git-ignored ``.cache/helm/<helm version>/bin``, a marker written after a complete build
+goes to ``~/.cache/kafka-failover/helm/<version>/bin``, a marker written after a complete build
 makes the next call a no-op, a build goes to a staging folder first, and Go's caches are shared in
-``.cache/go``. The linker stamps the release as helm's own Makefile does, so ``helm version``
-tells the truth.
+``~/.cache/kafka-failover/go``. The linker stamps the release as helm's own Makefile does, so
+``helm version`` tells the truth.
 
 ``python -m kube_testbed.helm_building`` builds (``make fetch`` runs it);
 ``python -m kube_testbed.helm_building --pin v4.Y.Z`` rewrites the pinned module for an upgrade.

@@ -8,10 +8,10 @@ contain. The pinned module in ``gomod/kubernetes`` therefore replaces each stagi
 published ``v0.Y.Z`` release; etcd is built from its own pinned module in ``gomod/etcd``. Both
 go.mod files and their go.sum are committed, so every machine compiles exactly the same sources.
 
-Binaries go to the git-ignored ``.cache/k8s/<kubernetes version>/bin``; a marker written after a
+Binaries go to ``~/.cache/kafka-failover/k8s/<version>/bin``; a marker written after a
 complete build makes the next call a no-op, and a build goes to a staging folder first, so an
 interrupted build never leaves a half-filled folder behind. Go's module and build caches live in
-``.cache/go`` so repeated builds on one machine are fast.
+``~/.cache/kafka-failover/go`` so repeated builds on one machine are fast.
 
 ``python -m kube_testbed.building`` builds (``make fetch`` runs it);
 ``python -m kube_testbed.building --pin v1.37.2 v3.7.3`` rewrites the pinned modules for an upgrade.
@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kafka_testbed import fetching
 from kube_testbed.errors import BuildError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -74,14 +75,10 @@ BINARIES: tuple[Binary, ...] = (
 
 
 def cache_root() -> Path:
-    """The folder holding every build: ``$KUBE_TESTBED_CACHE``, else the repo's ``.cache``."""
+    """The folder holding every build: ``$KUBE_TESTBED_CACHE``, else the lab's cache
+    (:func:`kafka_testbed.fetching.cache_root`, ``~/.cache/kafka-failover``)."""
     override = os.environ.get(CACHE_ENV_VAR)
-    if override:
-        return Path(override)
-    repo = PACKAGE_DIR.parents[1]
-    if (repo / "pyproject.toml").is_file():
-        return repo / ".cache"
-    return Path.home() / ".cache" / "kube-testbed"
+    return Path(override) if override else fetching.cache_root()
 
 
 def kubernetes_version() -> str:
@@ -152,7 +149,7 @@ def go_executable() -> str:
 
 
 def go_environment() -> dict[str, str]:
-    """The environment for every go command: caches in ``.cache/go``, static, removable."""
+    """The environment for every go command: caches in the cache's ``go``, static, removable."""
     go_cache = cache_root() / "go"
     flags = os.environ.get("GOFLAGS", "").split()
     flags += [flag for flag in ("-modcacherw", "-trimpath") if flag not in flags]

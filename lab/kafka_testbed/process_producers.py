@@ -3,7 +3,7 @@
 Why it exists: what a producer goes through around a gateway switch depends on its client. The
 Java client is the protocol's reference (kafka-clients 3.7.2 has no KIP-899 rebootstrap, 4.x has)
 and franz-go recovers an idempotent producer its own way; neither runs inside Python. So each
-runs as a small program (``tests/java/SequenceProducer.java``,
+runs as a small program (``lab/java/SequenceProducer.java``,
 ``gomod/franz-go/cmd/sequence-producer``) sending the records :class:`workloads.SequencedProducer`
 sends (values :func:`workloads.encode_value`, keys :func:`workloads.record_key`) at a steady
 rate, printing one line per event, and :class:`ProcessProducer` reads those lines into a
@@ -131,7 +131,7 @@ class ProducerProgram(Protocol):
 
 @dataclass(frozen=True)
 class JavaSequenceProducer:
-    """``tests/java/SequenceProducer.java`` against the kafka-clients jars of ``version``."""
+    """``lab/java/SequenceProducer.java`` against the kafka-clients jars of ``version``."""
 
     version: str
 

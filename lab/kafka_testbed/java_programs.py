@@ -1,4 +1,4 @@
-"""Compiling and running the small Java programs under ``tests/java`` against a chosen client.
+"""Compiling and running the small Java programs under ``lab/java`` against a chosen client.
 
 Client-version tests need the *Java* client's own reconnect behaviour (3.7 has no KIP-899
 rebootstrap, 4.x has), so the program is compiled with javac against the jars of that version and

@@ -6,7 +6,7 @@ consumed). Running the same tests straight against a broker and then through the
 of that broker, any test that passes only straight is a gateway bug.
 
 The test binary is compiled once from the Go module proxy (``go test -c``) with the module pinned
-in ``gomod/franz-go`` and cached under ``.cache/franz-go`` by :mod:`kafka_testbed.go_programs`,
+in ``gomod/franz-go`` and cached under ``~/.cache/kafka-failover/franz-go`` (go_programs),
 its name carrying a hash of go.mod, go.sum and the Go version. A selection of tests runs in a few
 processes at once (see :data:`BATCHES` for why more than one); their ``go test -v`` output is
 parsed into one outcome per top-level test, and :func:`compare` sets two runs side by side. The
