@@ -23,13 +23,14 @@ from typing import Any
 
 import yaml
 
-from kafka_testbed import networking, supervising
+from kafka_testbed import images, networking, supervising
 from kafka_testbed.clusters import read_tail
 from kafka_testbed.errors import ClusterStartError
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "test-admin-secret-7f3a"
 START_TIMEOUT_SECONDS = 30.0
+CONTAINER_CONFIG_DIR = "/etc/kafka-failover"
 
 
 class GatewayStartError(ClusterStartError):
@@ -58,6 +59,9 @@ class GatewayProcess:
     env: dict[str, str] = field(default_factory=dict, repr=False)
     host: str = networking.HOST
     """The loopback address this gateway listens on (a pod of a fleet has its own)."""
+    container: images.ContainerImage | None = None
+    """The image it runs from (as container :attr:`container_name`), or None: a venv process."""
+    container_name: str = ""
 
     @property
     def bootstrap(self) -> str:
@@ -105,16 +109,31 @@ class GatewayProcess:
         return "\n".join(read_tail(self.log_path, lines))
 
     def stop(self) -> int:
-        return supervising.terminate(self.process, grace_seconds=10)
+        code = supervising.terminate(self.process, grace_seconds=10)
+        if self.container is not None:
+            self.container.remove(self.container_name)
+        return code
+
+    def resident_bytes(self) -> int:
+        """The gateway process's resident memory (the container's first process)."""
+        pid = self.process.pid
+        if self.container is not None:
+            pid = self.container.main_pid(self.container_name)
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no VmRSS for pid {pid}")
 
     def restart(self, down_seconds: float = 0.0, timeout: float = START_TIMEOUT_SECONDS) -> None:
         """Stop the process, stay down ``down_seconds``, start it again on the same ports."""
         self.stop()
         time.sleep(down_seconds)
         self.process = supervising.spawn(
-            [sys.executable, "-m", "failover_gateway", "--config", str(self.config_path)],
+            _command(self.config_path, self.container, self.container_name, self.env),
             self.log_path,
-            env=self.env,
+            env=self.env
+            if self.container is None
+            else dict(os.environ) | self.container.engine.env,
         )
         _wait_ready(self, timeout)
 
@@ -201,12 +220,14 @@ def start_gateway(
     host: str = networking.HOST,
     port: int | None = None,
     advertised_host: str | None = None,
+    container: images.ContainerImage | None = None,
 ) -> GatewayProcess:
     """Start a gateway process in front of ``clusters`` and wait until its admin API is ready.
 
     ``host`` is the loopback address it listens on (admin API included), ``port`` its bootstrap
     port (the broker ports and the admin port follow; free ones are picked when None), and
-    ``advertised_host`` the host it gives clients (``host`` by default)."""
+    ``advertised_host`` the host it gives clients (``host`` by default). With ``container`` the
+    gateway runs from that image, as a pod would (UID 10001, read-only root, host network)."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="gateway-"))
     base = port if port is not None else free_port_block(broker_port_count + 2)
     port, admin_port = base, base + broker_port_count + 1
@@ -236,10 +257,14 @@ def start_gateway(
         }
         | dict(env or {})
     )
+    name = f"gateway-{host}-{port}" if container is not None else ""
+    if container is not None:
+        workdir.chmod(0o755)  # the container's user reads its config from here
+        container.remove(name)
     process = supervising.spawn(
-        [sys.executable, "-m", "failover_gateway", "--config", str(config_path)],
+        _command(config_path, container, name, process_env),
         log_path,
-        env=process_env,
+        env=process_env if container is None else dict(os.environ) | container.engine.env,
     )
     gateway = GatewayProcess(
         port,
@@ -250,9 +275,30 @@ def start_gateway(
         process,
         env=process_env,
         host=host,
+        container=container,
+        container_name=name,
     )
     _wait_ready(gateway, timeout)
     return gateway
+
+
+def _command(
+    config_path: Path,
+    container: images.ContainerImage | None,
+    name: str,
+    env: Mapping[str, str],
+) -> list[str]:
+    """The venv's gateway, or the image's with the config's folder mounted read-only at
+    :data:`CONTAINER_CONFIG_DIR` (only the admin credentials of ``env`` are passed in)."""
+    if container is None:
+        return [sys.executable, "-m", "failover_gateway", "--config", str(config_path)]
+    passed = {key: value for key, value in env.items() if key.startswith("GATEWAY_")}
+    return container.run_command(
+        name,
+        ["--config", f"{CONTAINER_CONFIG_DIR}/{config_path.name}"],
+        mounts={config_path.parent: CONTAINER_CONFIG_DIR},
+        env=passed,
+    )
 
 
 def _wait_ready(gateway: GatewayProcess, timeout: float) -> None:

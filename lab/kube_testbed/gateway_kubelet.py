@@ -1,24 +1,35 @@
-"""A kubelet stand-in for gateway Pods: each Pod becomes a real gateway process on its own address.
+"""A kubelet stand-in for gateway Pods: each Pod becomes a real container (or process) on its own
+address.
 
-There is no kubelet (nor container runtime) on these machines, so this plays one for the Pods of
-the operator's gateway Deployments: for every Pod it sees, it materialises the Pod's ConfigMap and
-Secret volumes (Secret data decoded, files mode 0400) into the Pod's folder, each at its mount path
-below ``<folder>/fs``, resolves the ``secretKeyRef`` environment, starts ``python -m
-failover_gateway`` bound to its own loopback address (127.0.0.N stands for the pod IP, as a network
-namespace would give each pod one), waits for ``/readyz`` and patches the Pod's status (podIP,
-phase Running, Ready). The gateway config names files by their paths in the container
-(``/etc/kafka-failover/...``, also inside ``${file:...}``): every such path under a mount is
-rewritten to the materialised copy. Like a kubelet it refreshes mounted ConfigMap and Secret files
-while the Pod runs (this is how the operator's ``active`` key reaches pods); a Pod whose volume
-source is missing is not started (a kubelet would keep it ContainerCreating) and is retried. It
-kills the process when the Pod is deleted. ``freeze`` sends SIGSTOP, for fencing tests.
+There is no kubelet on these machines, so this plays one for the Pods of the operator's gateway
+Deployments: for every Pod it sees, it materialises the Pod's ConfigMap and Secret volumes (Secret
+data decoded, files mode 0400, or 0440 group-owned by the Pod's ``fsGroup``, as a kubelet does)
+into the Pod's folder, each at its mount path below ``<folder>/fs``, resolves the ``secretKeyRef``
+environment, starts the gateway bound to its own loopback address (127.0.0.N stands for the pod
+IP, as a network namespace would give each pod one), waits for its real ``/readyz`` and patches
+the Pod's status (podIP, phase Running, Ready).
+
+Two ways to run a Pod (:class:`PodMode`). ``container``, whenever a container engine is usable
+(:mod:`kafka_testbed.images`): the Pod's image (the locally built product image, tagged with the
+name the Pod asks for), its command and args, env, every volume bind-mounted read-only at the
+path the Pod names, ``runAsUser``/``runAsGroup``, ``readOnlyRootFilesystem``, host networking.
+``process``, on machines without one: ``python -m failover_gateway`` from the venv, where the
+gateway config's container paths (``/etc/kafka-failover/...``, also inside ``${file:...}``) are
+rewritten to the materialised copies. Like a kubelet it refreshes mounted ConfigMap and Secret
+files while the Pod runs (this is how the operator's ``active`` key reaches pods); a Pod whose
+volume source is missing is not started (a kubelet would keep it ContainerCreating) and is
+retried. It stops the container (or process) when the Pod is deleted. ``freeze`` sends SIGSTOP
+to the gateway, for fencing tests.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
+import functools
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -35,7 +46,7 @@ import kubernetes
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from kafka_testbed import supervising
+from kafka_testbed import images, supervising
 
 POLL_SECONDS = 0.25
 READY_TIMEOUT_SECONDS = 30.0
@@ -44,6 +55,37 @@ GATEWAY_SELECTOR = "app.kubernetes.io/name=kafka-failover-gateway"
 SECRET_FILE_MODE = 0o400
 SERVICE_DOMAIN = ".svc"
 MAX_ERRORS = 200
+
+
+@dataclass(frozen=True)
+class PodMode:
+    """How Pods run: as containers of ``engine``, or (``engine`` None) as venv processes."""
+
+    engine: images.Engine | None = None
+
+    @property
+    def name(self) -> str:
+        return "process" if self.engine is None else f"container ({self.engine.name})"
+
+
+@functools.cache
+def pod_mode() -> PodMode:
+    """Containers when the product images can be built here, else processes; ``$KUBELET_PODS``
+    (``container`` or ``process``) forces one. Built images are tagged with the names Pods ask
+    for (the chart's and the operator's default image names), as a registry would serve them."""
+    wanted = os.environ.get("KUBELET_PODS", "")
+    if wanted == "process":
+        return PodMode()
+    try:
+        built = images.build_all(install=wanted == "container")
+    except images.ImagesUnavailable:
+        if wanted == "container":
+            raise
+        return PodMode()
+    images.tag_as_released(built)
+    mode = PodMode(built.engine)
+    print(f"kube_testbed: gateway pods run as {mode.name} from {built.gateway}", file=sys.stderr)
+    return mode
 
 
 class KubeletError(Exception):
@@ -69,6 +111,9 @@ class PodFiles:
     volumes: tuple[Volume, ...]
     config_path: str
     """The ``--config`` argument, a path inside the container."""
+    in_container: bool = False
+    owner: tuple[int, int] | None = None
+    """``(uid, fsGroup)`` that owns the files (containers run as a non-root user)."""
 
     @property
     def local_config(self) -> str:
@@ -84,6 +129,8 @@ class RunningPod:
     process: supervising.Process
     admin_port: int
     files: PodFiles
+    container: str | None = None
+    """The container's name when the Pod runs as a container."""
     ready: bool = False
 
     @property
@@ -94,7 +141,10 @@ class RunningPod:
 class GatewayKubelet:
     """Watches one namespace's gateway Pods from a thread and runs them as local processes."""
 
-    def __init__(self, kubeconfig: Path, namespace: str, workdir: Path) -> None:
+    def __init__(
+        self, kubeconfig: Path, namespace: str, workdir: Path, mode: PodMode | None = None
+    ) -> None:
+        self.mode = mode or pod_mode()
         api = kubernetes.config.new_client_from_config(str(kubeconfig))
         self.core = kubernetes.client.CoreV1Api(api)
         self.namespace = namespace
@@ -123,12 +173,19 @@ class GatewayKubelet:
             return dict(self.pods)
 
     def freeze(self, pod_name: str) -> None:
-        os.kill(self.running()[pod_name].process.pid, signal.SIGSTOP)
+        os.kill(self._gateway_pid(self.running()[pod_name]), signal.SIGSTOP)
 
     def thaw(self, pod_name: str) -> None:
         pod = self.running().get(pod_name)
         if pod is not None and pod.process.poll() is None:
-            os.kill(pod.process.pid, signal.SIGCONT)
+            os.kill(self._gateway_pid(pod), signal.SIGCONT)
+
+    def _gateway_pid(self, pod: RunningPod) -> int:
+        """The gateway's own process: the venv process, or the container's first process."""
+        if pod.container is None or self.mode.engine is None:
+            return pod.process.pid
+        found = self.mode.engine.run("inspect", "--format", "{{.State.Pid}}", pod.container)
+        return int(found.stdout.strip())
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -196,21 +253,34 @@ class GatewayKubelet:
                     f"pod {name}: {volume.kind} {volume.source} (mounted at "
                     f"{volume.mount_path}) not found"
                 )
-        env = dict(os.environ) | self._environment(container)
+        pod_env = self._environment(container)
         ip = f"127.0.0.{next(self._octets)}"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-        files = PodFiles(name, ip, volumes, config_path)
+        engine = self.mode.engine
+        owner = _owner(pod, container) if engine is not None else None
+        files = PodFiles(name, ip, volumes, config_path, engine is not None, owner)
         for volume in volumes:
             self._materialise(files, volume, sources)
-        process = supervising.spawn(
-            [sys.executable, "-m", "failover_gateway", "--config", files.local_config],
-            folder / "gateway.log",
-            env=env,
-        )
+        container_name = None
+        if engine is None:
+            process = supervising.spawn(
+                [sys.executable, "-m", "failover_gateway", "--config", files.local_config],
+                folder / "gateway.log",
+                env=dict(os.environ) | pod_env,
+            )
+        else:
+            container_name = f"kubelet-{self.namespace}-{name}"
+            engine.run("rm", "--force", container_name, check=False)
+            process = supervising.spawn(
+                container_command(engine, container_name, pod, container, files, pod_env),
+                folder / "gateway.log",
+                env=dict(os.environ) | engine.env,
+            )
         running = RunningPod(
-            name, pod.metadata.uid, ip, folder, process, _admin_port(container), files
-        )
+            name, pod.metadata.uid, ip, folder, process, _admin_port(container), files,
+            container_name,
+        )  # fmt: skip
         with self._lock:
             self.pods[name] = running
         self._await_ready(running)
@@ -234,12 +304,15 @@ class GatewayKubelet:
         if data is None:
             return  # a kubelet keeps the last copy of a source that disappeared
         mode = SECRET_FILE_MODE if volume.kind == "secret" else 0o644
+        if files.owner is not None:  # fsGroup: the group may read what its owner may
+            mode |= (mode & 0o700) >> 3
         volume.local.mkdir(parents=True, exist_ok=True)
         for key, content in data.items():
             text = content
             if f"{volume.mount_path}/{key}" == files.config_path:
-                text = localised_gateway_config(content.decode(), files.ip, files.volumes).encode()
-            _write_if_changed(volume.local / key, text, mode)
+                paths = () if files.in_container else files.volumes
+                text = localised_gateway_config(content.decode(), files.ip, paths).encode()
+            _write_if_changed(volume.local / key, text, mode, files.owner)
         present = {path.name for path in volume.local.iterdir() if not path.name.startswith(".")}
         for stale in present - set(data):
             (volume.local / stale).unlink(missing_ok=True)
@@ -298,6 +371,14 @@ class GatewayKubelet:
             self._materialise(pod.files, volume, sources)
 
     def _kill(self, pod: RunningPod) -> None:
+        engine = self.mode.engine
+        if pod.container is not None and engine is not None:
+            with contextlib.suppress(Exception):
+                os.kill(self._gateway_pid(pod), signal.SIGCONT)
+            engine.run("stop", "--time", "5", pod.container, check=False, timeout=30)
+            supervising.terminate(pod.process, grace_seconds=5)
+            engine.run("rm", "--force", pod.container, check=False, timeout=30)
+            return
         if pod.process.poll() is None:
             os.kill(pod.process.pid, signal.SIGCONT)
         supervising.terminate(pod.process, grace_seconds=5)
@@ -342,7 +423,9 @@ def _config_argument(container: Any) -> str:
     return str(args[args.index("--config") + 1])
 
 
-def _write_if_changed(path: Path, content: bytes, mode: int) -> None:
+def _write_if_changed(
+    path: Path, content: bytes, mode: int, owner: tuple[int, int] | None = None
+) -> None:
     """Atomically, like a kubelet's volume update: readers see the old or the new file."""
     if path.exists() and path.read_bytes() == content:
         return
@@ -350,7 +433,56 @@ def _write_if_changed(path: Path, content: bytes, mode: int) -> None:
     temporary.unlink(missing_ok=True)
     temporary.write_bytes(content)
     temporary.chmod(mode)
+    if owner is not None:
+        os.chown(temporary, 0, owner[1])  # root-owned, the pod's fsGroup may read
     temporary.replace(path)
+
+
+def _owner(pod: Any, container: Any) -> tuple[int, int]:
+    """The container's user and the pod's fsGroup (or the user's group)."""
+    context = container.security_context
+    pod_context = pod.spec.security_context
+    user = (context.run_as_user if context else None) or (
+        pod_context.run_as_user if pod_context else None
+    )
+    if user is None:
+        raise KubeletError(f"pod {pod.metadata.name}: no runAsUser (the images run as non-root)")
+    group = (pod_context.fs_group if pod_context else None) or (
+        context.run_as_group if context else None
+    )
+    return int(user), int(group if group is not None else user)
+
+
+def container_command(  # noqa: PLR0917 - what a kubelet reads to start one container
+    engine: images.Engine,
+    name: str,
+    pod: Any,
+    container: Any,
+    files: PodFiles,
+    env: Mapping[str, str],
+) -> list[str]:
+    """``<engine> run`` for the Pod's container, as a kubelet would start it: its image, command
+    and args, env, read-only volumes at their paths, user, read-only root, host network."""
+    uid, gid = files.owner or (0, 0)
+    context = container.security_context
+    command = [
+        *engine.argv, "run", "--rm", "--name", name, "--network", "host",
+        "--user", f"{uid}:{int(context.run_as_group or gid) if context else gid}",
+        "--group-add", str(gid), "--pull", "never",
+    ]  # fmt: skip
+    if context is not None and context.read_only_root_filesystem:
+        command.append("--read-only")
+    if context is not None and context.capabilities and "ALL" in (context.capabilities.drop or []):
+        command += ["--cap-drop", "ALL"]
+    if context is not None and context.allow_privilege_escalation is False:
+        command += ["--security-opt", "no-new-privileges"]
+    for volume in files.volumes:
+        command += ["--volume", f"{volume.local}:{volume.mount_path}:ro"]
+    for key, value in env.items():
+        command += ["--env", f"{key}={value}"]
+    if container.command:
+        command += ["--entrypoint", json.dumps(list(container.command))]
+    return [*command, container.image, *(container.args or [])]
 
 
 def _admin_port(container: Any) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from failover_operator import rbac
+from failover_operator import manifests, rbac
 from kafka_testbed import admin, networking, supervising, workloads
 from kafka_testbed.clusters import Cluster
 from kube_testbed.control_plane import ControlPlane
@@ -406,3 +406,25 @@ def test_idempotent_producers_spread_over_the_pods_survive_kubectl_switches_back
         for tail in tails:
             tail.stop()
     assert not missing, f"acknowledged but on neither cluster: {sorted(missing)[:10]}"
+
+
+def test_gateway_pods_run_as_containers_of_the_product_image_as_their_spec_says(
+    lab: OperatorLab, kafka_single: Cluster, kafka_failover: Cluster
+) -> None:
+    engine = lab.kubelet.mode.engine
+    if engine is None:
+        pytest.skip("no container engine here: the kubelet stand-in runs pods as processes")
+    lab.apply(failover_manifest("imaged", kafka_single, kafka_failover, replicas=1))
+    lab.wait("1 gateway pod on main", lambda: all_switched(lab, "imaged", "main", 1))
+    pods = [pod for name, pod in lab.kubelet.running().items() if name.startswith("imaged-")]
+    assert pods and all(pod.container for pod in pods)
+    for pod in pods:
+        assert pod.container is not None
+        inspected = json.loads(engine.run("inspect", pod.container).stdout)[0]
+        assert inspected["ImageName"] == "ghcr.io/kafka-failover/gateway:0.1.0"
+        assert inspected["Config"]["User"] == "10001:10001"
+        assert inspected["HostConfig"]["ReadonlyRootfs"] is True
+        mounts = {mount["Destination"]: mount for mount in inspected["Mounts"]}
+        assert mounts[manifests.CONFIG_DIR]["RW"] is False
+        assert inspected["State"]["Running"]
+    lab.kubectl("delete", "kafkafailover", "imaged", "--wait=true")
