@@ -172,18 +172,36 @@ def engine(*, install: bool = True) -> Engine:
 
 
 def content_hash(paths: Iterable[str], *extra: str) -> str:
-    """Hash of the files under ``paths`` (names and bytes, caches skipped) and ``extra``."""
+    """Hash of the files under ``paths`` (names and bytes) and ``extra``. Only files git tracks
+    count when this is a git checkout (an editable install's egg-info or a stray file changes
+    nothing users get); bytecode never counts."""
     digest = hashlib.sha256()
     for text in extra:
         digest.update(text.encode() + b"\0")
+    tracked = _tracked_files()
     for relative in paths:
         root = REPO / relative
         files = sorted(root.rglob("*")) if root.is_dir() else [root]
         for path in files:
             if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
                 continue
-            digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+            name = str(path.relative_to(REPO))
+            if tracked is not None and name not in tracked:
+                continue
+            digest.update(name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _tracked_files() -> set[str] | None:
+    """Paths git tracks in :data:`REPO`, or None outside a git checkout."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        return None
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=False, timeout=60
+    )
+    if listed.returncode != 0:
+        return None
+    return {name for name in listed.stdout.decode().split("\0") if name}
 
 
 def base_image(engine: Engine) -> str:
