@@ -51,8 +51,10 @@ def manifest(
     *,
     replicas: int,
     advertised_host: str | None = None,
+    pod_timeout_seconds: int | None = None,
 ) -> str:
-    """A KafkaFailover on main, with ``failover`` as its failover cluster.
+    """A KafkaFailover on main, with ``failover`` as its failover cluster (``pod_timeout_seconds``:
+    ``spec.switch.podTimeoutSeconds``, the operator's default when None).
 
     Without ``advertised_host`` each pod advertises its own address (see
     :func:`kube_testbed.gateway_kubelet.localised_gateway_config`).
@@ -60,6 +62,7 @@ def manifest(
     listener: dict[str, Any] = {"brokerPortCount": BROKER_PORT_COUNT}
     if advertised_host is not None:
         listener["advertisedHost"] = advertised_host
+    switch = {} if pod_timeout_seconds is None else {"podTimeoutSeconds": pod_timeout_seconds}
     return yaml.safe_dump(
         {
             "apiVersion": f"{GROUP}/{VERSION}",
@@ -72,6 +75,7 @@ def manifest(
                     {"name": "failover", "bootstrapServers": failover, "role": "failover"},
                 ],
                 "gateway": {"replicas": replicas, "listener": listener},
+                **({"switch": switch} if switch else {}),
             },
         }
     )

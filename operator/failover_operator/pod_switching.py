@@ -1,10 +1,13 @@
 """Switching every gateway pod through its admin API, in parallel, with retries and a deadline.
 
-Why it exists: a switch is only done when every ready pod serves the new cluster. Pods are called
-at once (not one after another: ten pods must switch in about the time of one), each retried with
-exponential backoff until it acknowledges or the deadline passes. The epoch sent is the
-KafkaFailover's ``metadata.generation``, so a delayed retry of an older switch is refused by the
-pod (409) instead of flipping it back. Reading a pod's state uses the same client.
+Why it exists: a switch is only done when every ready pod serves the new cluster. Every pod is
+its own task (:func:`converge_each`): its state read, its switch call and its retries wait for
+nothing another pod does, and what follows (an Event, fencing) runs the moment that pod is
+settled, so ten pods switch in about the time of one and a hung pod delays only itself. Each
+call is retried with exponential backoff until the pod acknowledges or the one deadline, taken
+when the convergence starts, passes. The epoch sent is the KafkaFailover's
+``metadata.generation``, so a delayed retry of an older switch is refused by the pod (409)
+instead of flipping it back. Reading a pod's state uses the same client.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -51,6 +54,7 @@ class PodOutcome:
     duration_ms: float
     error: str | None = None
     superseded: bool = False  # the pod already holds a newer epoch: never fence it for that
+    already: bool = False  # it served (cluster, epoch) when read: nothing was sent
 
 
 def _auth_headers(credentials: Credentials) -> dict[str, str]:
@@ -151,21 +155,49 @@ async def switch_all(
         )
 
 
-async def read_states(
-    pods: Iterable[GatewayPod], *, credentials: Credentials, port: int, timeout: float
-) -> dict[str, tuple[str | None, int | None, str | None]]:
-    """pod name -> (active cluster, epoch, error) from each pod's ``/api/v1/state``."""
+def serves(state: tuple[str | None, int | None, str | None], cluster: str, epoch: int) -> bool:
+    """Whether a state read (:func:`read_state`) says the pod serves ``cluster`` at ``epoch``+."""
+    active, pod_epoch, error = state
+    return error is None and active == cluster and (pod_epoch or 0) >= epoch
+
+
+async def converge_each(
+    pods: Sequence[GatewayPod],
+    *,
+    credentials: Credentials,
+    port: int,
+    cluster: str,
+    epoch: int,
+    drain_ms: int,
+    deadline: float,
+    state_timeout: float,
+    settled: Callable[[PodOutcome], Awaitable[None]],
+) -> list[PodOutcome]:
+    """Bring every pod to (cluster, epoch), each on its own: read its state, switch it unless it
+    already serves, retry until ``deadline`` (``time.monotonic()``); ``settled`` runs for a pod
+    as soon as that pod's outcome is known. One outcome per pod, in the order given."""
+
+    async def one(session: aiohttp.ClientSession, pod: GatewayPod) -> PodOutcome:
+        remaining = max(0.05, deadline - time.monotonic())
+        state = await read_state(session, pod, port, min(state_timeout, remaining))
+        if serves(state, cluster, epoch):
+            outcome = PodOutcome(pod.name, True, cluster, epoch, 0, 0.0, already=True)
+        else:
+            outcome = await switch_pod(
+                session, pod, port=port, cluster=cluster, epoch=epoch, drain_ms=drain_ms,
+                deadline=deadline,
+            )  # fmt: skip
+        await settled(outcome)
+        return outcome
+
     async with aiohttp.ClientSession(headers=_auth_headers(credentials)) as session:
-        pod_list = list(pods)
-        answers = await asyncio.gather(
-            *(_read_state(session, pod, port, timeout) for pod in pod_list)
-        )
-    return {pod.name: answer for pod, answer in zip(pod_list, answers, strict=True)}
+        return list(await asyncio.gather(*(one(session, pod) for pod in pods)))
 
 
-async def _read_state(
+async def read_state(
     session: aiohttp.ClientSession, pod: GatewayPod, port: int, timeout: float
 ) -> tuple[str | None, int | None, str | None]:
+    """(active cluster, epoch, error) from the pod's ``/api/v1/state``."""
     try:
         client_timeout = aiohttp.ClientTimeout(total=timeout)
         async with session.get(_url(pod, port, "/api/v1/state"), timeout=client_timeout) as answer:

@@ -5,10 +5,11 @@ check.
 Why it exists: the handlers stay thin and this module, which only talks to ``kube_objects`` and
 ``pod_switching``, holds the order that matters: (1) the ConfigMap gets the new active cluster
 first, so pods started from now on begin there; (2) every ready pod not yet on (cluster, epoch) is
-switched in parallel; (3) pods that never acknowledged are fenced (deleted) when fencing is on, so
-none keeps serving the old cluster; (4) status and Events tell the story. The Secrets the pods
-mount are observed (version and key names only) before anything is applied, so a missing one
-degrades the object and a rotated one rolls the pods.
+switched, each on its own; (3) a pod that never acknowledged is fenced (deleted) when fencing is
+on, as soon as its own deadline passes, so none keeps serving the old cluster; (4) status and
+Events tell the story, each pod's Event when that pod is settled. The Secrets the pods mount are
+observed (version and key names only) before anything is applied, so a missing one degrades the
+object and a rotated one rolls the pods.
 """
 
 from __future__ import annotations
@@ -235,22 +236,18 @@ async def converge(
     announce: bool,
     from_cluster: str | None = None,
 ) -> Convergence:
-    """Switch every ready pod that is not on (spec.active, generation); fence the silent ones."""
+    """Switch every ready pod that is not on (spec.active, generation); fence the silent ones.
+
+    Each pod is settled on its own (:func:`pod_switching.converge_each`): its Event is posted and,
+    if it never acknowledged, it is fenced the moment its own outcome is known, at most
+    ``podTimeoutSeconds`` after this started, whatever the other pods do."""
     started_at, clock = now_iso(), time.perf_counter()
+    deadline = time.monotonic() + spec.switch.pod_timeout_seconds
     pods = [
         p
         for p in await kube_objects.gateway_pods(target.namespace, target.name)
         if p.ready and not p.terminating
     ]
-    port = spec.gateway.admin_port
-    states = await pod_switching.read_states(
-        [p.gateway for p in pods],
-        credentials=credentials,
-        port=port,
-        timeout=STATE_READ_TIMEOUT_SECONDS,
-    )
-    on = [p for p in pods if _serves(states[p.name], spec.active, target.generation)]
-    behind = [p for p in pods if p not in on]
     if announce:
         events.info(
             "SwitchStarted",
@@ -258,34 +255,39 @@ async def converge(
             f"{from_cluster or '?'} to {spec.active} "
             f"(epoch {target.generation})",
         )
-    outcomes = await pod_switching.switch_all(
-        [p.gateway for p in behind],
+    reports: dict[str, PodReport] = {}
+
+    async def settled(outcome: pod_switching.PodOutcome) -> None:
+        if outcome.already:
+            reports[outcome.pod] = PodReport(outcome.pod, spec.active, target.generation)
+        else:
+            reports[outcome.pod] = (await _settle(target, spec, [outcome], events))[0]
+
+    outcomes = await pod_switching.converge_each(
+        [p.gateway for p in pods],
         credentials=credentials,
-        port=port,
+        port=spec.gateway.admin_port,
         cluster=spec.active,
         epoch=target.generation,
         drain_ms=spec.switch.drain_ms,
-        timeout=spec.switch.pod_timeout_seconds,
+        deadline=deadline,
+        state_timeout=STATE_READ_TIMEOUT_SECONDS,
+        settled=settled,
     )
-    reports = [PodReport(p.name, spec.active, target.generation) for p in on]
-    reports += await _settle(target, spec, outcomes, events)
+    behind = sum(1 for outcome in outcomes if not outcome.already)
+    ordered = [reports[p.name] for p in pods]
     duration = (time.perf_counter() - clock) * 1000
-    failed = sum(1 for r in reports if r.error)
+    failed = sum(1 for r in ordered if r.error)
     if announce:
         _announce_end(events, spec.active, len(pods), failed, duration)
     elif behind:
         events.info(
             "DriftCorrected",
-            f"{len(behind)} gateway pod(s) were not on "
+            f"{behind} gateway pod(s) were not on "
             f"{spec.active} at epoch {target.generation}; "
-            f"{len(behind) - failed} switched",
+            f"{behind - failed} switched",
         )
-    return Convergence(reports, len(behind), started_at, duration, failed)
-
-
-def _serves(state: tuple[str | None, int | None, str | None], cluster: str, epoch: int) -> bool:
-    active, pod_epoch, error = state
-    return error is None and active == cluster and (pod_epoch or 0) >= epoch
+    return Convergence(ordered, behind, started_at, duration, failed)
 
 
 async def _settle(

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from failover_operator import pod_switching
@@ -13,6 +14,7 @@ from kafka_testbed import gateways
 from kafka_testbed.clusters import Cluster
 
 CREDENTIALS = pod_switching.Credentials(gateways.ADMIN_USER, gateways.ADMIN_PASSWORD)
+POD_BROKER_PORTS = 4
 
 
 def pods_of(started: list[gateways.GatewayProcess]) -> list[pod_switching.GatewayPod]:
@@ -93,3 +95,56 @@ def test_wrong_credentials_are_not_an_acknowledgement(gateway: gateways.GatewayP
     [outcome] = asyncio.run(call())
     assert not outcome.acknowledged and "HTTP 401" in (outcome.error or "")
     assert gateway.state()["active"] == "main"
+
+
+def test_each_pod_is_settled_on_its_own_so_a_hung_pod_delays_only_itself(
+    kafka_single: Cluster, kafka_failover: Cluster, tmp_path: Path
+) -> None:
+    clusters = {"main": kafka_single.bootstrap, "failover": kafka_failover.bootstrap}
+    base = gateways.free_port_block(POD_BROKER_PORTS + 2)
+    hosts = [f"127.0.0.{octet}" for octet in (141, 142, 143)]
+    started = [
+        gateways.start_gateway(
+            clusters, host=host, port=base, broker_port_count=POD_BROKER_PORTS,
+            workdir=directory(tmp_path / host),
+        )
+        for host in hosts
+    ]  # fmt: skip
+    pods = [pod_switching.GatewayPod(f"pod-{host}", host) for host in hosts]
+    hung = pods[2].name
+    settled: list[tuple[str, float]] = []
+
+    async def record(outcome: pod_switching.PodOutcome) -> None:
+        settled.append((outcome.pod, time.monotonic()))
+
+    def converge(epoch: int) -> list[pod_switching.PodOutcome]:
+        return asyncio.run(
+            pod_switching.converge_each(
+                pods, credentials=CREDENTIALS, port=started[0].admin_port, cluster="failover",
+                epoch=epoch, drain_ms=0, deadline=time.monotonic() + 3, state_timeout=2.0,
+                settled=record,
+            )
+        )  # fmt: skip
+
+    os.kill(started[2].process.pid, signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        outcomes = converge(epoch=3)
+    finally:
+        os.kill(started[2].process.pid, signal.SIGCONT)
+    try:
+        assert [o.acknowledged for o in outcomes] == [True, True, False]
+        assert [name for name, _ in settled][-1] == hung, settled
+        healthy_done = max(at for name, at in settled if name != hung) - began
+        assert healthy_done < 2.0, "the hung pod's state read (2 s) was in the healthy pods' path"
+        settled.clear()
+        again = converge(epoch=3)  # everyone now serves (failover, 3): nothing is sent
+        assert all(o.already and o.attempts == 0 for o in again), again
+    finally:
+        for gateway in started:
+            gateway.stop()
+
+
+def directory(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
