@@ -111,14 +111,14 @@ class GatewayProcess:
     def stop(self) -> int:
         code = supervising.terminate(self.process, grace_seconds=10)
         if self.container is not None:
-            self.container.remove(self.container_name)
+            self.container.engine.remove(self.container_name)
         return code
 
     def resident_bytes(self) -> int:
         """The gateway process's resident memory (the container's first process)."""
         pid = self.process.pid
         if self.container is not None:
-            pid = self.container.main_pid(self.container_name)
+            pid = self.container.engine.main_pid(self.container_name)
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
@@ -260,7 +260,7 @@ def start_gateway(
     name = f"gateway-{host}-{port}" if container is not None else ""
     if container is not None:
         workdir.chmod(0o755)  # the container's user reads its config from here
-        container.remove(name)
+        container.engine.remove(name)
     process = supervising.spawn(
         _command(config_path, container, name, process_env),
         log_path,

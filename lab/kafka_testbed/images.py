@@ -109,6 +109,14 @@ class Engine:
     def has_image(self, tag: str) -> bool:
         return self.run("image", "inspect", tag, check=False).returncode == 0
 
+    def remove(self, container: str) -> None:
+        self.run("rm", "--force", container, check=False, timeout=60)
+
+    def main_pid(self, container: str) -> int:
+        """The host pid of the container's first process (the gateway itself)."""
+        found = self.run("inspect", "--format", "{{.State.Pid}}", container)
+        return int(found.stdout.strip())
+
 
 def cache_dir() -> Path:
     return fetching.cache_root() / "images"
@@ -310,13 +318,6 @@ class ContainerImage:
         for key, value in (env or {}).items():
             command += ["--env", f"{key}={value}"]
         return [*command, self.tag, *arguments]
-
-    def remove(self, name: str) -> None:
-        self.engine.run("rm", "--force", name, check=False, timeout=60)
-
-    def main_pid(self, name: str) -> int:
-        """The host pid of the container's first process (the gateway itself)."""
-        return int(self.engine.run("inspect", "--format", "{{.State.Pid}}", name).stdout.strip())
 
 
 @dataclass(frozen=True)

@@ -184,8 +184,7 @@ class GatewayKubelet:
         """The gateway's own process: the venv process, or the container's first process."""
         if pod.container is None or self.mode.engine is None:
             return pod.process.pid
-        found = self.mode.engine.run("inspect", "--format", "{{.State.Pid}}", pod.container)
-        return int(found.stdout.strip())
+        return self.mode.engine.main_pid(pod.container)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -271,7 +270,7 @@ class GatewayKubelet:
             )
         else:
             container_name = f"kubelet-{self.namespace}-{name}"
-            engine.run("rm", "--force", container_name, check=False)
+            engine.remove(container_name)
             process = supervising.spawn(
                 container_command(engine, container_name, pod, container, files, pod_env),
                 folder / "gateway.log",
@@ -377,7 +376,7 @@ class GatewayKubelet:
                 os.kill(self._gateway_pid(pod), signal.SIGCONT)
             engine.run("stop", "--time", "5", pod.container, check=False, timeout=30)
             supervising.terminate(pod.process, grace_seconds=5)
-            engine.run("rm", "--force", pod.container, check=False, timeout=30)
+            engine.remove(pod.container)
             return
         if pod.process.poll() is None:
             os.kill(pod.process.pid, signal.SIGCONT)

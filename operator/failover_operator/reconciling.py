@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -261,7 +261,7 @@ async def converge(
         if outcome.already:
             reports[outcome.pod] = PodReport(outcome.pod, spec.active, target.generation)
         else:
-            reports[outcome.pod] = (await _settle(target, spec, [outcome], events))[0]
+            reports[outcome.pod] = await _settle(target, spec, outcome, events)
 
     outcomes = await pod_switching.converge_each(
         [p.gateway for p in pods],
@@ -293,23 +293,20 @@ async def converge(
 async def _settle(
     target: Target,
     spec: model.KafkaFailoverSpec,
-    outcomes: Sequence[pod_switching.PodOutcome],
+    outcome: pod_switching.PodOutcome,
     events: Events,
-) -> list[PodReport]:
-    reports = []
-    for outcome in outcomes:
-        if outcome.acknowledged:
-            events.info(
-                "PodSwitched",
-                f"{outcome.pod} serves {spec.active} "
-                f"({outcome.duration_ms:.0f} ms, {outcome.attempts} try)",
-            )
-            reports.append(PodReport(outcome.pod, spec.active, target.generation))
-        elif outcome.superseded:
-            reports.append(PodReport(outcome.pod, None, None, error=outcome.error))
-        else:
-            reports.append(await _fence(target, spec, outcome, events))
-    return reports
+) -> PodReport:
+    """One pod's report, and its Event or its fencing, as soon as its outcome is known."""
+    if outcome.acknowledged:
+        events.info(
+            "PodSwitched",
+            f"{outcome.pod} serves {spec.active} "
+            f"({outcome.duration_ms:.0f} ms, {outcome.attempts} try)",
+        )
+        return PodReport(outcome.pod, spec.active, target.generation)
+    if outcome.superseded:
+        return PodReport(outcome.pod, None, None, error=outcome.error)
+    return await _fence(target, spec, outcome, events)
 
 
 async def _fence(

@@ -225,19 +225,15 @@ class ClientConnection(asyncio.Protocol):
         early, self._held = self._held, bytearray()
         if not early or self.closing_reason is not None:
             return
-        tls = transport.get_protocol()
-        # uvloop's SSLProtocol is a buffered protocol without subclassing asyncio's.
-        if hasattr(tls, "get_buffer"):
-            tls = cast(asyncio.BufferedProtocol, tls)
-            view = memoryview(early)
-            while view:
-                buffer = memoryview(tls.get_buffer(len(view)))
-                taken = min(len(buffer), len(view))
-                buffer[:taken] = view[:taken]
-                tls.buffer_updated(taken)
-                view = view[taken:]
-        else:
-            cast(asyncio.Protocol, tls).data_received(bytes(early))
+        # Both loops' SSL protocols are buffered (uvloop's without subclassing asyncio's).
+        tls = cast(asyncio.BufferedProtocol, transport.get_protocol())
+        view = memoryview(early)
+        while view:
+            buffer = memoryview(tls.get_buffer(len(view)))
+            taken = min(len(buffer), len(view))
+            buffer[:taken] = view[:taken]
+            tls.buffer_updated(taken)
+            view = view[taken:]
 
     def _accepted(self, transport: asyncio.Transport) -> None:
         self._transport = transport
