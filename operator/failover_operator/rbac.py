@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from failover_operator import model
+from failover_operator import leadership, model
 
 RULES: list[dict[str, Any]] = [
     {
@@ -44,6 +44,15 @@ RULES: list[dict[str, Any]] = [
         "apiGroups": ["policy"],
         "resources": ["poddisruptionbudgets"],
         "verbs": ["get", "create", "patch"],
+    },
+    # Leader election between replicas (leadership.py): create the Lease once, then read and
+    # update only that one by name. create cannot be limited by name: the name is in the body.
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "resourceNames": [leadership.LEASE_NAME],
+        "verbs": ["get", "update"],
     },
 ]
 
