@@ -112,7 +112,8 @@ def run_operator(release: Release, *scope: str) -> supervising.Process:
     return supervising.spawn(
         [sys.executable, "-m", "failover_operator", *scope, "--liveness", liveness],
         log,
-        env=dict(os.environ) | {"KUBECONFIG": str(kubeconfig)},
+        # POD_NAMESPACE as the chart's Deployment sets it: where the leader-election Lease lives.
+        env=dict(os.environ) | {"KUBECONFIG": str(kubeconfig), "POD_NAMESPACE": release.namespace},
     )
 
 
@@ -145,7 +146,7 @@ def test_install_creates_the_crd_the_operator_its_account_and_exact_role(
     assert crd["spec"]["group"] == "kafka-failover.github.io"
     deployment = release.get("deployment", release.operator_name)
     assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
     assert release.exists("serviceaccount", release.operator_name)
     assert release.get("role", release.operator_name)["rules"] == rbac.RULES
     binding = release.get("rolebinding", release.operator_name)
@@ -182,6 +183,8 @@ def test_the_service_account_may_do_the_operators_work_and_nothing_more(release:
     assert not release.can("delete", "deployments.apps", here)
     assert not release.can("create", "roles.rbac.authorization.k8s.io", here)
     assert not release.can("watch", "kafkafailovers.kafka-failover.github.io", other)
+    assert release.can("update", "leases.coordination.k8s.io/kafka-failover-operator", here)
+    assert not release.can("update", "leases.coordination.k8s.io/kube-scheduler", here)
 
 
 def test_the_operator_reconciles_with_the_charts_namespaced_rbac(release: Release) -> None:

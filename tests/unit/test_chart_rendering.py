@@ -136,10 +136,14 @@ def test_every_pod_template_is_hardened_and_bounded(helm: Helm, example: Path | 
             assert {"cpu", "memory"} <= set(container["resources"]["limits"])
 
 
-def test_the_operator_is_one_replica_replaced_not_rolled(helm: Helm) -> None:
+def test_the_operator_is_one_replica_rolled_with_its_successor_standing_by(helm: Helm) -> None:
+    """Leader election keeps two pods from acting at once, so the new pod may start first."""
     deployment = only(render(helm), "Deployment")
     assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     selector = deployment["spec"]["selector"]["matchLabels"]
     assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
 
@@ -148,11 +152,10 @@ def test_the_operator_watches_its_own_namespace_and_serves_liveness(helm: Helm) 
     objects = render(helm)
     container = operator_container(objects)
     assert container["args"] == ["--liveness", "http://0.0.0.0:8080/healthz"]
+    own_namespace = {"valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
     assert container["env"] == [
-        {
-            "name": "WATCH_NAMESPACE",
-            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-        }
+        {"name": "POD_NAMESPACE", **own_namespace},
+        {"name": "WATCH_NAMESPACE", **own_namespace},
     ]
     assert container["ports"] == [{"name": "liveness", "containerPort": 8080, "protocol": "TCP"}]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "liveness"}
@@ -200,7 +203,7 @@ def test_watching_all_namespaces_switches_to_a_cluster_role_and_the_flag(helm: H
     assert binding["subjects"][0]["namespace"] == NAMESPACE
     container = operator_container(objects)
     assert container["args"][0] == "--all-namespaces"
-    assert "env" not in container
+    assert [item["name"] for item in container["env"]] == ["POD_NAMESPACE"], "the Lease's home"
     monitor = only(objects, "ServiceMonitor")
     assert monitor["spec"]["namespaceSelector"] == {"any": True}
 
@@ -236,7 +239,7 @@ def test_kafka_failovers_can_be_deleted_with_the_release_when_asked(helm: Helm) 
     ("setting", "message"),
     [
         ("replicas=three", "at '/replicas': got string, want integer"),
-        ("replicas=2", "at '/replicas': maximum: got 2, want 1"),
+        ("replicas=3", "at '/replicas': maximum: got 3, want 2"),
         ("bogus=1", "additional properties 'bogus' not allowed"),
         ("watch.allNamespaces=maybe", "at '/watch/allNamespaces': got string, want boolean"),
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy'"),
@@ -342,3 +345,7 @@ def test_a_paused_operator_has_zero_replicas_and_notes_say_so(helm: Helm) -> Non
         "--set", "replicas=0",
     ).stdout  # fmt: skip
     assert "It is PAUSED (replicas: 0)" in notes
+
+
+def test_two_operator_replicas_are_allowed_for_a_hot_standby(helm: Helm) -> None:
+    assert only(render(helm, settings=("replicas=2",)), "Deployment")["spec"]["replicas"] == 2

@@ -53,6 +53,6 @@ def test_the_values_schema_closes_the_top_level_and_covers_every_default_value()
     assert schema["properties"]["replicas"] == {
         "type": "integer",
         "minimum": 0,
-        "maximum": 1,
+        "maximum": 2,
         "description": schema["properties"]["replicas"]["description"],
     }
