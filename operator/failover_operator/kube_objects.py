@@ -12,8 +12,9 @@ import asyncio
 import base64
 import functools
 import json
+import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,8 @@ def _clients() -> tuple[Any, Any, Any]:
     try:
         kubernetes.config.load_incluster_config()
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
+        # KUBECONFIG read now, not when the client library was imported.
+        kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
     api = kubernetes.client.ApiClient()
     return (
         kubernetes.client.CoreV1Api(api),
@@ -58,33 +60,104 @@ def _clients() -> tuple[Any, Any, Any]:
     )
 
 
-def _calls(kind: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    core, apps, policy = _clients()
-    table = {
-        "ConfigMap": (core.create_namespaced_config_map, core.patch_namespaced_config_map),
-        "Secret": (core.create_namespaced_secret, core.patch_namespaced_secret),
-        "Service": (core.create_namespaced_service, core.patch_namespaced_service),
-        "Deployment": (apps.create_namespaced_deployment, apps.patch_namespaced_deployment),
-        "PodDisruptionBudget": (
-            policy.create_namespaced_pod_disruption_budget,
-            policy.patch_namespaced_pod_disruption_budget,
-        ),
-    }
-    return table[kind]
+# Where each owned kind lives in the API: (path prefix, plural).
+_RESOURCES: dict[str, tuple[str, str]] = {
+    "ConfigMap": ("/api/v1", "configmaps"),
+    "Secret": ("/api/v1", "secrets"),
+    "Service": ("/api/v1", "services"),
+    "Deployment": ("/apis/apps/v1", "deployments"),
+    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
+}
+FIELD_MANAGER = "kafka-failover-operator"
+# Releases before server-side apply created owned objects with POST and patched them with a
+# strategic merge patch; the API server recorded those writes under the Python client's default
+# manager name. Their fields are handed to FIELD_MANAGER once (see _adopt_legacy_fields), or a
+# field removed from the desired object would stay on the live one, owned by nobody who applies.
+LEGACY_MANAGERS = frozenset({"OpenAPI-Generator"})
+
+
+def _path(manifest: Manifest) -> str:
+    prefix, plural = _RESOURCES[manifest["kind"]]
+    metadata = manifest["metadata"]
+    return f"{prefix}/namespaces/{metadata['namespace']}/{plural}/{metadata['name']}"
+
+
+def _request(
+    method: str, path: str, body: Any, content_type: str, query: list[tuple[str, str]]
+) -> dict[str, Any]:
+    api = _clients()[0].api_client
+    answer = api.call_api(
+        path,
+        method,
+        query_params=query,
+        header_params={"Content-Type": content_type, "Accept": "application/json"},
+        body=body,
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+        _return_http_data_only=True,
+    )
+    return dict(json.loads(answer.data))
 
 
 def _apply_sync(manifest: Manifest) -> None:
-    create, patch = _calls(manifest["kind"])
-    namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    """Server-side apply as FIELD_MANAGER, forcing conflicts: the operator owns these objects.
+
+    The desired manifest is the whole truth: a field it no longer has is removed from the live
+    object (a strategic merge patch would have left it there forever).
+    """
+    kind, metadata = manifest["kind"], manifest["metadata"]
+    query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
     try:
-        create(namespace, manifest)
+        live = _request("PATCH", _path(manifest), manifest, "application/apply-patch+yaml", query)
+        if _adopt_legacy_fields(manifest, live):
+            _request("PATCH", _path(manifest), manifest, "application/apply-patch+yaml", query)
     except ApiException as error:
-        if error.status != CONFLICT:
-            raise KubeError(_describe(manifest["kind"], namespace, name, error)) from error
-        try:
-            patch(name, namespace, manifest)
-        except ApiException as patch_error:
-            raise KubeError(_describe(manifest["kind"], namespace, name, patch_error)) from None
+        raise KubeError(_describe(kind, metadata["namespace"], metadata["name"], error)) from None
+
+
+def _adopt_legacy_fields(manifest: Manifest, live: Mapping[str, Any]) -> bool:
+    """Hand the fields a pre-apply release wrote over to FIELD_MANAGER (as ``kubectl`` does when
+    it upgrades client-side apply); True when it did, so the caller applies once more and every
+    field no longer desired goes. Optimistic: a concurrent change fails it with 409, retried by
+    the next reconciliation."""
+    entries = (live.get("metadata") or {}).get("managedFields") or []
+    legacy = [e for e in entries if _is_legacy(e)]
+    if not legacy:
+        return False
+    mine = next((e for e in entries if e.get("manager") == FIELD_MANAGER), None)
+    if mine is None or mine.get("operation") != "Apply":
+        return False
+    fields: dict[str, Any] = dict(mine.get("fieldsV1") or {})
+    for entry in legacy:
+        fields = merge_field_sets(fields, entry.get("fieldsV1") or {})
+    kept = [e for e in entries if not _is_legacy(e) and e is not mine]
+    body = {
+        "metadata": {
+            "resourceVersion": live["metadata"]["resourceVersion"],
+            "managedFields": [*kept, {**mine, "fieldsV1": fields}],
+        }
+    }
+    _request("PATCH", _path(manifest), body, "application/merge-patch+json", [])
+    return True
+
+
+def _is_legacy(entry: Mapping[str, Any]) -> bool:
+    return (
+        entry.get("manager") in LEGACY_MANAGERS
+        and entry.get("operation") == "Update"
+        and not entry.get("subresource")
+    )
+
+
+def merge_field_sets(left: Mapping[str, Any], right: Mapping[str, Any]) -> dict[str, Any]:
+    """The union of two managedFields ``fieldsV1`` sets (nested maps of ``f:``/``k:`` keys)."""
+    merged = dict(left)
+    for key, value in right.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_field_sets(merged[key], value)
+        elif key not in merged:
+            merged[key] = value
+    return merged
 
 
 def _describe(kind: str, namespace: str, name: str, error: ApiException) -> str:
@@ -92,7 +165,7 @@ def _describe(kind: str, namespace: str, name: str, error: ApiException) -> str:
 
 
 async def apply(manifest: Manifest) -> None:
-    """Create the object, or patch it to the manifest if it exists."""
+    """Server-side apply the manifest (create it, or make the live object match it)."""
     await asyncio.to_thread(_apply_sync, manifest)
 
 
@@ -185,10 +258,10 @@ def _pods_sync(namespace: str, name: str) -> list[PodInfo]:
         )
     except ApiException as error:
         raise KubeError(_describe("Pod", namespace, selector, error)) from None
-    return [_pod_info(pod) for pod in json.loads(answer.data).get("items") or []]
+    return [pod_info(pod) for pod in json.loads(answer.data).get("items") or []]
 
 
-def _pod_info(pod: Mapping[str, Any]) -> PodInfo:
+def pod_info(pod: Mapping[str, Any]) -> PodInfo:
     """Name, IP, readiness and whether it is terminating, from a Pod as the API serves it."""
     metadata, status = pod.get("metadata") or {}, pod.get("status") or {}
     conditions = status.get("conditions") or []
@@ -217,3 +290,18 @@ def _delete_pod_sync(namespace: str, pod: str) -> None:
 async def delete_pod(namespace: str, pod: str) -> None:
     """Fence a pod: delete it at once, so it stops serving whatever cluster it was on."""
     await asyncio.to_thread(_delete_pod_sync, namespace, pod)
+
+
+def _write_status_sync(namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    where = f"/apis/{model.GROUP}/{model.VERSION}/namespaces/{namespace}/{model.PLURAL}"
+    path = f"{where}/{name}/status"
+    try:
+        _request("PATCH", path, {"status": dict(status)}, "application/merge-patch+json", [])
+    except ApiException as error:
+        if error.status != NOT_FOUND:  # deleted meanwhile: nothing to tell
+            raise KubeError(_describe(model.KIND, namespace, name, error)) from None
+
+
+async def write_status(namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    """Replace the KafkaFailover's status (its ``status`` subresource) with ``status``."""
+    await asyncio.to_thread(_write_status_sync, namespace, name, status)
