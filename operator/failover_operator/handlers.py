@@ -1,15 +1,17 @@
-"""kopf handlers for KafkaFailover: thin, they call ``reconciling`` and write its status.
+"""kopf handlers for KafkaFailover: thin, they call ``reconciling``, which writes status.
 
 Why it exists: this is the only module that knows kopf. Create, update and resume run the full
-reconciliation; a timer runs the drift check (every ready pod must report the desired cluster and
-epoch; one that does not, e.g. started mid-switch, is switched and the fix recorded). A bad object
-never crashes the operator: every failure ends in status and an Event, and kopf retries.
+reconciliation. Status follows the pods: a gateway pod added, ready, terminating or gone
+refreshes its KafkaFailover (the pod events of one step are taken together), so counts and
+conditions are right within a second of the change, and a pod started mid-switch is switched at
+once. A timer runs the same refresh as a safety net for events missed while a watch reconnected.
+A bad object never crashes the operator: every failure ends in status and an Event, and kopf
+retries.
 
 Secrets: an index maps (namespace, Secret name) to the KafkaFailovers whose pods use it, so the
 Secret watch drops every other Secret at once; a change of a used one re-applies the gateway's
-objects when the pod template's hash moved, which rolls the pods (status follows at the next drift
-check). Only a raw-event handler watches Secrets: kopf keeps no state on them and
-never writes to them. The drift check re-applies a stale pod template, in case an event was missed.
+objects when the pod template's hash moved, which rolls the pods. Only raw-event handlers watch
+Secrets and Pods: kopf keeps no state on them and never writes to them.
 """
 
 from __future__ import annotations
@@ -21,15 +23,12 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import kopf
-import kubernetes
 from pydantic import ValidationError
 
-from failover_operator import kube_objects, model, reconciling
-from failover_operator import status as status_building
+from failover_operator import kube_objects, manifests, model, reconciling
 
 SecretKey = tuple[str, str]
 DRIFT_INTERVAL_SECONDS = float(os.environ.get("KAFKA_FAILOVER_DRIFT_INTERVAL", "10"))
-FINALIZER = f"{model.GROUP}/finalizer"
 log = logging.getLogger("failover_operator")
 
 
@@ -53,23 +52,8 @@ def _target(body: kopf.Body) -> reconciling.Target:
     return reconciling.Target(meta["name"], meta["namespace"], int(meta.get("generation", 1)), body)
 
 
-def _status_writer(target: reconciling.Target) -> reconciling.StatusWriter:
-    async def write(status: Mapping[str, Any]) -> None:
-        await asyncio.to_thread(_patch_status_sync, target, dict(status))
-
-    return write
-
-
-def _patch_status_sync(target: reconciling.Target, status: dict[str, Any]) -> None:
-    api = kubernetes.client.CustomObjectsApi()
-    api.patch_namespaced_custom_object_status(
-        model.GROUP,
-        model.VERSION,
-        target.namespace,
-        model.PLURAL,
-        target.name,
-        {"status": status},
-    )
+def _events_for(raw: Mapping[str, Any]) -> KopfEvents:
+    return KopfEvents(kopf.Body(cast(kopf.RawBody, raw)))
 
 
 @kopf.on.startup()
@@ -134,21 +118,16 @@ async def _refresh_for_secret(namespace: str, owner: str, secret: str, change: s
     replaced.
     """
     async with reconciling.lock_named(namespace, owner):
-        raw = await kube_objects.kafka_failover(namespace, owner)
-        if raw is None:
+        current = await reconciling.read_current(namespace, owner)
+        if current is None:
             return
-        try:
-            spec = model.parse_spec(raw.get("spec"))
-        except ValidationError:
-            return  # the reconciliation reports it in status
-        body = kopf.Body(cast(kopf.RawBody, raw))
-        target = _target(body)
+        target, spec = current
         seen = await reconciling.observe_secrets(target, spec)
         await reconciling.refresh_if_stale(
             target,
             spec,
             seen,
-            KopfEvents(body),
+            _events_for(target.body),
             reason="SecretChanged",
             message=f"Secret {secret} {change.lower()}: re-applied the gateway, its pods roll",
         )
@@ -157,18 +136,18 @@ async def _refresh_for_secret(namespace: str, owner: str, secret: str, change: s
 @kopf.on.resume(model.GROUP, model.VERSION, model.PLURAL)
 @kopf.on.create(model.GROUP, model.VERSION, model.PLURAL)
 @kopf.on.update(model.GROUP, model.VERSION, model.PLURAL)
-async def reconcile(
-    body: kopf.Body, spec: kopf.Spec, status: kopf.Status, patch: kopf.Patch, **_: Any
-) -> None:
+async def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, **_: Any) -> None:
     target = _target(body)
     async with reconciling.lock_for(target):
         try:
-            new_status = await reconciling.reconcile(
-                target, dict(spec), dict(status), KopfEvents(body), _status_writer(target)
-            )
+            await reconciling.reconcile(target, dict(spec), dict(status), KopfEvents(body))
         except kube_objects.KubeError as error:
             raise kopf.TemporaryError(str(error), delay=5) from error
-    patch.status.update(new_status)
+
+
+@kopf.on.delete(model.GROUP, model.VERSION, model.PLURAL, optional=True)
+def forget(name: str, namespace: str | None, **_: Any) -> None:
+    reconciling.forget(namespace or "", name)
 
 
 @kopf.timer(
@@ -178,45 +157,51 @@ async def reconcile(
     interval=DRIFT_INTERVAL_SECONDS,
     initial_delay=DRIFT_INTERVAL_SECONDS,
 )
-async def drift_check(body: kopf.Body, status: kopf.Status, patch: kopf.Patch, **_: Any) -> None:
-    """``body`` and ``status`` are kopf's live views: read after the lock, they are the newest."""
-    meta = body["metadata"]
-    async with reconciling.lock_named(meta["namespace"], meta["name"]):
-        target = _target(body)
-        try:
-            parsed = model.parse_spec(dict(body["spec"]))
-        except ValidationError:
-            return  # the reconciliation already reported it in status
-        try:
-            result, problems = await _drift_check_locked(target, parsed, KopfEvents(body))
-        except kube_objects.KubeError as error:
-            log.warning("drift check of %s/%s failed: %s", target.namespace, target.name, error)
-            return
-    patch.status.update(
-        status_building.compute(
-            desired=parsed.active,
-            generation=target.generation,
-            pods=result.reports,
-            problems=problems,
-            switching=False,
-            previous=dict(status),
-        )
-    )
+async def drift_check(name: str, namespace: str | None, **_: Any) -> None:
+    """The safety net: a pod event or a Secret event missed while a watch reconnected."""
+    try:
+        await reconciling.refresh(namespace or "", name, _events_for, stale=True)
+    except kube_objects.KubeError as error:
+        log.warning("drift check of %s/%s failed: %s", namespace, name, error)
 
 
-async def _drift_check_locked(
-    target: reconciling.Target, spec: model.KafkaFailoverSpec, events: KopfEvents
-) -> tuple[reconciling.Convergence, list[status_building.Problem]]:
-    credentials = await kube_objects.admin_credentials(target.namespace, target.name, target.body)
-    seen = await reconciling.observe_secrets(target, spec)
-    await reconciling.refresh_if_stale(
-        target,
-        spec,
-        seen,
-        events,
-        reason="GatewayRefreshed",
-        message="the gateway pod template was out of date (a Secret changed); re-applied, its "
-        "pods roll",
-    )
-    result = await reconciling.converge(target, spec, credentials, events, announce=False)
-    return result, reconciling.secret_problems(target, spec, seen)
+_pods_seen: dict[tuple[str, str], kube_objects.PodInfo] = {}
+_pending: dict[tuple[str, str], asyncio.Task[None]] = {}
+POD_SETTLE_SECONDS = 0.05  # pod events of one rollout step arrive together: refresh once
+
+
+@kopf.on.event("", "v1", "pods", labels={manifests.NAME_LABEL: manifests.COMPONENT})
+async def gateway_pod_changed(
+    event: kopf.RawEvent, namespace: str | None, labels: kopf.Labels, **_: Any
+) -> None:
+    """A gateway pod was added, became (un)ready, began terminating or went: refresh its
+    KafkaFailover's status within a second, not at the next drift check."""
+    owner = labels.get(manifests.INSTANCE_LABEL)
+    pod = event["object"]
+    if event["type"] is None or namespace is None or owner is None:
+        return  # the initial listing: the resume handlers reconcile every object anyway
+    key = (namespace, str(pod["metadata"]["name"]))
+    info = None if event["type"] == "DELETED" else kube_objects.pod_info(pod)
+    if info is not None and _pods_seen.get(key) == info:
+        return  # a change of something status does not show (e.g. a container's restart count)
+    if info is None:
+        _pods_seen.pop(key, None)
+    else:
+        _pods_seen[key] = info
+    _schedule_refresh(namespace, owner)
+
+
+def _schedule_refresh(namespace: str, owner: str) -> None:
+    key = (namespace, owner)
+    if key in _pending and not _pending[key].done():
+        return  # one not yet started will see this change too
+    _pending[key] = asyncio.create_task(_refresh_after_settling(namespace, owner))
+
+
+async def _refresh_after_settling(namespace: str, owner: str) -> None:
+    await asyncio.sleep(POD_SETTLE_SECONDS)
+    _pending.pop((namespace, owner), None)
+    try:
+        await reconciling.refresh(namespace, owner, _events_for, stale=False)
+    except kube_objects.KubeError as error:
+        log.warning("refreshing %s/%s after a pod change failed: %s", namespace, owner, error)

@@ -25,6 +25,7 @@ _MAX_BACKOFF_SECONDS = 1.0
 _REQUEST_TIMEOUT_SECONDS = 2.0
 # Wrong credentials or a malformed command will not fix themselves by retrying.
 _NOT_RETRIED = frozenset({400, 401, 403})
+NOT_LEADER = "not switched: this operator no longer holds its leader Lease"
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,19 @@ async def switch_pod(
     epoch: int,
     drain_ms: int,
     deadline: float,
+    may_act: Callable[[], bool] = lambda: True,
 ) -> PodOutcome:
-    """Call one pod until it acknowledges, refuses as superseded, or the deadline passes."""
+    """Call one pod until it acknowledges, refuses as superseded, or the deadline passes.
+
+    ``may_act`` is asked before every call (the operator's leadership guard): once it says no,
+    the pod is left alone and reported not acknowledged."""
     started, attempts, backoff, error = time.monotonic(), 0, _FIRST_BACKOFF_SECONDS, "not tried"
     body: dict[str, object] = {"cluster": cluster, "epoch": epoch, "drainMs": drain_ms}
     url = _url(pod, port, "/api/v1/active")
     while True:
+        if not may_act():
+            elapsed = (time.monotonic() - started) * 1000
+            return PodOutcome(pod.name, False, None, None, attempts, elapsed, NOT_LEADER)
         attempts += 1
         remaining = deadline - time.monotonic()
         try:
@@ -172,20 +180,30 @@ async def converge_each(
     deadline: float,
     state_timeout: float,
     settled: Callable[[PodOutcome], Awaitable[None]],
+    may_act: Callable[[], bool] = lambda: True,
+    read_first: bool = True,
 ) -> list[PodOutcome]:
     """Bring every pod to (cluster, epoch), each on its own: read its state, switch it unless it
     already serves, retry until ``deadline`` (``time.monotonic()``); ``settled`` runs for a pod
-    as soon as that pod's outcome is known. One outcome per pod, in the order given."""
+    as soon as that pod's outcome is known. One outcome per pod, in the order given.
+
+    Without ``read_first`` every pod is sent the switch at once, a round trip sooner: what a
+    change of ``spec.active`` wants (a pod already there acknowledges without closing anything);
+    the drift check reads first so that it sends nothing to pods that are fine."""
 
     async def one(session: aiohttp.ClientSession, pod: GatewayPod) -> PodOutcome:
         remaining = max(0.05, deadline - time.monotonic())
-        state = await read_state(session, pod, port, min(state_timeout, remaining))
+        state = (
+            await read_state(session, pod, port, min(state_timeout, remaining))
+            if read_first
+            else (None, None, "not read")
+        )
         if serves(state, cluster, epoch):
             outcome = PodOutcome(pod.name, True, cluster, epoch, 0, 0.0, already=True)
         else:
             outcome = await switch_pod(
                 session, pod, port=port, cluster=cluster, epoch=epoch, drain_ms=drain_ms,
-                deadline=deadline,
+                deadline=deadline, may_act=may_act,
             )  # fmt: skip
         await settled(outcome)
         return outcome

@@ -36,7 +36,8 @@ RULES: list[dict[str, Any]] = [
         "resources": ["secrets"],
         "verbs": ["get", "list", "watch", "create", "patch"],
     },
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "delete"]},
+    # Pods: watch, so status follows a pod added, ready or gone within a second.
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch", "delete"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "create", "patch"]},

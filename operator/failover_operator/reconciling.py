@@ -16,13 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from failover_operator import kube_objects, manifests, model, pod_switching, secret_mounts
+from failover_operator import (
+    kube_objects,
+    leadership,
+    manifests,
+    model,
+    pod_switching,
+    secret_mounts,
+)
 from failover_operator.secret_mounts import Observed, Seen
 from failover_operator.status import PodReport, Problem, compute, now_iso
 
@@ -35,10 +42,6 @@ class Events(Protocol):
     def info(self, reason: str, message: str) -> None: ...
 
     def warn(self, reason: str, message: str) -> None: ...
-
-
-class StatusWriter(Protocol):
-    async def __call__(self, status: Mapping[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,13 @@ class Convergence:
     started_at: str
     duration_ms: float
     failed: int
+    fenced: frozenset[str] = frozenset()
+
+    @property
+    def live(self) -> list[PodReport]:
+        """The reports of the pods still running: a fenced pod is gone (the switch record keeps
+        it), so status counts and conditions are about the pods that serve clients."""
+        return [r for r in self.reports if r.name not in self.fenced]
 
 
 _locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -95,6 +105,24 @@ async def observe_secrets(
         *(kube_objects.observe_secret(target.namespace, name) for name in names)
     )
     return dict(zip(names, found, strict=True))
+
+
+async def credentials_and_secrets(
+    target: Target, spec: model.KafkaFailoverSpec
+) -> tuple[pod_switching.Credentials, dict[str, Observed | None]]:
+    """The admin credentials and the Secrets the pods use, read side by side.
+
+    The first read of credentials creates the admin Secret; it is then observed again, or the pod
+    template's hash would change at the next reconciliation and roll every pod for nothing.
+    """
+    credentials, seen = await asyncio.gather(
+        kube_objects.admin_credentials(target.namespace, target.name, target.body),
+        observe_secrets(target, spec),
+    )
+    admin = manifests.admin_secret_name(target.name)
+    if seen.get(admin) is None:
+        seen[admin] = await kube_objects.observe_secret(target.namespace, admin)
+    return credentials, seen
 
 
 def secret_problems(target: Target, spec: model.KafkaFailoverSpec, seen: Seen) -> list[Problem]:
@@ -144,7 +172,7 @@ async def refresh_if_stale(
     if running == wanted[manifests.CONFIG_HASH_ANNOTATION]:
         return False
     for item in objects:
-        await kube_objects.apply(item)
+        await apply(item)
     events.info(reason, message)
     return True
 
@@ -154,58 +182,172 @@ async def reconcile(
     spec_raw: Any,
     previous: Mapping[str, Any] | None,
     events: Events,
-    write_status: StatusWriter,
-) -> dict[str, Any]:
-    """Apply everything and converge pods; returns the new status."""
-    previous = previous or {}
+) -> None:
+    """Apply everything and converge pods; status is written as the story unfolds.
+
+    The ConfigMap goes first (pods started from then on begin on ``spec.active``); the other
+    objects, which a switch leaves unchanged, are applied while the pods switch, and the
+    "switching" status is written alongside, so neither stands between the patch and the pods.
+    """
+    seen_at = time.monotonic()  # podTimeoutSeconds counts from here, not from the first call
+    previous = previous_status(target, previous)
     try:
         spec = model.parse_spec(spec_raw)
     except ValidationError as error:
         problem = _spec_problem(error)
         events.warn(problem.reason, problem.message)
-        return compute(
-            desired=str((spec_raw or {}).get("active")),
+        await write_status(
+            target,
+            compute(
+                desired=str((spec_raw or {}).get("active")),
+                generation=target.generation,
+                pods=[],
+                problems=[problem],
+                switching=False,
+                previous=previous,
+            ),
+        )
+        return
+    credentials, seen = await credentials_and_secrets(target, spec)
+    problems = secret_problems(target, spec, seen)
+    config_map, *others = gateway_objects(target, spec, seen)
+    await apply(config_map)
+    announce = previous.get("desiredCluster") not in (None, spec.active)
+    alongside = [asyncio.create_task(_apply_each(others))]
+    if announce:
+        switching = compute(
+            desired=spec.active,
             generation=target.generation,
             pods=[],
-            problems=[problem],
+            problems=problems,
+            switching=True,
+            previous=previous,
+        )
+        alongside.append(asyncio.create_task(write_status(target, switching)))
+        previous = switching
+    try:
+        result = await converge(
+            target,
+            spec,
+            credentials,
+            events,
+            announce=announce,
+            from_cluster=previous.get("activeCluster"),
+            since=seen_at,
+        )
+    finally:
+        failures = [
+            e for e in await asyncio.gather(*alongside, return_exceptions=True) if e is not None
+        ]
+    last_switch = _switch_record(previous, spec, target, result) if announce else None
+    await write_status(
+        target,
+        compute(
+            desired=spec.active,
+            generation=target.generation,
+            pods=result.live,
+            problems=problems,
+            switching=False,
+            previous=previous,
+            last_switch=last_switch,
+        ),
+    )
+    if failures:
+        raise failures[0]
+
+
+async def _apply_each(objects: list[dict[str, Any]]) -> None:
+    for item in objects:
+        await apply(item)
+
+
+async def apply(item: dict[str, Any]) -> None:
+    """Server-side apply one owned object (only by the leader)."""
+    leadership.ensure_held()
+    await kube_objects.apply(item)
+
+
+async def read_current(namespace: str, name: str) -> tuple[Target, model.KafkaFailoverSpec] | None:
+    """The object as it is now, with its parsed spec; None when it is gone or its spec is invalid
+    (the reconciliation reports that in status). Call it under the object's lock."""
+    raw = await kube_objects.kafka_failover(namespace, name)
+    if raw is None:
+        return None
+    try:
+        spec = model.parse_spec(raw.get("spec"))
+    except ValidationError:
+        return None
+    return Target(name, namespace, int(raw["metadata"].get("generation", 1)), raw), spec
+
+
+async def refresh(
+    namespace: str, name: str, events_for: Callable[[Mapping[str, Any]], Events], *, stale: bool
+) -> None:
+    """Bring status (and any pod left behind) up to date with the pods as they are now.
+
+    What a change of a gateway pod (added, ready, gone) and the periodic drift check run: every
+    ready pod not on (spec.active, generation) is switched, a silent one fenced, and status is
+    computed from the pods that remain. With ``stale`` the pod template is also re-applied when a
+    Secret it mounts changed (the drift check's safety net for a missed Secret event). Nothing is
+    done while a change of ``spec.active`` waits for its handler: that handler tells the story.
+    """
+    async with lock_named(namespace, name):
+        current = await read_current(namespace, name)
+        if current is None:
+            return
+        target, spec = current
+        raw = target.body
+        previous = previous_status(target, raw.get("status"))
+        if previous.get("desiredCluster") != spec.active:
+            return
+        events = events_for(raw)
+        credentials, seen = await credentials_and_secrets(target, spec)
+        if stale:
+            await refresh_if_stale(
+                target,
+                spec,
+                seen,
+                events,
+                reason="GatewayRefreshed",
+                message="the gateway pod template was out of date (a Secret changed); "
+                "re-applied, its pods roll",
+            )
+        result = await converge(target, spec, credentials, events, announce=False)
+        status = compute(
+            desired=spec.active,
+            generation=target.generation,
+            pods=result.live,
+            problems=secret_problems(target, spec, seen),
             switching=False,
             previous=previous,
         )
-    credentials = await kube_objects.admin_credentials(target.namespace, target.name, target.body)
-    seen = await observe_secrets(target, spec)
-    problems = secret_problems(target, spec, seen)
-    for item in gateway_objects(target, spec, seen):
-        await kube_objects.apply(item)
-    announce = previous.get("desiredCluster") not in (None, spec.active)
-    if announce:
-        await write_status(
-            compute(
-                desired=spec.active,
-                generation=target.generation,
-                pods=[],
-                problems=problems,
-                switching=True,
-                previous=previous,
-            )
-        )
-    result = await converge(
-        target,
-        spec,
-        credentials,
-        events,
-        announce=announce,
-        from_cluster=previous.get("activeCluster"),
-    )
-    last_switch = _switch_record(previous, spec, target, result) if announce else None
-    return compute(
-        desired=spec.active,
-        generation=target.generation,
-        pods=result.reports,
-        problems=problems,
-        switching=False,
-        previous=previous,
-        last_switch=last_switch,
-    )
+        if status != previous:
+            await write_status(target, status)
+
+
+_written: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def previous_status(target: Target, seen: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The status last written for the object by this process, else the one the event carried.
+
+    The operator is the status' only writer (one leader): what it wrote last is newer than the
+    status in an event that was queued while a pod change was being reported.
+    """
+    return dict(_written.get((target.namespace, target.name)) or seen or {})
+
+
+async def write_status(target: Target, status: Mapping[str, Any]) -> None:
+    """The one path by which status is written (only by the leader)."""
+    leadership.ensure_held()
+    await kube_objects.write_status(target.namespace, target.name, status)
+    _written[(target.namespace, target.name)] = dict(status)
+
+
+def forget(namespace: str, name: str) -> None:
+    """Drop what is kept of a deleted object."""
+    _written.pop((namespace, name), None)
+    _locks.pop((namespace, name), None)
 
 
 def _switch_record(
@@ -235,14 +377,16 @@ async def converge(
     *,
     announce: bool,
     from_cluster: str | None = None,
+    since: float | None = None,
 ) -> Convergence:
     """Switch every ready pod that is not on (spec.active, generation); fence the silent ones.
 
     Each pod is settled on its own (:func:`pod_switching.converge_each`): its Event is posted and,
     if it never acknowledged, it is fenced the moment its own outcome is known, at most
-    ``podTimeoutSeconds`` after this started, whatever the other pods do."""
+    ``podTimeoutSeconds`` after ``since`` (when the operator saw the change; default: now),
+    whatever the other pods do."""
     started_at, clock = now_iso(), time.perf_counter()
-    deadline = time.monotonic() + spec.switch.pod_timeout_seconds
+    deadline = (since or time.monotonic()) + spec.switch.pod_timeout_seconds
     pods = [
         p
         for p in await kube_objects.gateway_pods(target.namespace, target.name)
@@ -273,6 +417,8 @@ async def converge(
         deadline=deadline,
         state_timeout=STATE_READ_TIMEOUT_SECONDS,
         settled=settled,
+        may_act=leadership.held,
+        read_first=not announce,
     )
     behind = sum(1 for outcome in outcomes if not outcome.already)
     ordered = [reports[p.name] for p in pods]
@@ -287,7 +433,8 @@ async def converge(
             f"{spec.active} at epoch {target.generation}; "
             f"{behind - failed} switched",
         )
-    return Convergence(ordered, behind, started_at, duration, failed)
+    fenced = frozenset(r.name for r in ordered if r.fenced)
+    return Convergence(ordered, behind, started_at, duration, failed, fenced)
 
 
 async def _settle(
@@ -304,7 +451,7 @@ async def _settle(
             f"({outcome.duration_ms:.0f} ms, {outcome.attempts} try)",
         )
         return PodReport(outcome.pod, spec.active, target.generation)
-    if outcome.superseded:
+    if outcome.superseded or outcome.error == pod_switching.NOT_LEADER:
         return PodReport(outcome.pod, None, None, error=outcome.error)
     return await _fence(target, spec, outcome, events)
 
@@ -318,13 +465,14 @@ async def _fence(
     if not spec.switch.fence_unacknowledged:
         events.warn("PodNotSwitched", f"{outcome.pod} did not acknowledge: {outcome.error}")
         return PodReport(outcome.pod, None, None, error=f"not acknowledged: {outcome.error}")
+    leadership.ensure_held()  # a frozen leader, resumed, must not delete a pod the new one uses
     await kube_objects.delete_pod(target.namespace, outcome.pod)
     events.warn(
         "PodFenced",
         f"{outcome.pod} did not acknowledge within "
         f"{spec.switch.pod_timeout_seconds}s ({outcome.error}); deleted",
     )
-    return PodReport(outcome.pod, None, None, error=f"fenced: {outcome.error}")
+    return PodReport(outcome.pod, None, None, error=f"fenced: {outcome.error}", fenced=True)
 
 
 def _announce_end(events: Events, cluster: str, pods: int, failed: int, duration: float) -> None:

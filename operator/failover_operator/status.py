@@ -24,6 +24,7 @@ class PodReport:
     cluster: str | None  # what the pod reports as active, None when it did not answer
     epoch: int | None
     error: str | None = None
+    fenced: bool = False  # deleted for not acknowledging: gone from the live pods
 
     def on(self, cluster: str, epoch: int) -> bool:
         return self.cluster == cluster and (self.epoch or 0) >= epoch

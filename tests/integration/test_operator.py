@@ -36,8 +36,16 @@ DRIFT_INTERVAL = "2"
 class OperatorLab:
     """One namespace with the CRD, a kubelet stand-in and a running operator."""
 
-    def __init__(self, plane: ControlPlane, namespace: str, workdir: Path) -> None:
+    def __init__(
+        self,
+        plane: ControlPlane,
+        namespace: str,
+        workdir: Path,
+        *,
+        drift_interval: str = DRIFT_INTERVAL,
+    ) -> None:
         self.plane = plane
+        self.drift_interval = drift_interval
         self.namespace = namespace
         self.workdir = workdir
         self.kubelet = GatewayKubelet(plane.kubeconfig, namespace, workdir / "pods")
@@ -56,7 +64,7 @@ class OperatorLab:
         self.liveness = f"http://127.0.0.1:{networking.free_ports(1)[0]}/healthz"
         env = dict(os.environ) | {
             "KUBECONFIG": str(self._least_privilege_kubeconfig()),
-            "KAFKA_FAILOVER_DRIFT_INTERVAL": DRIFT_INTERVAL,
+            "KAFKA_FAILOVER_DRIFT_INTERVAL": self.drift_interval,
         }
         self.operator = supervising.spawn(
             [

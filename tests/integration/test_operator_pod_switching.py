@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from failover_operator import pod_switching
 from kafka_testbed import gateways
 from kafka_testbed.clusters import Cluster
@@ -95,6 +97,26 @@ def test_wrong_credentials_are_not_an_acknowledgement(gateway: gateways.GatewayP
     [outcome] = asyncio.run(call())
     assert not outcome.acknowledged and "HTTP 401" in (outcome.error or "")
     assert gateway.state()["active"] == "main"
+
+
+def test_a_pod_is_left_alone_once_the_leadership_guard_says_no(
+    gateway: gateways.GatewayProcess,
+) -> None:
+    """A frozen leader that resumes past its lease must not switch anyone back."""
+
+    async def call() -> pod_switching.PodOutcome:
+        async with aiohttp.ClientSession(
+            headers=pod_switching._auth_headers(CREDENTIALS)
+        ) as session:
+            return await pod_switching.switch_pod(
+                session, pods_of([gateway])[0], port=gateway.admin_port, cluster="failover",
+                epoch=50, drain_ms=0, deadline=time.monotonic() + 3, may_act=lambda: False,
+            )  # fmt: skip
+
+    outcome = asyncio.run(call())
+    assert not outcome.acknowledged and outcome.attempts == 0
+    assert outcome.error == pod_switching.NOT_LEADER
+    assert gateway.state()["epoch"] != 50
 
 
 def test_each_pod_is_settled_on_its_own_so_a_hung_pod_delays_only_itself(
