@@ -68,6 +68,15 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Least-privilege RBAC (rbac.RULES) cannot list namespaces or CRDs at cluster scope; kopf
     # would retry those lists for about a minute at every start before falling back to this.
     settings.scanning.disabled = True
+    logging.getLogger("kopf.objects").addFilter(_quiet_pod_events)
+
+
+def _quiet_pod_events(record: logging.LogRecord) -> bool:
+    """Drop kopf's "Handler 'gateway_pod_changed' succeeded." (one per pod event: half the log
+    of a 30-pod switch); its failures and everything else still go through."""
+    return not (
+        record.levelno <= logging.INFO and "'gateway_pod_changed' succeeded" in record.getMessage()
+    )
 
 
 @kopf.index(model.GROUP, model.VERSION, model.PLURAL)
