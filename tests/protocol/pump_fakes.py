@@ -20,6 +20,7 @@ from failover_gateway.config import HostPort, LimitsConfig
 from failover_gateway.pump import inflight
 from failover_gateway.pump.client_auth import ClientAuthenticator
 from failover_gateway.pump.connection import ClientConnection
+from failover_gateway.pump.write_fence import WriteFence
 from failover_gateway.routing import api_versions, producer_ids, response_rewriting, topic_ids
 from failover_gateway.routing.producer_ids import ProducerIdCodec
 
@@ -88,6 +89,7 @@ class FakeGateway:
         self.look_gate = asyncio.Event()
         self.look_gate.set()
         self.looks = 0
+        self.write_fence = WriteFence()
 
     def route(self, slot: int | None) -> tuple[str, list[HostPort]]:
         return "main", [HostPort("127.0.0.1", 9092)]

@@ -19,7 +19,7 @@ import ssl
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
 from failover_gateway.codec import errors, headers
@@ -27,6 +27,7 @@ from failover_gateway.codec.primitives import Buffer
 from failover_gateway.config import HostPort, LimitsConfig
 from failover_gateway.pump import client_auth, framing, inflight
 from failover_gateway.pump.internal_requests import InternalRequests
+from failover_gateway.pump.write_fence import WriteFence
 from failover_gateway.routing import producer_identity, request_policy, topic_ids, upstream_sasl
 from failover_gateway.routing.producer_ids import ProducerIdCodec
 from failover_gateway.routing.topic_ids import TopicIdTable
@@ -102,6 +103,11 @@ class Gateway(Protocol):
     async def learn_topic_ids(self, cluster: str) -> None:
         """Return once this pod has looked at ``cluster``'s topic ids since the call."""
 
+    @property
+    def write_fence(self) -> WriteFence:
+        """Writes to the fenced cluster are held (a planned switchover catching up)."""
+        ...
+
 
 class _Upstream(asyncio.Protocol):
     """The broker side; every event is handed to the owning client connection."""
@@ -152,8 +158,10 @@ class ClientConnection(asyncio.Protocol):
         self._internal = InternalRequests()
         self._stale_producers: set[int] = set()  # logged once per connection
         self._held: bytearray | None = None  # bytes that came before TLS was in place
-        # Requests that wait, in order, behind one naming a topic id the pod must look up.
+        # Requests that wait, in order, behind one naming a topic id the pod must look up, or
+        # behind a write held by the write fence.
         self._parked: deque[bytes | bytearray] | None = None
+        self._park_reason = ""
         self._reauth: asyncio.TimerHandle | None = None
         limits = gateway.limits
         self._requests = framing.FrameSplitter(
@@ -294,8 +302,12 @@ class ClientConnection(asyncio.Protocol):
             return framing.Decision.BUFFER  # handled here, whole, never forwarded
         if self._raw_sasl_rounds:
             return framing.Decision.PASS  # a raw SASL token: no Kafka header to read
+        if self._parked is not None:
+            return framing.Decision.BUFFER  # waits, whole, behind the parked request
         request = request_policy.inspect_request(prefix, complete=len(prefix) == frame_size)
         if request is None or request.answer_locally or request.held:
+            return framing.Decision.BUFFER
+        if self._gateway.write_fence.holds(self.cluster, request.api_key):
             return framing.Decision.BUFFER
         self._record(request, frame_size)
         return framing.Decision.PASS
@@ -326,6 +338,10 @@ class ClientConnection(asyncio.Protocol):
                 request.correlation_id
             ))  # fmt: skip
             return
+        fence = self._gateway.write_fence
+        if fence.holds(self.cluster, request.api_key):
+            self._park(frame, "write-fence", fence.wait_lifted)
+            return
         forwarded: Buffer = frame
         if request.held:
             outcome = self._translate_ids(request, frame, may_wait=may_wait)
@@ -351,7 +367,7 @@ class ClientConnection(asyncio.Protocol):
                     request.api_key, frame, self._gateway.topic_ids, self.cluster, missed
                 )
                 if missed and may_wait:
-                    self._park(frame)
+                    self._park(frame, "learning-topic-ids", self._learn_topic_ids)
                     return None
                 frame = (
                     translated if isinstance(translated, bytes | bytearray) else bytes(translated)
@@ -380,18 +396,24 @@ class ClientConnection(asyncio.Protocol):
             )  # fmt: skip
         return outcome
 
-    def _park(self, frame: bytes | bytearray) -> None:
-        """Hold ``frame`` and every later request until the pod has looked at the cluster's
-        topic ids (:mod:`..routing.topic_ids` says why an unknown id is not passed on at once)."""
-        self._parked = deque([frame])
-        self.pause_reading("learning-topic-ids")
-        asyncio.get_running_loop().create_task(self._unpark())
+    def _park(
+        self, frame: bytes | bytearray, reason: str, until: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Hold ``frame`` and every later request until ``until`` returns: the pod looking up a
+        topic id (:mod:`..routing.topic_ids` says why an unknown id is not passed on at once), or
+        the write fence lifting (:mod:`.write_fence`). Reading from the client pauses meanwhile."""
+        self._parked, self._park_reason = deque([frame]), reason
+        self.pause_reading(reason)
+        asyncio.get_running_loop().create_task(self._unpark(reason, until))
 
-    async def _unpark(self) -> None:
+    async def _learn_topic_ids(self) -> None:
         try:
             await asyncio.wait_for(self._gateway.learn_topic_ids(self.cluster), TOPIC_LEARN_SECONDS)
         except Exception as error:
             log.debug("client %s: topic ids of %s not learned: %r", self.peer, self.cluster, error)
+
+    async def _unpark(self, reason: str, until: Callable[[], Awaitable[None]]) -> None:
+        await until()
         parked, self._parked = self._parked or deque(), None
         first = True
         while parked and self.closing_reason is None:
@@ -405,8 +427,8 @@ class ClientConnection(asyncio.Protocol):
                 self.close(f"bad request from client: {error}")
                 return
             first = False
-        if self._parked is None:
-            self.resume_reading("learning-topic-ids")
+        if self._parked is None or self._park_reason != reason:
+            self.resume_reading(reason)  # a request parked again keeps its own reason's pause
 
     def _authenticate(self, frame: bytes | bytearray) -> None:
         auth = self._auth

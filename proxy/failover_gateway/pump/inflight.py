@@ -55,6 +55,10 @@ class InFlightTable:
     ) -> None:
         self._pending.append(PendingRequest(correlation_id, api_key, api_version, on_answer))
 
+    def count(self, api_keys: frozenset[int]) -> int:
+        """How many requests with one of ``api_keys`` await their broker's answer."""
+        return sum(1 for p in self._pending if p.api_key in api_keys and p.local_answer is None)
+
     def answer_locally(
         self, correlation_id: int, api_key: int, api_version: int, answer: bytes
     ) -> None:

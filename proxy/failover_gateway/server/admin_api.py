@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from failover_gateway.config import AdminCredentials
-from failover_gateway.server.switching import SwitchRecord, SwitchRefused
+from failover_gateway.server.switching import FenceAnswer, SwitchRecord, SwitchRefused
 
 log = logging.getLogger("failover_gateway.admin")
 
@@ -36,6 +36,10 @@ class AdminBackend(Protocol):
     async def switch(
         self, to: str, *, epoch: int | None, drain_ms: int | None, source: str
     ) -> SwitchRecord: ...
+
+    async def fence(self, *, max_seconds: float, drain_timeout: float) -> FenceAnswer: ...
+
+    def lift_fence(self) -> None: ...
 
     @property
     def cluster_names(self) -> tuple[str, ...]: ...
@@ -103,6 +107,19 @@ def _optional_int(raw: object, name: str) -> int | None:
     return value
 
 
+DEFAULT_FENCE_SECONDS = 30.0
+MAX_FENCE_SECONDS = 600.0
+DEFAULT_FENCE_DRAIN_MS = 5000.0
+
+
+def _bounded_number(raw: object, name: str, most: float) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 < raw <= most:
+        raise SwitchRefused(
+            f"{name} must be a number above 0 and at most {most:g}, got {raw!r}", 400
+        )
+    return float(raw)
+
+
 class _Routes:
     def __init__(self, backend: AdminBackend) -> None:
         self.backend = backend
@@ -150,6 +167,38 @@ class _Routes:
             return _error(refused.status, str(refused))
         return web.json_response(record.as_json())
 
+    async def put_fence(self, request: web.Request) -> web.Response:
+        """Hold writes to the active cluster (a planned switchover); 200 once acknowledged,
+        503 while writes forwarded before are still unanswered (the fence stays up)."""
+        try:
+            body = json.loads(await request.text() or "{}")
+            if not isinstance(body, dict):
+                raise SwitchRefused("the body must be a JSON object", 400)
+            max_seconds = _bounded_number(
+                body.get("maxSeconds", DEFAULT_FENCE_SECONDS), "maxSeconds", MAX_FENCE_SECONDS
+            )
+            drain = _bounded_number(
+                body.get("drainTimeoutMs", DEFAULT_FENCE_DRAIN_MS), "drainTimeoutMs", 600_000
+            )
+        except json.JSONDecodeError as error:
+            return _error(400, f'body is not JSON: {error}; expected {{"maxSeconds": 30}}')
+        except SwitchRefused as refused:
+            return _error(refused.status, str(refused))
+        answer = await self.backend.fence(max_seconds=max_seconds, drain_timeout=drain / 1000)
+        log.info(
+            "writes to %s fenced for at most %gs by %s: %s",
+            answer.cluster,
+            max_seconds,
+            request.remote,
+            "acknowledged" if answer.acknowledged else f"{answer.writes_in_flight} still in flight",
+        )
+        return web.json_response(answer.as_json(), status=200 if answer.acknowledged else 503)
+
+    async def delete_fence(self, request: web.Request) -> web.Response:
+        self.backend.lift_fence()
+        log.info("write fence lifted by %s", request.remote)
+        return web.json_response({"fenced": False})
+
     async def state(self, _: web.Request) -> web.Response:
         return web.json_response(self.backend.state())
 
@@ -171,6 +220,8 @@ def build_app(backend: AdminBackend, credentials: AdminCredentials) -> web.Appli
     app = web.Application(middlewares=[_auth_middleware(credentials)])
     app.router.add_post("/admin/pclusters/v1/pcluster/{pcluster}/switch", routes.conduktor_switch)
     app.router.add_put("/api/v1/active", routes.put_active)
+    app.router.add_put("/api/v1/fence", routes.put_fence)
+    app.router.add_delete("/api/v1/fence", routes.delete_fence)
     app.router.add_get("/api/v1/state", routes.state)
     app.router.add_get("/healthz", routes.healthz)
     app.router.add_get("/readyz", routes.readyz)

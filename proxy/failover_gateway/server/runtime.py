@@ -26,6 +26,7 @@ from failover_gateway.config import AdminCredentials, GatewayConfig, HostPort, L
 from failover_gateway.pump import inflight
 from failover_gateway.pump.client_auth import ClientAuthenticator
 from failover_gateway.pump.connection import ClientConnection
+from failover_gateway.pump.write_fence import FENCED_WRITES, WriteFence
 from failover_gateway.routing import (
     api_versions,
     producer_ids,
@@ -42,11 +43,12 @@ from failover_gateway.server import (
     upstream_connecting,
     upstream_probing,
 )
-from failover_gateway.server.switching import Switchboard, SwitchRecord
+from failover_gateway.server.switching import FenceAnswer, Switchboard, SwitchRecord
 
 log = logging.getLogger("failover_gateway")
 
 _SHUTDOWN_GRACE_SECONDS = 5.0
+_FENCE_POLL_SECONDS = 0.005
 _TOPIC_WATCH_SECONDS = 0.5
 _TOPIC_MISS_REFETCH_SECONDS = 2.0
 # Fetches asked for by requests with an unknown topic id start at most this often per cluster:
@@ -89,6 +91,7 @@ class GatewayRuntime:
             on_activate=self._activated,
         )
         self.reachability = {name: upstream_probing.Reachability() for name in config.clusters}
+        self._write_fence = WriteFence()
         self.registry = metrics.build_registry(self.traffic, self._snapshot)
         self.started_at = time.time()
         self._servers: list[asyncio.Server] = []
@@ -98,6 +101,10 @@ class GatewayRuntime:
         self.listening = False
 
     # -- Gateway (for connections) ------------------------------------------------------------
+
+    @property
+    def write_fence(self) -> WriteFence:
+        return self._write_fence
 
     @property
     def limits(self) -> LimitsConfig:
@@ -205,7 +212,36 @@ class GatewayRuntime:
     async def switch(
         self, to: str, *, epoch: int | None, drain_ms: int | None, source: str
     ) -> SwitchRecord:
-        return await self.switchboard.switch(to, epoch=epoch, drain_ms=drain_ms, source=source)
+        record = await self.switchboard.switch(to, epoch=epoch, drain_ms=drain_ms, source=source)
+        # A switch ends any fence, after the old connections closed with the writes they held
+        # (their clients send them again to the new cluster); a refused switch keeps it.
+        self._write_fence.lift()
+        return record
+
+    async def fence(self, *, max_seconds: float, drain_timeout: float) -> FenceAnswer:
+        """Hold writes to the active cluster; acknowledged once every write forwarded before
+        has been answered (nothing more reaches the cluster through this pod), or not, when
+        some are still unanswered after ``drain_timeout`` (the fence stays up either way)."""
+        cluster = self.switchboard.active
+        self._write_fence.fence(cluster, max_seconds)
+        started = time.monotonic()
+        # Polled: a notification would put fence bookkeeping on every answer of the data path.
+        while (pending := self._writes_in_flight(cluster)) and (  # noqa: ASYNC110
+            time.monotonic() - started < drain_timeout
+        ):
+            await asyncio.sleep(_FENCE_POLL_SECONDS)
+        return FenceAnswer(cluster, pending == 0, pending, (time.monotonic() - started) * 1000)
+
+    def lift_fence(self) -> None:
+        """Let held writes go on to the cluster they were bound to (an aborted switchover)."""
+        self._write_fence.lift()
+
+    def _writes_in_flight(self, cluster: str) -> int:
+        return sum(
+            c.in_flight.count(FENCED_WRITES)
+            for c in self.switchboard.connections
+            if c.cluster == cluster and not c.is_closing
+        )
 
     def state(self) -> dict[str, Any]:
         board = self.switchboard
@@ -226,6 +262,7 @@ class GatewayRuntime:
             },
             "listening": self.listening,
             "startedAt": self.started_at,
+            "writeFence": self._write_fence.state().as_json(),
         }
 
     def is_ready(self) -> tuple[bool, str]:

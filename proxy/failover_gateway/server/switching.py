@@ -59,6 +59,25 @@ class SwitchRecord:
         }
 
 
+@dataclass(frozen=True)
+class FenceAnswer:
+    """A pod's answer to a fence: acknowledged once no write it forwarded is unanswered."""
+
+    cluster: str
+    acknowledged: bool
+    writes_in_flight: int
+    drained_ms: float
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "fenced": True,
+            "cluster": self.cluster,
+            "acknowledged": self.acknowledged,
+            "writesInFlight": self.writes_in_flight,
+            "drainedMs": round(self.drained_ms, 3),
+        }
+
+
 def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(timestamp)) + (
         f".{int(timestamp * 1000) % 1000:03d}Z"
