@@ -173,6 +173,50 @@ class TimeoutsConfig(_Frozen):
     active_file_poll_ms: int = Field(default=1000, ge=100, alias="activeFilePollMs")
 
 
+class MirrorMaker2Config(_Frozen):
+    """How MirrorMaker 2 names things, for a switchover that reads its offset syncs."""
+
+    # MirrorMaker's alias of each gateway cluster (default: the cluster's own name).
+    aliases: Mapping[str, str] = Field(default_factory=dict)
+    # "identity" (IdentityReplicationPolicy: same topic names) or "default" (DefaultReplication
+    # Policy: <source alias><separator><topic> on the target).
+    policy: Literal["identity", "default"] = "identity"
+    separator: str = Field(default=".", min_length=1)
+
+    def alias(self, cluster: str) -> str:
+        return self.aliases.get(cluster, cluster)
+
+    def remote_topic(self, source: str, topic: str) -> str:
+        if self.policy == "identity":
+            return topic
+        return f"{self.alias(source)}{self.separator}{topic}"
+
+
+class SwitchoverConfig(_Frozen):
+    """A planned switchover: fence writes, let consumers finish, wait for replication, hand off
+    offsets, switch (README, "Planned switchover")."""
+
+    # What copies main to failover: "none" refuses planned switches (nothing to wait for).
+    replication: Literal["none", "offsetPreserving", "mirrorMaker2"] = "none"
+    # Regex of the replicated topics (internal topics, names starting with "__" or "mm2-" or
+    # ending ".internal", are never part of it).
+    topics: str = ".*"
+    mirror_maker2: MirrorMaker2Config = Field(
+        default_factory=MirrorMaker2Config, alias="mirrorMaker2"
+    )
+    max_catch_up_seconds: float = Field(default=30.0, gt=0, le=600, alias="maxCatchUpSeconds")
+    consumer_drain_seconds: float = Field(default=5.0, ge=0, le=300, alias="consumerDrainSeconds")
+
+    @field_validator("topics")
+    @classmethod
+    def _topics_is_a_regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"topics {value!r} is not a regular expression: {error}") from None
+        return value
+
+
 class GatewaySettings(_Frozen):
     """The ``gateway:`` block of the config file."""
 
@@ -185,6 +229,7 @@ class GatewaySettings(_Frozen):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", alias="logLevel"
     )
+    switchover: SwitchoverConfig = Field(default_factory=SwitchoverConfig)
 
     @field_validator("active")
     @classmethod

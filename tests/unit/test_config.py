@@ -134,6 +134,19 @@ def test_a_yaml_file_is_loaded_and_an_unreadable_one_is_named(tmp_path: Path) ->
             lambda d: d["gateway"].update({"colour": "blue"}),
             r"gateway.colour: Extra inputs are not permitted",
         ),
+        (
+            lambda d: d["gateway"].update({"switchover": {"replication": "mm2"}}),
+            r"gateway.switchover.replication: Input should be 'none', 'offsetPreserving' or "
+            r"'mirrorMaker2'",
+        ),
+        (
+            lambda d: d["gateway"].update({"switchover": {"topics": "orders-("}}),
+            r"gateway.switchover.topics: .*'orders-\(' is not a regular expression",
+        ),
+        (
+            lambda d: d["gateway"].update({"switchover": {"maxCatchUpSeconds": 0}}),
+            r"gateway.switchover.maxCatchUpSeconds: .*greater than 0",
+        ),
         (lambda d: d["config"].pop("failover"), r"needs at least two clusters"),
         (
             lambda d: d.update({"extra": 1}),
@@ -148,6 +161,22 @@ def test_bad_config_is_refused_with_the_key_the_value_and_what_is_valid(
     change(raw)
     with pytest.raises(ConfigError, match=message):
         config_from_mapping(raw)
+
+
+def test_mirror_maker_topic_names_follow_the_replication_policy() -> None:
+    raw = document()
+    raw["gateway"]["switchover"] = {
+        "replication": "mirrorMaker2",
+        "mirrorMaker2": {"policy": "default", "aliases": {"main": "dc1"}},
+    }
+    mm2 = config_from_mapping(raw).gateway.switchover.mirror_maker2
+    assert mm2.remote_topic("main", "orders") == "dc1.orders"
+    assert mm2.alias("failover") == "failover"
+    raw["gateway"]["switchover"]["mirrorMaker2"] = {}
+    assert (
+        config_from_mapping(raw).gateway.switchover.mirror_maker2.remote_topic("main", "orders")
+        == "orders"
+    )
 
 
 def test_admin_credentials_have_no_default() -> None:

@@ -37,6 +37,10 @@ class AdminBackend(Protocol):
         self, to: str, *, epoch: int | None, drain_ms: int | None, source: str
     ) -> SwitchRecord: ...
 
+    async def planned_switch(
+        self, to: str, *, epoch: int | None, drain_ms: int | None, source: str
+    ) -> tuple[SwitchRecord, dict[str, Any]]: ...
+
     async def fence(self, *, max_seconds: float, drain_timeout: float) -> FenceAnswer: ...
 
     def lift_fence(self) -> None: ...
@@ -136,7 +140,11 @@ class _Routes:
         if not to:
             return _error(400, "query parameter 'to' is required, e.g. ?to=failover")
         return await self._switch(
-            request, to, request.query.get("epoch"), request.query.get("drainMs")
+            request,
+            to,
+            request.query.get("epoch"),
+            request.query.get("drainMs"),
+            request.query.get("mode"),
         )
 
     async def put_active(self, request: web.Request) -> web.Response:
@@ -150,17 +158,26 @@ class _Routes:
             return _error(400, 'expected {"cluster": "<name>", "epoch": <int>, "drainMs": <int>}')
         if body.get("epoch") is None:
             return _error(400, "epoch is required on /api/v1/active (a non-negative integer)")
-        return await self._switch(request, body["cluster"], body.get("epoch"), body.get("drainMs"))
+        return await self._switch(
+            request, body["cluster"], body.get("epoch"), body.get("drainMs"), body.get("mode")
+        )
 
     async def _switch(
-        self, request: web.Request, to: str, epoch: object, drain: object
+        self, request: web.Request, to: str, epoch: object, drain: object, mode: object
     ) -> web.Response:
+        source = f"{request.method} {request.path} from {request.remote}"
         try:
+            if mode not in (None, "", "immediate", "planned"):
+                raise SwitchRefused(f"mode must be immediate or planned, got {mode!r}", 400)
+            epoch_value = _optional_int(epoch, "epoch")
+            drain_ms = _optional_int(drain, "drainMs")
+            if mode == "planned":
+                record, report = await self.backend.planned_switch(
+                    to, epoch=epoch_value, drain_ms=drain_ms, source=source
+                )
+                return web.json_response(record.as_json() | {"switchover": report})
             record = await self.backend.switch(
-                to,
-                epoch=_optional_int(epoch, "epoch"),
-                drain_ms=_optional_int(drain, "drainMs"),
-                source=f"{request.method} {request.path} from {request.remote}",
+                to, epoch=epoch_value, drain_ms=drain_ms, source=source
             )
         except SwitchRefused as refused:
             log.warning("switch to %r refused: %s", to, refused)

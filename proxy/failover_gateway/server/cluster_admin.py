@@ -44,6 +44,10 @@ class ClusterCallFailed(Exception):
         self.retriable = retriable
 
 
+class UnknownPartition(ClusterCallFailed):
+    """The cluster's metadata has no such topic-partition (yet)."""
+
+
 @dataclass(frozen=True)
 class Layout:
     brokers: dict[int, HostPort]
@@ -159,7 +163,7 @@ class ClusterAdmin:
             if tp not in layout.leaders:
                 layout = await self.layout({t for t, _ in wanted})
             if tp not in layout.leaders:
-                raise ClusterCallFailed(f"cluster {self.name}: no partition {tp[0]}-{tp[1]}")
+                raise UnknownPartition(f"cluster {self.name}: no partition {tp[0]}-{tp[1]}")
             by_leader.setdefault(layout.leaders[tp], []).append(tp)
         found: dict[TopicPartition, int] = {}
         for leader, tps in by_leader.items():
@@ -275,7 +279,7 @@ class ClusterAdmin:
         if tp not in layout.leaders:
             layout = await self.layout({tp[0]})
         if tp not in layout.leaders:
-            raise ClusterCallFailed(f"cluster {self.name}: no partition {tp[0]}-{tp[1]}")
+            raise UnknownPartition(f"cluster {self.name}: no partition {tp[0]}-{tp[1]}")
         body = {
             "ReplicaId": -1,
             "MaxWaitMs": 0,

@@ -38,12 +38,19 @@ from failover_gateway.routing.broker_directory import BrokerDirectory
 from failover_gateway.server import (
     active_file,
     admin_api,
+    cluster_admin,
     metrics,
     security_setup,
+    switchover,
     upstream_connecting,
     upstream_probing,
 )
-from failover_gateway.server.switching import FenceAnswer, Switchboard, SwitchRecord
+from failover_gateway.server.switching import (
+    FenceAnswer,
+    Switchboard,
+    SwitchRecord,
+    SwitchRefused,
+)
 
 log = logging.getLogger("failover_gateway")
 
@@ -92,6 +99,7 @@ class GatewayRuntime:
         )
         self.reachability = {name: upstream_probing.Reachability() for name in config.clusters}
         self._write_fence = WriteFence()
+        self.last_switchover: dict[str, Any] | None = None
         self.registry = metrics.build_registry(self.traffic, self._snapshot)
         self.started_at = time.time()
         self._servers: list[asyncio.Server] = []
@@ -232,6 +240,39 @@ class GatewayRuntime:
             await asyncio.sleep(_FENCE_POLL_SECONDS)
         return FenceAnswer(cluster, pending == 0, pending, (time.monotonic() - started) * 1000)
 
+    async def planned_switch(
+        self, to: str, *, epoch: int | None, drain_ms: int | None, source: str
+    ) -> tuple[SwitchRecord, dict[str, Any]]:
+        """Fence, let consumers finish, catch up, hand offsets off, then switch
+        (:mod:`.switchover`); a refusal or abort raises SwitchRefused naming why."""
+        if to not in self.switchboard.clusters:
+            raise SwitchRefused(
+                f"unknown cluster {to!r}; valid: {', '.join(self.switchboard.clusters)}", 400
+            )
+        active = self.switchboard.active
+        if to == active:
+            record = await self.switch(to, epoch=epoch, drain_ms=drain_ms, source=source)
+            return record, {"mode": "planned", "outcome": "already active"}
+        try:
+            record, report = await switchover.run(
+                self, self.config.gateway.switchover, source=active, target=to, epoch=epoch,
+                drain_ms=drain_ms, caller=source,
+            )  # fmt: skip
+        except SwitchRefused as refused:
+            self.last_switchover = {"mode": "planned", "outcome": "aborted", "reason": str(refused)}
+            raise
+        self.last_switchover = report.as_json()
+        log.info("planned switch %s -> %s: %s", active, to, self.last_switchover)
+        return record, self.last_switchover
+
+    def cluster_admin(self, cluster: str) -> cluster_admin.ClusterAdmin:
+        return cluster_admin.ClusterAdmin(
+            cluster,
+            self.config.clusters[cluster],
+            self.security.upstream.get(cluster),
+            self.connect_timeout,
+        )
+
     def lift_fence(self) -> None:
         """Let held writes go on to the cluster they were bound to (an aborted switchover)."""
         self._write_fence.lift()
@@ -263,6 +304,7 @@ class GatewayRuntime:
             "listening": self.listening,
             "startedAt": self.started_at,
             "writeFence": self._write_fence.state().as_json(),
+            "lastSwitchover": self.last_switchover,
         }
 
     def is_ready(self) -> tuple[bool, str]:

@@ -1,0 +1,168 @@
+"""A planned switchover on one gateway, with real brokers, MirrorMaker 2 and librdkafka clients:
+nothing lost, nothing written twice, nothing re-read; and an abort when replication is stopped.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kafka_testbed import admin, gateways, mirroring, workloads
+from kafka_testbed.clusters import Cluster
+
+PARTITIONS = 2
+RATE = 100.0
+SWITCHOVER = {
+    "switchover": {
+        "replication": "mirrorMaker2",
+        "consumerDrainSeconds": 5,
+        "maxCatchUpSeconds": 20,
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def mirror_maker(
+    kafka_single: Cluster, kafka_failover: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[mirroring.MirrorMaker]:
+    # The worker's offset flush is when MirrorMaker emits the offset sync of the last record it
+    # copied (a worker setting: prefixed with the target alias); read_committed so that it never
+    # copies a transaction that is then aborted.
+    settings = mirroring.MirrorSettings(
+        topics="planned-.*",
+        groups="planned-.*",
+        extra={
+            "failover.offset.flush.interval.ms": "1000",
+            "main.consumer.isolation.level": "read_committed",
+        },
+    )
+    started = mirroring.start_mirror_maker(
+        kafka_single.bootstrap,
+        kafka_failover.bootstrap,
+        settings,
+        workdir=tmp_path_factory.mktemp("mm2"),
+    )
+    yield started
+    started.stop()
+
+
+def topic_on_both(main: Cluster, failover: Cluster) -> str:
+    topic = f"planned-{uuid.uuid4().hex[:8]}"
+    for cluster in (main, failover):
+        admin.create_topic(cluster.bootstrap, topic, partitions=PARTITIONS)
+    return topic
+
+
+def wait_for(what: str, check: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"no {what} within {timeout:.0f}s"
+        time.sleep(0.2)
+
+
+def planned_gateway(main: Cluster, failover: Cluster, workdir: Path) -> gateways.GatewayProcess:
+    clusters = {"main": main.bootstrap, "failover": failover.bootstrap}
+    return gateways.start_gateway(clusters, gateway_extra=SWITCHOVER, workdir=workdir)
+
+
+def test_a_planned_switch_under_load_loses_duplicates_and_rereads_nothing(
+    kafka_single: Cluster,
+    kafka_failover: Cluster,
+    mirror_maker: mirroring.MirrorMaker,
+    tmp_path: Path,
+) -> None:
+    gateway = planned_gateway(kafka_single, kafka_failover, tmp_path)
+    topic = topic_on_both(kafka_single, kafka_failover)
+    group = f"planned-{uuid.uuid4().hex[:6]}"
+    client = workloads.ConfluentProducer(gateway.bootstrap, {"enable.idempotence": True})
+    producer = workloads.SequencedProducer(client, topic, rate=RATE).start()
+    consumer = workloads.GroupConsumer(
+        gateway.bootstrap, topic, group, {"auto.commit.interval.ms": 200}
+    ).start()
+    tail = workloads.ClusterTail(kafka_failover.bootstrap, topic, PARTITIONS, cluster="failover")
+    tail.start()
+    main_tail = workloads.ClusterTail(kafka_single.bootstrap, topic, PARTITIONS, cluster="main")
+    main_tail.start()
+    try:
+        assert producer.wait_acked(200, timeout=60), "nothing acknowledged before the switch"
+        wait_for("MirrorMaker copying the topic", lambda: bool(tail.sequences()), timeout=90)
+        answer = gateway.switch("failover", mode="planned")
+        assert answer.status == 200, answer
+        report: dict[str, Any] = answer.body["switchover"]
+        time.sleep(3.0)
+        producer.stop(flush_timeout=30)
+        _, acked, _ = producer.log.snapshot()
+        missing = workloads.wait_until_landed([tail], acked, timeout=60)
+        time.sleep(2.0)  # the consumer reads the last records from failover
+        receipts = consumer.received()
+        received = [r.seq for r in receipts]
+    finally:
+        consumer.stop()
+        tail.stop()
+        main_tail.stop()
+        gateway.stop()
+    assert report["outcome"] == "switched" and report["lagAtSwitch"] == 0, report
+    assert report["groupsHandedOff"] >= 1, report
+    assert not missing, f"acknowledged but not on failover: {sorted(missing)[:20]}"
+    on_failover = collections.Counter(seq for seq, _, _ in tail.placements())
+    assert max(on_failover.values()) == 1, "a record is twice on failover"
+    reread = {seq for seq, n in collections.Counter(received).items() if n > 1}
+    before_switch = main_tail.sequences()
+    assert not reread & before_switch, (
+        f"the group read again {len(reread & before_switch)} records written before the switch "
+        f"(the offset hand-off failed): {sorted(reread & before_switch)[:20]}; {report}"
+    )
+    # Records written to failover after the switch may be read twice by a librdkafka consumer:
+    # it fetches from failover with its old assignment until its next heartbeat or commit
+    # finds it is no member there, then rejoins and restarts from the committed offset. Holding
+    # such fetches until the client rejoined is the next step (issue 16); counted, not hidden.
+    print(f"planned switchover: {len(reread)} records written after the switch read twice")
+    assert set(acked) <= set(received), "the group read every acknowledged record"
+    print(f"planned switchover report: {report}")
+
+
+def test_a_planned_switch_with_replication_stopped_aborts_and_stays_on_main(
+    kafka_single: Cluster,
+    kafka_failover: Cluster,
+    mirror_maker: mirroring.MirrorMaker,
+    tmp_path: Path,
+) -> None:
+    clusters = {"main": kafka_single.bootstrap, "failover": kafka_failover.bootstrap}
+    extra = {"switchover": {**SWITCHOVER["switchover"], "maxCatchUpSeconds": 2}}
+    gateway = gateways.start_gateway(clusters, gateway_extra=extra, workdir=tmp_path)
+    topic = topic_on_both(kafka_single, kafka_failover)
+    client = workloads.ConfluentProducer(gateway.bootstrap, {"enable.idempotence": True})
+    producer = workloads.SequencedProducer(client, topic, rate=RATE).start()
+    try:
+        assert producer.wait_acked(100, timeout=60)
+        mirror_maker.stall()
+        try:
+            time.sleep(0.5)
+            answer = gateway.switch("failover", mode="planned")
+            state = gateway.state()
+        finally:
+            mirror_maker.unstall()
+        acked_before = len(producer.log.snapshot()[1])
+        assert producer.wait_acked(acked_before + 50, timeout=30), "writes resumed on main"
+    finally:
+        producer.stop(flush_timeout=30)
+        gateway.stop()
+    assert answer.status == 409, answer
+    assert "replication did not catch up within 2s" in answer.body["error"], answer.body
+    assert state["active"] == "main" and not state["writeFence"]["fenced"]
+    assert state["lastSwitchover"]["outcome"] == "aborted"
+
+
+def test_a_planned_switch_without_replication_declared_is_refused_with_what_to_set(
+    gateway: gateways.GatewayProcess,
+) -> None:
+    answer = gateway.switch("failover", mode="planned")
+    assert answer.status == 400
+    assert "gateway.switchover.replication" in answer.body["error"]
+    assert gateway.state()["active"] == "main"
