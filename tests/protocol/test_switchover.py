@@ -1,0 +1,148 @@
+"""The planned switchover's sequence against fake clusters: when it switches, when it aborts, and
+that an abort always lifts the fence and switches nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from failover_gateway.config import SwitchoverConfig
+from failover_gateway.routing.offset_syncs import OffsetSync
+from failover_gateway.server import switchover
+from failover_gateway.server.cluster_admin import Layout, TopicPartition
+from failover_gateway.server.switching import FenceAnswer, SwitchRecord, SwitchRefused
+
+TP = ("orders", 0)
+
+
+@dataclass
+class FakeCluster:
+    name: str
+    high: dict[TopicPartition, int] = field(default_factory=dict)
+    stable: dict[TopicPartition, int] | None = None
+    groups: dict[str, dict[TopicPartition, int]] = field(default_factory=dict)
+
+    async def __aenter__(self) -> FakeCluster:
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        return None
+
+    async def layout(self) -> Layout:
+        return Layout({1: None}, {tp: 1 for tp in self.high})  # type: ignore[dict-item]
+
+    async def end_offsets(
+        self, partitions: list[TopicPartition], *, committed_only: bool
+    ) -> dict[TopicPartition, int]:
+        source = self.stable if committed_only and self.stable is not None else self.high
+        return {tp: source.get(tp, 0) for tp in partitions}
+
+    async def group_ids(self) -> list[str]:
+        return sorted(self.groups)
+
+    async def committed(self, group: str) -> dict[TopicPartition, int]:
+        return dict(self.groups[group])
+
+    async def commit(self, group: str, offsets: dict[TopicPartition, int]) -> None:
+        self.groups[group] = dict(offsets)
+
+
+@dataclass
+class FakeBackend:
+    clusters: dict[str, FakeCluster]
+    acknowledged: bool = True
+    fenced: bool = False
+    switched_to: str | None = None
+
+    async def fence(self, *, max_seconds: float, drain_timeout: float) -> FenceAnswer:
+        self.fenced = True
+        return FenceAnswer("main", self.acknowledged, 0 if self.acknowledged else 2, 1.0)
+
+    def lift_fence(self) -> None:
+        self.fenced = False
+
+    async def switch(
+        self, to: str, *, epoch: int | None, drain_ms: int | None, source: str
+    ) -> SwitchRecord:
+        self.switched_to, self.fenced = to, False
+        return SwitchRecord("main", to, epoch or 0, True, 0, 0.0, 0.0, source)
+
+    def cluster_admin(self, cluster: str) -> Any:
+        return self.clusters[cluster]
+
+
+def config(**overrides: Any) -> SwitchoverConfig:
+    values = {
+        "replication": "offsetPreserving",
+        "maxCatchUpSeconds": 0.3,
+        "consumerDrainSeconds": 0.1,
+    }
+    return SwitchoverConfig.model_validate(values | overrides)
+
+
+def run(backend: FakeBackend, settings: SwitchoverConfig) -> dict[str, Any]:
+    async def go() -> dict[str, Any]:
+        _, report = await switchover.run(
+            backend, settings, source="main", target="failover", epoch=3, drain_ms=0, caller="t"
+        )
+        return report.as_json()
+
+    return asyncio.run(go())
+
+
+def test_caught_up_offset_preserving_replication_hands_offsets_over_then_switches() -> None:
+    main = FakeCluster("main", {TP: 10}, groups={"billing": {TP: 10}})
+    failover = FakeCluster("failover", {TP: 10})
+    backend = FakeBackend({"main": main, "failover": failover})
+    report = run(backend, config())
+    assert backend.switched_to == "failover" and not backend.fenced
+    assert failover.groups == {"billing": {TP: 10}}
+    assert report["outcome"] == "switched" and report["lagAtSwitch"] == 0
+    assert [p["phase"] for p in report["phases"]] == [
+        "Fencing", "ConsumersFinishing", "CatchingUp", "HandingOffOffsets", "Switched",
+    ]  # fmt: skip
+
+
+def test_replication_that_never_catches_up_aborts_lifts_the_fence_and_switches_nothing() -> None:
+    backend = FakeBackend({"main": FakeCluster("main", {TP: 10}), "failover": FakeCluster(
+        "failover", {TP: 7}
+    )})  # fmt: skip
+    with pytest.raises(SwitchRefused, match=r"did not catch up within 0.3s .*orders-0: 3 of 10"):
+        run(backend, config())
+    assert backend.switched_to is None and not backend.fenced
+
+
+def test_a_transaction_left_open_on_main_aborts_naming_where() -> None:
+    main = FakeCluster("main", {TP: 10}, stable={TP: 6})
+    backend = FakeBackend({"main": main, "failover": FakeCluster("failover", {TP: 10})})
+    with pytest.raises(SwitchRefused, match=r"transactions still open on main: orders-0 at 6"):
+        run(backend, config())
+    assert backend.switched_to is None and not backend.fenced
+
+
+def test_a_pod_whose_writes_are_still_unanswered_does_not_switch() -> None:
+    backend = FakeBackend(
+        {"main": FakeCluster("main", {TP: 1}), "failover": FakeCluster("failover", {TP: 1})},
+        acknowledged=False,
+    )
+    with pytest.raises(SwitchRefused, match=r"2 write\(s\) to main still unanswered"):
+        run(backend, config())
+    assert backend.switched_to is None and not backend.fenced
+
+
+def test_without_declared_replication_a_planned_switch_is_refused_with_what_to_set() -> None:
+    backend = FakeBackend({})
+    with pytest.raises(SwitchRefused, match=r"gateway\.switchover\.replication") as refused:
+        run(backend, config(replication="none"))
+    assert refused.value.status == 400 and not backend.fenced
+
+
+def test_a_group_at_the_fenced_end_gets_the_offset_after_the_last_copied_record() -> None:
+    mirror = switchover._Mirror(None, config())  # type: ignore[arg-type]
+    mirror.syncs[TP] = [OffsetSync("orders", 0, 5, 3), OffsetSync("orders", 0, 9, 7)]
+    assert switchover._mapped(TP, 10, 10, mirror) == (8, 0)
+    offset, reread = switchover._mapped(TP, 7, 10, mirror)
+    assert offset == 4 and reread == 1  # MirrorMaker's rule: after sync (5, 3); re-reads 6
