@@ -52,6 +52,7 @@ def fenced_run(
         time.sleep(FENCED_SECONDS)
         while_fenced = end_offsets(main, topic)
         state = gateway.state()["writeFence"]
+        assert "kafka_failover_write_fenced 1.0" in gateway.metrics()
         end(gateway)
         time.sleep(2.0)
         producer.stop(flush_timeout=30)
@@ -79,6 +80,7 @@ def test_a_fenced_gateway_writes_nothing_more_to_main_and_a_lift_loses_and_doubl
     assert set(acked) <= set(written)
     assert max(written.values()) == 1, "a held write was written twice"
     assert not gateway.state()["writeFence"]["fenced"]
+    assert "kafka_failover_write_fenced 0.0" in gateway.metrics()
 
 
 def test_writes_held_at_a_switch_land_once_on_failover(

@@ -95,6 +95,7 @@ def test_a_planned_switch_under_load_loses_duplicates_and_rereads_nothing(
         answer = gateway.switch("failover", mode="planned")
         assert answer.status == 200, answer
         report: dict[str, Any] = answer.body["switchover"]
+        metrics = gateway.metrics()
         time.sleep(3.0)
         producer.stop(flush_timeout=30)
         _, acked, _ = producer.log.snapshot()
@@ -109,6 +110,8 @@ def test_a_planned_switch_under_load_loses_duplicates_and_rereads_nothing(
         gateway.stop()
     assert report["outcome"] == "switched" and report["lagAtSwitch"] == 0, report
     assert report["groupsHandedOff"] >= 1, report
+    assert 'kafka_failover_planned_switches_total{outcome="switched"} 1.0' in metrics
+    assert f"kafka_failover_last_fence_duration_seconds {report['fenceMs'] / 1000}" in metrics
     assert not missing, f"acknowledged but not on failover: {sorted(missing)[:20]}"
     on_failover = collections.Counter(seq for seq, _, _ in tail.placements())
     assert max(on_failover.values()) == 1, "a record is twice on failover"
@@ -145,7 +148,7 @@ def test_a_planned_switch_with_replication_stopped_aborts_and_stays_on_main(
         try:
             time.sleep(0.5)
             answer = gateway.switch("failover", mode="planned")
-            state = gateway.state()
+            state, metrics = gateway.state(), gateway.metrics()
         finally:
             mirror_maker.unstall()
         acked_before = len(producer.log.snapshot()[1])
@@ -157,6 +160,7 @@ def test_a_planned_switch_with_replication_stopped_aborts_and_stays_on_main(
     assert "replication did not catch up within 2s" in answer.body["error"], answer.body
     assert state["active"] == "main" and not state["writeFence"]["fenced"]
     assert state["lastSwitchover"]["outcome"] == "aborted"
+    assert 'kafka_failover_planned_switches_total{outcome="aborted"} 1.0' in metrics
 
 
 def test_a_planned_switch_without_replication_declared_is_refused_with_what_to_set(

@@ -35,6 +35,10 @@ class Traffic:
     connections_refused: int = 0
     switches: int = 0
     last_switch_seconds: float = 0.0
+    # Planned switchovers, by outcome ("switched", "aborted").
+    planned_switches: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    last_fence_seconds: float = 0.0  # write unavailability of the last planned switch
+    last_catch_up_lag_records: int = 0  # records replication had to copy when it began
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class Snapshot:
     clusters: tuple[str, ...]
     open_connections: Mapping[str, int]
     reachable: Mapping[str, bool]
+    fenced_for_seconds: float | None = None  # None: no write fence is up
 
 
 class _GatewayCollector(Collector):
@@ -89,14 +94,46 @@ class _GatewayCollector(Collector):
             value=t.connections_refused,
         )
         yield CounterMetricFamily("kafka_failover_switches", "Switches done", value=t.switches)
+        yield from self._switchover_families()
         yield GaugeMetricFamily(
             "kafka_failover_last_switch_duration_seconds",
             "Duration of the last switch",
             value=t.last_switch_seconds,
         )
 
+    def _switchover_families(self) -> Iterator[Metric]:
+        t = self._traffic
+        planned = CounterMetricFamily(
+            "kafka_failover_planned_switches",
+            "Planned switchovers, by outcome (switched, aborted)",
+            labels=["outcome"],
+        )
+        for outcome in ("switched", "aborted"):
+            planned.add_metric([outcome], t.planned_switches.get(outcome, 0))
+        yield planned
+        yield GaugeMetricFamily(
+            "kafka_failover_last_fence_duration_seconds",
+            "Write unavailability of the last planned switchover (fence to switch)",
+            value=t.last_fence_seconds,
+        )
+        yield GaugeMetricFamily(
+            "kafka_failover_last_catch_up_lag_records",
+            "Records replication still had to copy when the last planned switchover fenced",
+            value=t.last_catch_up_lag_records,
+        )
+
     def _state_families(self, snap: Snapshot) -> Iterator[Metric]:
         yield GaugeMetricFamily("kafka_failover_epoch", "Epoch of the active cluster", snap.epoch)
+        yield GaugeMetricFamily(
+            "kafka_failover_write_fenced",
+            "1 while writes to the active cluster are held (a planned switchover)",
+            value=0.0 if snap.fenced_for_seconds is None else 1.0,
+        )
+        yield GaugeMetricFamily(
+            "kafka_failover_write_fence_age_seconds",
+            "How long the current write fence has held writes (0: none)",
+            value=snap.fenced_for_seconds or 0.0,
+        )
         active = GaugeMetricFamily(
             "kafka_failover_active_cluster", "1 for the active cluster", labels=["cluster"]
         )

@@ -260,8 +260,13 @@ class GatewayRuntime:
             )  # fmt: skip
         except SwitchRefused as refused:
             self.last_switchover = {"mode": "planned", "outcome": "aborted", "reason": str(refused)}
+            if refused.status == 409:  # an abort (a refusal of bad input is not counted)
+                self.traffic.planned_switches["aborted"] += 1
             raise
         self.last_switchover = report.as_json()
+        self.traffic.planned_switches["switched"] += 1
+        self.traffic.last_fence_seconds = self.last_switchover["fenceMs"] / 1000
+        self.traffic.last_catch_up_lag_records = report.catch_up_lag
         log.info("planned switch %s -> %s: %s", active, to, self.last_switchover)
         return record, self.last_switchover
 
@@ -325,6 +330,9 @@ class GatewayRuntime:
             clusters=board.clusters,
             open_connections=board.open_connections(),
             reachable={name: r.reachable for name, r in self.reachability.items()},
+            fenced_for_seconds=(
+                fence.held_for_seconds if (fence := self._write_fence.state()).cluster else None
+            ),
         )
 
     def _activated(self, cluster: str, epoch: int) -> None:

@@ -64,6 +64,7 @@ class Report:
     partitions: int = 0
     groups_handed_off: int = 0
     records_reread: int = 0  # records a group behind the fenced end will read again
+    catch_up_lag: int = 0  # records not yet copied when catching up began
     lag_at_switch: int = 0  # records on the old cluster not on the new one: the RPO
     fence_ms: float = 0.0
     outcome: str = "running"
@@ -154,8 +155,8 @@ async def _prepare(
     flow = _Flow(old, new, config, report.source)
     if config.replication == "mirrorMaker2":
         flow.mirror = _Mirror(old, config)
-    lag = await flow.caught_up(end, catch_up_by)
-    report.phase("CatchingUp", lag=lag)
+    report.catch_up_lag = await flow.caught_up(end, catch_up_by)
+    report.phase("CatchingUp", lag=report.catch_up_lag)
     report.groups_handed_off, report.records_reread = await flow.hand_off(end, commits)
     report.phase("HandingOffOffsets", groups=report.groups_handed_off)
 
