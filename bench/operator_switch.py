@@ -1,6 +1,6 @@
 """Benchmark: ``kubectl patch kafkafailover ... active=X`` -> every gateway pod switched.
 
-A real kube-apiserver and kube-controller-manager (kube_testbed), the operator under ``kopf run``,
+A real kube-apiserver and kube-controller-manager (kube_testbed), the operator process,
 and N gateway pods run as real processes by the kubelet stand-in. Each round patches
 ``spec.active`` (alternating main/failover) and measures until the status says the switch
 completed on every pod (``status.activeCluster`` = the new cluster, ``gateways.summary`` = N/N,

@@ -24,12 +24,12 @@ Results are printed as a table and written to ``drill-report.json``.
 
 The switch goes ``--via admin`` (default: one gateway process, its admin API's switch call) or
 ``--via kubectl``: then the lab also starts a Kubernetes control plane (:mod:`kube_testbed`), the
-operator under ``kopf run`` and the kubelet stand-in, which runs each Pod of the operator's gateway
-Deployment (``GATEWAY_PODS`` replicas) as a real gateway process on its own 127.0.0.N; clients
-bootstrap from those pods, and the switch is ``kubectl patch kafkafailover drill --type merge -p
-'{"spec":{"active":"failover"}}'`` with the real kubectl binary. The switch's time is when the
-patch is sent; the drill then waits (bounded) until the object's status says every pod serves the
-new cluster.
+operator (``python -m failover_operator``) and the kubelet stand-in, which runs each Pod of the
+operator's gateway Deployment (``GATEWAY_PODS`` replicas) as a real gateway process on its own
+127.0.0.N; clients bootstrap from those pods, and the switch is ``kubectl patch kafkafailover
+drill --type merge -p '{"spec":{"active":"failover"}}'`` with the real kubectl binary. The
+switch's time is when the patch is sent; the drill then waits (bounded) until the object's status
+says every pod serves the new cluster.
 """
 
 from __future__ import annotations

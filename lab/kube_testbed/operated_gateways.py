@@ -2,8 +2,9 @@
 
 :func:`operated_gateways` installs the CRD on a control plane, creates a namespace, starts the
 kubelet stand-in (each gateway Pod becomes a real gateway process on its own 127.0.0.N) and the
-operator under ``kopf run`` (as cluster-admin; ``tests/integration/test_operator.py`` covers the
-least-privilege service account), and stops both on exit. :class:`OperatedGateways` then applies
+operator (``python -m failover_operator``, leader election on, as cluster-admin;
+``tests/integration/test_operator.py`` covers the least-privilege service account), and stops
+both on exit. :class:`OperatedGateways` then applies
 KafkaFailover objects, switches them with ``kubectl patch`` (the real kubectl binary) and waits
 until the status says the switch completed on every pod.
 """

@@ -1,4 +1,4 @@
-"""The operator for real: kube-apiserver, kube-controller-manager, ``kopf run``, gateway processes.
+"""The operator for real: kube-apiserver, kube-controller-manager, the operator, gateway pods.
 
 The kubelet stand-in turns every gateway Pod the Deployment creates into a real gateway process on
 its own loopback address, so ``kubectl patch ... active=failover`` goes all the way: the operator
