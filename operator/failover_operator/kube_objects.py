@@ -26,7 +26,7 @@ from failover_operator.pod_switching import Credentials, GatewayPod
 from failover_operator.secret_mounts import Observed
 
 Manifest = dict[str, Any]
-NOT_FOUND, CONFLICT = 404, 409
+NOT_FOUND = 404
 
 
 class KubeError(Exception):

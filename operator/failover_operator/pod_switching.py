@@ -191,14 +191,13 @@ async def converge_each(
     change of ``spec.active`` wants (a pod already there acknowledges without closing anything);
     the drift check reads first so that it sends nothing to pods that are fine."""
 
-    async def one(session: aiohttp.ClientSession, pod: GatewayPod) -> PodOutcome:
+    async def already_there(session: aiohttp.ClientSession, pod: GatewayPod) -> bool:
         remaining = max(0.05, deadline - time.monotonic())
-        state = (
-            await read_state(session, pod, port, min(state_timeout, remaining))
-            if read_first
-            else (None, None, "not read")
-        )
-        if serves(state, cluster, epoch):
+        state = await read_state(session, pod, port, min(state_timeout, remaining))
+        return serves(state, cluster, epoch)
+
+    async def one(session: aiohttp.ClientSession, pod: GatewayPod) -> PodOutcome:
+        if read_first and await already_there(session, pod):
             outcome = PodOutcome(pod.name, True, cluster, epoch, 0, 0.0, already=True)
         else:
             outcome = await switch_pod(

@@ -36,6 +36,10 @@ from failover_gateway.server.switching import FenceAnswer, SwitchRecord, SwitchR
 POLL_SECONDS = 0.1
 FENCE_DRAIN_SECONDS = 5.0
 FENCE_MARGIN_SECONDS = 30.0  # the fence outlives the steps' limits, then lifts itself
+# Behind by more offsets than this, a partition's lag is its offset count (transaction markers
+# included); closer, its tail is read so that markers MirrorMaker never copies do not count. Each
+# poll would otherwise read the whole uncopied tail of every lagging partition again.
+EXACT_LAG_BELOW = 10_000
 _INTERNAL = re.compile(r"^(__|mm2-)|\.internal$|\.checkpoints\.internal$|^heartbeats$")
 
 
@@ -280,7 +284,12 @@ class _Flow:
         for tp, offset in end.items():
             sync = self.mirror.newest(tp)
             start = 0 if sync is None else sync.upstream_offset + 1
-            lag[tp] = 0 if start >= offset else await _data_records(self.old, tp, start, offset)
+            if start >= offset:
+                lag[tp] = 0
+            elif offset - start > EXACT_LAG_BELOW:
+                lag[tp] = offset - start  # far behind: no need to read the tail to know it
+            else:
+                lag[tp] = await _data_records(self.old, tp, start, offset)
         return lag
 
     async def hand_off(
