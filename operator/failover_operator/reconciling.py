@@ -308,9 +308,10 @@ async def refresh(
                 spec,
                 seen,
                 events,
-                reason="GatewayRefreshed",
-                message="the gateway pod template was out of date (a Secret changed); "
-                "re-applied, its pods roll",
+                # The same reason as the Secret watch: whichever sees the change first tells it.
+                reason="SecretChanged",
+                message="a Secret the gateway mounts changed (found by the drift check): "
+                "re-applied the gateway, its pods roll",
             )
         result = await converge(target, spec, credentials, events, announce=False)
         status = compute(
