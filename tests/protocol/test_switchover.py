@@ -73,6 +73,10 @@ class FakeBackend:
     def cluster_admin(self, cluster: str) -> Any:
         return self.clusters[cluster]
 
+    @property
+    def fenced_cluster(self) -> str | None:
+        return "main" if self.fenced else None
+
 
 def config(**overrides: Any) -> SwitchoverConfig:
     values = {
@@ -146,3 +150,34 @@ def test_a_group_at_the_fenced_end_gets_the_offset_after_the_last_copied_record(
     assert switchover._mapped(TP, 10, 10, mirror) == (8, 0)
     offset, reread = switchover._mapped(TP, 7, 10, mirror)
     assert offset == 4 and reread == 1  # MirrorMaker's rule: after sync (5, 3); re-reads 6
+
+
+def prepare(backend: FakeBackend, settings: SwitchoverConfig) -> dict[str, Any]:
+    report = asyncio.run(switchover.prepare(backend, settings, source="main", target="failover"))
+    return report.as_json()
+
+
+def test_prepare_under_a_fence_hands_offsets_over_and_leaves_switching_to_the_caller() -> None:
+    main = FakeCluster("main", {TP: 10}, groups={"billing": {TP: 10}})
+    failover = FakeCluster("failover", {TP: 10})
+    backend = FakeBackend({"main": main, "failover": failover}, fenced=True)
+    report = prepare(backend, config())
+    assert report["outcome"] == "prepared" and failover.groups == {"billing": {TP: 10}}
+    assert backend.switched_to is None and backend.fenced, "the caller switches and lifts"
+
+
+def test_prepare_without_a_fence_refuses_and_says_to_fence_first() -> None:
+    backend = FakeBackend({"main": FakeCluster("main"), "failover": FakeCluster("failover")})
+    with pytest.raises(SwitchRefused, match=r"not fenced .*PUT /api/v1/fence first") as refused:
+        prepare(backend, config())
+    assert refused.value.status == 409
+
+
+def test_a_prepare_that_cannot_catch_up_aborts_but_leaves_the_fleet_fence_to_the_caller() -> None:
+    backend = FakeBackend(
+        {"main": FakeCluster("main", {TP: 10}), "failover": FakeCluster("failover", {TP: 7})},
+        fenced=True,
+    )
+    with pytest.raises(SwitchRefused, match=r"did not catch up within 0.3s"):
+        prepare(backend, config())
+    assert backend.fenced and backend.switched_to is None

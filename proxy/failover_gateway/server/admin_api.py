@@ -41,6 +41,8 @@ class AdminBackend(Protocol):
         self, to: str, *, epoch: int | None, drain_ms: int | None, source: str
     ) -> tuple[SwitchRecord, dict[str, Any]]: ...
 
+    async def prepare_switchover(self, to: str) -> dict[str, Any]: ...
+
     async def fence(self, *, max_seconds: float, drain_timeout: float) -> FenceAnswer: ...
 
     def lift_fence(self) -> None: ...
@@ -211,6 +213,22 @@ class _Routes:
         )
         return web.json_response(answer.as_json(), status=200 if answer.acknowledged else 503)
 
+    async def prepare_switchover(self, request: web.Request) -> web.Response:
+        """The planned switch's middle steps (consumers finish, catch up, hand offsets off) on a
+        gateway the caller fenced, as every other one: the operator's multi-pod switchover."""
+        try:
+            body = json.loads(await request.text() or "{}")
+        except json.JSONDecodeError as error:
+            return _error(400, f'body is not JSON: {error}; expected {{"to": "failover"}}')
+        if not isinstance(body, dict) or not isinstance(body.get("to"), str):
+            return _error(400, 'expected {"to": "<cluster>"}')
+        try:
+            report = await self.backend.prepare_switchover(body["to"])
+        except SwitchRefused as refused:
+            log.warning("switchover to %r not prepared: %s", body["to"], refused)
+            return _error(refused.status, str(refused))
+        return web.json_response(report)
+
     async def delete_fence(self, request: web.Request) -> web.Response:
         self.backend.lift_fence()
         log.info("write fence lifted by %s", request.remote)
@@ -239,6 +257,7 @@ def build_app(backend: AdminBackend, credentials: AdminCredentials) -> web.Appli
     app.router.add_put("/api/v1/active", routes.put_active)
     app.router.add_put("/api/v1/fence", routes.put_fence)
     app.router.add_delete("/api/v1/fence", routes.delete_fence)
+    app.router.add_post("/api/v1/switchover/prepare", routes.prepare_switchover)
     app.router.add_get("/api/v1/state", routes.state)
     app.router.add_get("/healthz", routes.healthz)
     app.router.add_get("/readyz", routes.readyz)

@@ -270,6 +270,38 @@ class GatewayRuntime:
         log.info("planned switch %s -> %s: %s", active, to, self.last_switchover)
         return record, self.last_switchover
 
+    async def prepare_switchover(self, to: str) -> dict[str, Any]:
+        """The planned switch's middle steps under a fence the caller holds on every gateway
+        (:func:`.switchover.prepare`); nothing is switched. Aborts raise SwitchRefused (409)."""
+        active = self._other_than_active(to)
+        try:
+            report = await switchover.prepare(
+                self, self.config.gateway.switchover, source=active, target=to
+            )
+        except SwitchRefused as refused:
+            self.last_switchover = {"mode": "planned", "outcome": "aborted", "reason": str(refused)}
+            if refused.status == 409:
+                self.traffic.planned_switches["aborted"] += 1
+            raise
+        self.last_switchover = report.as_json()
+        self.traffic.last_catch_up_lag_records = report.catch_up_lag
+        log.info("planned switch %s -> %s prepared: %s", active, to, self.last_switchover)
+        return self.last_switchover
+
+    def _other_than_active(self, to: str) -> str:
+        if to not in self.switchboard.clusters:
+            raise SwitchRefused(
+                f"unknown cluster {to!r}; valid: {', '.join(self.switchboard.clusters)}", 400
+            )
+        active = self.switchboard.active
+        if to == active:
+            raise SwitchRefused(f"{to} is already the active cluster: nothing to prepare", 409)
+        return active
+
+    @property
+    def fenced_cluster(self) -> str | None:
+        return self._write_fence.cluster
+
     def cluster_admin(self, cluster: str) -> cluster_admin.ClusterAdmin:
         return cluster_admin.ClusterAdmin(
             cluster,

@@ -56,6 +56,9 @@ class Backend(Protocol):
 
     def cluster_admin(self, cluster: str) -> ClusterAdmin: ...
 
+    @property
+    def fenced_cluster(self) -> str | None: ...
+
 
 @dataclass
 class Report:
@@ -113,12 +116,7 @@ async def run(
 ) -> tuple[SwitchRecord, Report]:
     """Switch ``source`` -> ``target`` without loss; on abort raise :class:`SwitchRefused` (409)
     whose message is the reason, with the fence lifted."""
-    if config.replication == "none":
-        raise SwitchRefused(
-            "a planned switch needs gateway.switchover.replication (offsetPreserving or "
-            "mirrorMaker2); use mode=immediate to switch without waiting for replication",
-            400,
-        )
+    _needs_replication(config)
     report = Report(source, target, config.replication)
     fenced_at = time.monotonic()
     limit = config.consumer_drain_seconds + config.max_catch_up_seconds + FENCE_MARGIN_SECONDS
@@ -138,6 +136,40 @@ async def run(
     report.phase("Switched")
     report.outcome = "switched"
     return record, report
+
+
+async def prepare(
+    backend: Backend, config: SwitchoverConfig, *, source: str, target: str
+) -> Report:
+    """The steps between the fence and the switch, for an orchestrator that fences every gateway
+    first (the operator) and switches them all after: this gateway must hold the fence on
+    ``source``. On abort raise :class:`SwitchRefused` (409) naming why; the fence stays up (the
+    orchestrator lifts it on every gateway, or it lifts itself at its limit)."""
+    _needs_replication(config)
+    if backend.fenced_cluster != source:
+        raise SwitchRefused(
+            f"writes to {source} are not fenced on this gateway: PUT /api/v1/fence first "
+            "(every gateway of the fleet), then prepare",
+            409,
+        )
+    report = Report(source, target, config.replication)
+    try:
+        async with backend.cluster_admin(source) as old, backend.cluster_admin(target) as new:
+            await _prepare(old, new, config, report)
+    except (Aborted, ClusterCallFailed, errors.CodecError) as error:
+        report.outcome, report.reason = "aborted", str(error)
+        raise SwitchRefused(f"planned switch to {target} aborted: {error}", 409) from None
+    report.outcome = "prepared"
+    return report
+
+
+def _needs_replication(config: SwitchoverConfig) -> None:
+    if config.replication == "none":
+        raise SwitchRefused(
+            "a planned switch needs gateway.switchover.replication (offsetPreserving or "
+            "mirrorMaker2); use mode=immediate to switch without waiting for replication",
+            400,
+        )
 
 
 async def _prepare(
