@@ -28,6 +28,7 @@ PRINTER_COLUMNS = [
     {"name": "Desired", "type": "string", "jsonPath": ".spec.active"},
     {"name": "Current", "type": "string", "jsonPath": ".status.activeCluster"},
     {"name": "Switched", "type": "string", "jsonPath": ".status.gateways.summary"},
+    {"name": "Phase", "type": "string", "jsonPath": ".status.switchover.phase"},
     {
         "name": "Ready",
         "type": "string",

@@ -204,6 +204,23 @@ async def deployment_hash(namespace: str, name: str) -> str | None:
     return await asyncio.to_thread(_deployment_hash_sync, namespace, name)
 
 
+def _config_map_key_sync(namespace: str, name: str, key: str) -> str | None:
+    core, _, _ = _clients()
+    try:
+        found = core.read_namespaced_config_map(name, namespace)
+    except ApiException as error:
+        if error.status == NOT_FOUND:
+            return None
+        raise KubeError(_describe("ConfigMap", namespace, name, error)) from None
+    value = (found.data or {}).get(key)
+    return None if value is None else str(value)
+
+
+async def config_map_key(namespace: str, name: str, key: str) -> str | None:
+    """One key of a ConfigMap, None when the ConfigMap or the key is absent."""
+    return await asyncio.to_thread(_config_map_key_sync, namespace, name, key)
+
+
 def _kafka_failover_sync(namespace: str, name: str) -> dict[str, Any] | None:
     api = kubernetes.client.CustomObjectsApi(_clients()[0].api_client)
     try:

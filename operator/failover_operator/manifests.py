@@ -167,7 +167,24 @@ def gateway_config(
             "active": spec.clusters[0].name,
             "activeFile": f"{CONFIG_DIR}/{ACTIVE_KEY}",
             "timeouts": {"drainMs": spec.switch.drain_ms},
+            "switchover": _switchover(spec.switch),
         },
+    }
+
+
+def _switchover(switch: model.SwitchSpec) -> dict[str, Any]:
+    """What a gateway needs to prepare a planned switch (the operator orchestrates it)."""
+    mm2 = switch.mirror_maker2
+    return {
+        "replication": switch.replication,
+        "topics": switch.topics,
+        "mirrorMaker2": {
+            "aliases": dict(mm2.aliases),
+            "policy": mm2.policy,
+            "separator": mm2.separator,
+        },
+        "maxCatchUpSeconds": switch.max_catch_up_seconds,
+        "consumerDrainSeconds": switch.consumer_drain_seconds,
     }
 
 
@@ -176,14 +193,23 @@ def active_document(cluster: str, epoch: int) -> str:
 
 
 def config_map(
-    name: str, namespace: str, spec: model.KafkaFailoverSpec, epoch: int, seen: Seen | None = None
+    name: str,
+    namespace: str,
+    spec: model.KafkaFailoverSpec,
+    epoch: int,
+    seen: Seen | None = None,
+    *,
+    active: str | None = None,
 ) -> Manifest:
+    """The gateway's config and active document; ``active`` keeps the document that is live
+    (a planned switch changes it only once the new cluster is ready for clients)."""
     config_text = yaml.safe_dump(gateway_config(name, namespace, spec, seen), sort_keys=False)
+    document = active if active is not None else active_document(spec.active, epoch)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(name, namespace, gateway_name(name)),
-        "data": {CONFIG_FILE: config_text, ACTIVE_KEY: active_document(spec.active, epoch)},
+        "data": {CONFIG_FILE: config_text, ACTIVE_KEY: document},
     }
 
 

@@ -17,7 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from failover_gateway.config import regular_expression
 
 GROUP = "kafka-failover.github.io"
 VERSION = "v1alpha1"
@@ -356,8 +358,75 @@ class GatewaySpec(_Spec):
     )
 
 
+class MirrorMaker2Spec(_Spec):
+    """How MirrorMaker 2 names things, for a planned switch that reads its offset syncs."""
+
+    aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="MirrorMaker's alias of each cluster, by cluster name (default: the name).",
+    )
+    policy: Literal["identity", "default"] = Field(
+        default="identity",
+        description="The replication policy: identity (same topic names) or default "
+        "(<source alias><separator><topic> on the target).",
+    )
+    separator: str = Field(
+        default=".", min_length=1, description="replication.policy.separator of MirrorMaker."
+    )
+
+
 class SwitchSpec(_Spec):
     """How a change of ``spec.active`` is carried out."""
+
+    mode: Literal["planned", "immediate"] = Field(
+        default="planned",
+        description="planned: fence writes, let consumers finish, wait for replication, hand "
+        "consumer offsets over, then switch (needs replication; without it the switch is "
+        "immediate); immediate: switch at once (main is gone).",
+    )
+    replication: Literal["none", "offsetPreserving", "mirrorMaker2"] = Field(
+        default="none",
+        description="What copies the active cluster to the others: a planned switch waits for it.",
+    )
+    topics: str = Field(
+        default=".*",
+        min_length=1,
+        description="Regular expression of the replicated topics a planned switch waits for.",
+    )
+    mirror_maker2: MirrorMaker2Spec = Field(
+        default_factory=MirrorMaker2Spec,
+        alias="mirrorMaker2",
+        description="MirrorMaker 2's naming (replication: mirrorMaker2).",
+    )
+    max_catch_up_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=600,
+        alias="maxCatchUpSeconds",
+        description="A planned switch aborts (and stays) if replication is not caught up by then.",
+    )
+    consumer_drain_seconds: int = Field(
+        default=5,
+        ge=0,
+        le=300,
+        alias="consumerDrainSeconds",
+        description="How long consumer groups get to consume and commit up to the fenced end.",
+    )
+    retry: int = Field(
+        default=0,
+        ge=0,
+        description="Change it to try an aborted planned switch again (any value, e.g. +1).",
+    )
+
+    @field_validator("topics")
+    @classmethod
+    def _topics_is_a_regex(cls, value: str) -> str:
+        return regular_expression(value)  # what the gateway will accept
+
+    @property
+    def planned(self) -> bool:
+        """Whether a change of ``active`` is a planned switch (declared replication to wait for)."""
+        return self.mode == "planned" and self.replication != "none"
 
     drain_ms: int = Field(
         default=0,

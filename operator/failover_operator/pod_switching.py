@@ -58,12 +58,12 @@ class PodOutcome:
     already: bool = False  # it served (cluster, epoch) when read: nothing was sent
 
 
-def _auth_headers(credentials: Credentials) -> dict[str, str]:
+def auth_headers(credentials: Credentials) -> dict[str, str]:
     token = base64.b64encode(f"{credentials.user}:{credentials.password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
 
 
-def _url(pod: GatewayPod, port: int, path: str) -> str:
+def pod_url(pod: GatewayPod, port: int, path: str) -> str:
     host = f"[{pod.ip}]" if ":" in pod.ip else pod.ip
     return f"http://{host}:{port}{path}"
 
@@ -94,7 +94,7 @@ async def switch_pod(
     the pod is left alone and reported not acknowledged."""
     started, attempts, backoff, error = time.monotonic(), 0, _FIRST_BACKOFF_SECONDS, "not tried"
     body: dict[str, object] = {"cluster": cluster, "epoch": epoch, "drainMs": drain_ms}
-    url = _url(pod, port, "/api/v1/active")
+    url = pod_url(pod, port, "/api/v1/active")
     while True:
         if not may_act():
             elapsed = (time.monotonic() - started) * 1000
@@ -144,7 +144,7 @@ async def switch_all(
 ) -> list[PodOutcome]:
     """Switch every pod in parallel; one outcome per pod, in the order given."""
     deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession(headers=_auth_headers(credentials)) as session:
+    async with aiohttp.ClientSession(headers=auth_headers(credentials)) as session:
         return list(
             await asyncio.gather(
                 *(
@@ -207,7 +207,7 @@ async def converge_each(
         await settled(outcome)
         return outcome
 
-    async with aiohttp.ClientSession(headers=_auth_headers(credentials)) as session:
+    async with aiohttp.ClientSession(headers=auth_headers(credentials)) as session:
         return list(await asyncio.gather(*(one(session, pod) for pod in pods)))
 
 
@@ -217,7 +217,8 @@ async def read_state(
     """(active cluster, epoch, error) from the pod's ``/api/v1/state``."""
     try:
         client_timeout = aiohttp.ClientTimeout(total=timeout)
-        async with session.get(_url(pod, port, "/api/v1/state"), timeout=client_timeout) as answer:
+        url = pod_url(pod, port, "/api/v1/state")
+        async with session.get(url, timeout=client_timeout) as answer:
             if answer.status != 200:
                 return None, None, f"HTTP {answer.status}"
             state = await answer.json(content_type=None)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +27,7 @@ from failover_operator import (
     leadership,
     manifests,
     model,
+    planned_switching,
     pod_switching,
     secret_mounts,
 )
@@ -34,6 +35,7 @@ from failover_operator.secret_mounts import Observed, Seen
 from failover_operator.status import PodReport, Problem, compute, now_iso
 
 STATE_READ_TIMEOUT_SECONDS = 2.0
+ABORTED = "Aborted"
 
 
 class Events(Protocol):
@@ -130,15 +132,16 @@ def secret_problems(target: Target, spec: model.KafkaFailoverSpec, seen: Seen) -
 
 
 def gateway_objects(
-    target: Target, spec: model.KafkaFailoverSpec, seen: Seen
+    target: Target, spec: model.KafkaFailoverSpec, seen: Seen, *, active: str | None = None
 ) -> list[dict[str, Any]]:
     """ConfigMap first: new pods must start on the current active cluster.
 
     The pod template's hash covers the gateway config and the version of every Secret the pods
-    use, never ``spec.active``: rotating a Secret rolls the pods, a switch does not.
+    use, never ``spec.active``: rotating a Secret rolls the pods, a switch does not. ``active``
+    keeps the live active document (a planned switch not yet prepared, or aborted).
     """
     name, namespace = target.name, target.namespace
-    config_map = manifests.config_map(name, namespace, spec, target.generation, seen)
+    config_map = manifests.config_map(name, namespace, spec, target.generation, seen, active=active)
     versions = secret_mounts.versions(watched_secrets(name, spec), seen)
     hash_ = manifests.config_hash(config_map, versions)
     objects = [
@@ -210,11 +213,38 @@ async def reconcile(
         return
     credentials, seen = await credentials_and_secrets(target, spec)
     problems = secret_problems(target, spec, seen)
+    from_cluster = previous.get("activeCluster") or previous.get("desiredCluster")
+    announce = previous.get("desiredCluster") not in (None, spec.active) or retrying(
+        previous, spec, target.generation
+    )
+    held = held_after_abort(previous, spec, target.generation)
+    if held or (announce and spec.switch.planned and from_cluster != spec.active):
+        # The live active document stays until the new cluster is ready for clients.
+        live = await kube_objects.config_map_key(
+            target.namespace, manifests.gateway_name(target.name), manifests.ACTIVE_KEY
+        )
+        config_map, *others = gateway_objects(target, spec, seen, active=live)
+        await apply(config_map)
+        await _apply_each(others)
+        if not held:
+            await _planned(
+                target=target, spec=spec, credentials=credentials, problems=problems,
+                previous=previous, events=events, since=seen_at,
+            )  # fmt: skip
+        return
     config_map, *others = gateway_objects(target, spec, seen)
     await apply(config_map)
-    announce = previous.get("desiredCluster") not in (None, spec.active)
     alongside = [asyncio.create_task(_apply_each(others))]
+    switchover = None
     if announce:
+        switchover = {
+            "phase": "Switching",
+            "mode": "immediate",
+            "from": from_cluster,
+            "to": spec.active,
+            "generation": target.generation,
+            "startedAt": now_iso(),
+        }
         switching = compute(
             desired=spec.active,
             generation=target.generation,
@@ -222,6 +252,7 @@ async def reconcile(
             problems=problems,
             switching=True,
             previous=previous,
+            switchover=switchover,
         )
         alongside.append(asyncio.create_task(write_status(target, switching)))
         previous = switching
@@ -239,7 +270,11 @@ async def reconcile(
         failures = [
             e for e in await asyncio.gather(*alongside, return_exceptions=True) if e is not None
         ]
-    last_switch = _switch_record(previous, spec, target, result) if announce else None
+    last_switch = None
+    if switchover is not None:
+        last_switch = _switch_record(previous, spec, target, result) | {"mode": "immediate"}
+        phase = "Switched" if not result.failed else "SwitchFailed"
+        switchover = switchover | {"phase": phase, "completedAt": now_iso()}
     await write_status(
         target,
         compute(
@@ -250,6 +285,7 @@ async def reconcile(
             switching=False,
             previous=previous,
             last_switch=last_switch,
+            switchover=switchover,
         ),
     )
     if failures:
@@ -298,7 +334,9 @@ async def refresh(
         target, spec = current
         raw = target.body
         previous = previous_status(target, raw.get("status"))
-        if previous.get("desiredCluster") != spec.active:
+        if previous.get("desiredCluster") != spec.active or held_after_abort(
+            previous, spec, target.generation
+        ):
             return
         events = events_for(raw)
         credentials, seen = await credentials_and_secrets(target, spec)
@@ -487,3 +525,189 @@ def _announce_end(events: Events, cluster: str, pods: int, failed: int, duration
             "SwitchCompleted",
             f"{pods} gateway pod(s) serve {cluster}; completed in {duration:.0f} ms",
         )
+
+
+def held_after_abort(
+    previous: Mapping[str, Any], spec: model.KafkaFailoverSpec, generation: int
+) -> bool:
+    """Whether a planned switch to ``spec.active`` aborted at this generation: the pods stay on
+    the cluster they serve, and nothing switches them until the spec changes (a retry)."""
+    switchover = previous.get("switchover") or {}
+    return (
+        switchover.get("phase") == ABORTED
+        and switchover.get("to") == spec.active
+        and switchover.get("generation") == generation
+    )
+
+
+def retrying(previous: Mapping[str, Any], spec: model.KafkaFailoverSpec, generation: int) -> bool:
+    """Whether the spec changed after a planned switch to ``spec.active`` aborted: try again."""
+    switchover = previous.get("switchover") or {}
+    return (
+        switchover.get("phase") == ABORTED
+        and switchover.get("to") == spec.active
+        and switchover.get("generation") != generation
+    )
+
+
+async def _planned(
+    *,
+    target: Target,
+    spec: model.KafkaFailoverSpec,
+    credentials: pod_switching.Credentials,
+    problems: list[Problem],
+    previous: dict[str, Any],
+    events: Events,
+    since: float,
+) -> None:
+    """Fence every pod, prepare on one, switch them all; or abort and stay (README, "Planned
+    switchover"). Status shows each phase as it starts."""
+    source = str(previous.get("activeCluster") or previous.get("desiredCluster"))
+    pods = await _ready_pods(target)
+    switchover: dict[str, Any] = {
+        "phase": "Fencing",
+        "mode": "planned",
+        "from": source,
+        "to": spec.active,
+        "generation": target.generation,
+        "startedAt": now_iso(),
+    }
+    events.info(
+        "SwitchoverStarted",
+        f"planned switch of {len(pods)} gateway pod(s) from {source} to {spec.active} "
+        f"(epoch {target.generation}): fencing writes to {source}",
+    )
+    state = {"previous": previous}
+
+    async def show(phase: str, detail: Mapping[str, Any], *, switching: bool = True) -> None:
+        switchover.update(phase=phase, **detail)
+        status = compute(
+            desired=spec.active,
+            generation=target.generation,
+            pods=[],
+            problems=problems,
+            switching=switching,
+            previous=state["previous"],
+            switchover=switchover,
+        )
+        status["gateways"] = state["previous"].get("gateways", status["gateways"])
+        await write_status(target, status)
+        state["previous"] = status
+
+    async def fenced(phase: str, detail: dict[str, Any]) -> None:
+        events.info(
+            "SwitchoverFenced",
+            f"writes to {source} fenced on {detail['fencedPods']} gateway pod(s); "
+            f"consumers finish, then replication catches up to {spec.active}",
+        )
+        await show(phase, detail)
+
+    await show("Fencing", {})
+    prepared = await planned_switching.prepare_fleet(
+        [p.gateway for p in pods],
+        spec=spec,
+        credentials=credentials,
+        since=since,
+        ready_pods=lambda: _ready_gateways(target),
+        on_phase=fenced,
+    )
+    if not prepared.ok:
+        await _aborted(
+            target=target, spec=spec, prepared=prepared, source=source, events=events,
+            show=show, problems=problems,
+        )  # fmt: skip
+        return
+    report = prepared.report
+    events.info(
+        "SwitchoverPrepared",
+        f"{spec.active} holds everything written to {source} ({_lag(report)} record(s) were "
+        f"still to copy at the fence; {report.get('groupsHandedOff', 0)} consumer group(s) "
+        "handed off): switching",
+    )
+    await show("Switching", {"catchUpLag": _lag(report)})
+    config_map = gateway_objects(target, spec, await observe_secrets(target, spec))[0]
+    await apply(config_map)
+    result = await converge(target, spec, credentials, events, announce=True, from_cluster=source)
+    fence_ms = (time.monotonic() - prepared.fenced_at) * 1000
+    phases = [*prepared.phases, *report.get("phases", [])]
+    last_switch = _switch_record(state["previous"], spec, target, result) | {
+        "from": source,
+        "mode": "planned",
+        "fenceMs": round(fence_ms, 1),
+        "catchUpLag": _lag(report),
+        "rpoRecords": report.get("lagAtSwitch", 0),
+        "groupsHandedOff": report.get("groupsHandedOff", 0),
+        "recordsReread": report.get("recordsReread", 0),
+        "phases": phases,
+    }
+    done = "Switched" if not result.failed else "SwitchFailed"
+    switchover.update(phase=done, fenceMs=round(fence_ms, 1), completedAt=now_iso())
+    events.info(
+        "SwitchoverCompleted",
+        f"planned switch {source} -> {spec.active}: writes held {fence_ms:.0f} ms, "
+        f"RPO {last_switch['rpoRecords']} record(s), {result.failed} pod(s) failed",
+    )
+    await write_status(
+        target,
+        compute(
+            desired=spec.active,
+            generation=target.generation,
+            pods=result.live,
+            problems=problems,
+            switching=False,
+            previous=state["previous"],
+            last_switch=last_switch,
+            switchover=switchover,
+        ),
+    )
+
+
+def _lag(report: Mapping[str, Any]) -> int:
+    """The records not yet copied when catching up began (the prepare report's phase)."""
+    for phase in report.get("phases", []):
+        if phase.get("phase") == "CatchingUp":
+            return int(phase.get("lag", 0))
+    return 0
+
+
+async def _aborted(
+    *,
+    target: Target,
+    spec: model.KafkaFailoverSpec,
+    prepared: planned_switching.Preparation,
+    source: str,
+    events: Events,
+    show: Callable[..., Awaitable[None]],
+    problems: list[Problem],
+) -> None:
+    unlifted = (
+        f" (fence not lifted on {'; '.join(prepared.lift_failures)}: it lifts itself)"
+        if prepared.lift_failures
+        else ""
+    )
+    message = (
+        f"planned switch to {spec.active} aborted: {prepared.reason}; every gateway pod stays on "
+        f"{source} and its writes go on there{unlifted}. Fix the cause, then retry with "
+        f"`kubectl patch kafkafailover {target.name} --type merge -p "
+        f'\'{{"spec":{{"switch":{{"retry":{spec.switch.retry + 1}}}}}}}\'`, or switch '
+        f"without waiting for replication with spec.switch.mode: immediate"
+    )
+    events.warn("SwitchoverAborted", message)
+    problems.append(Problem("SwitchoverAborted", message))
+    await show(
+        ABORTED,
+        {"reason": prepared.reason, "fencedPods": prepared.fence_summary, "completedAt": now_iso()},
+        switching=False,
+    )
+
+
+async def _ready_pods(target: Target) -> list[kube_objects.PodInfo]:
+    return [
+        p
+        for p in await kube_objects.gateway_pods(target.namespace, target.name)
+        if p.ready and not p.terminating
+    ]
+
+
+async def _ready_gateways(target: Target) -> list[pod_switching.GatewayPod]:
+    return [p.gateway for p in await _ready_pods(target)]

@@ -93,6 +93,7 @@ def compute(
     switching: bool,
     previous: Mapping[str, Any] | None,
     last_switch: Mapping[str, Any] | None = None,
+    switchover: Mapping[str, Any] | None = None,
     at: str | None = None,
 ) -> dict[str, Any]:
     """The whole ``status`` of a KafkaFailover."""
@@ -134,6 +135,10 @@ def compute(
     }
     if last_switch is not None or previous.get("lastSwitch") is not None:
         status["lastSwitch"] = last_switch if last_switch is not None else previous["lastSwitch"]
+    if switchover is not None or previous.get("switchover") is not None:
+        status["switchover"] = dict(
+            switchover if switchover is not None else previous["switchover"]
+        )
     return status
 
 

@@ -210,11 +210,16 @@ class SwitchoverConfig(_Frozen):
     @field_validator("topics")
     @classmethod
     def _topics_is_a_regex(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as error:
-            raise ValueError(f"topics {value!r} is not a regular expression: {error}") from None
-        return value
+        return regular_expression(value)
+
+
+def regular_expression(value: str) -> str:
+    """``value`` if it compiles as a Python regular expression, else a ValueError saying why."""
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ValueError(f"{value!r} is not a regular expression: {error}") from None
+    return value
 
 
 class GatewaySettings(_Frozen):

@@ -106,7 +106,7 @@ def test_a_pod_is_left_alone_once_the_leadership_guard_says_no(
 
     async def call() -> pod_switching.PodOutcome:
         async with aiohttp.ClientSession(
-            headers=pod_switching._auth_headers(CREDENTIALS)
+            headers=pod_switching.auth_headers(CREDENTIALS)
         ) as session:
             return await pod_switching.switch_pod(
                 session, pods_of([gateway])[0], port=gateway.admin_port, cluster="failover",

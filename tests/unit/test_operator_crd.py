@@ -48,6 +48,7 @@ def test_the_crd_has_the_cel_rule_short_name_status_and_printer_columns() -> Non
         "Desired",
         "Current",
         "Switched",
+        "Phase",
         "Ready",
         "Age",
     ]
