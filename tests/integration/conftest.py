@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kafka_testbed import gateways, launching
+from kafka_testbed import gateways, launching, mirroring
 from kafka_testbed.clusters import Cluster
 
 
@@ -51,3 +51,31 @@ def gateway(
 ) -> gateways.GatewayProcess:
     """A gateway with main = the single-broker cluster (node 1), failover = node 7."""
     return gateway_factory({"main": kafka_single.bootstrap, "failover": kafka_failover.bootstrap})
+
+
+@pytest.fixture(scope="session")
+def mirror_maker(
+    kafka_single: Cluster, kafka_failover: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[mirroring.MirrorMaker]:
+    """MirrorMaker 2 copying main's ``planned-*`` topics and groups to failover (the planned
+    switchover tests of the gateway and of the operator share it; a test that stalls it
+    resumes it)."""
+    # The worker's offset flush is when MirrorMaker emits the offset sync of the last record it
+    # copied (a worker setting: prefixed with the target alias); read_committed so that it never
+    # copies a transaction that is then aborted.
+    settings = mirroring.MirrorSettings(
+        topics="planned-.*",
+        groups="planned-.*",
+        extra={
+            "failover.offset.flush.interval.ms": "1000",
+            "main.consumer.isolation.level": "read_committed",
+        },
+    )
+    started = mirroring.start_mirror_maker(
+        kafka_single.bootstrap,
+        kafka_failover.bootstrap,
+        settings,
+        workdir=tmp_path_factory.mktemp("mm2"),
+    )
+    yield started
+    started.stop()

@@ -7,11 +7,8 @@ from __future__ import annotations
 import collections
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from kafka_testbed import admin, gateways, mirroring, workloads
 from kafka_testbed.clusters import Cluster
@@ -28,34 +25,10 @@ SWITCHOVER = {
 }
 
 
-@pytest.fixture(scope="module")
-def mirror_maker(
-    kafka_single: Cluster, kafka_failover: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[mirroring.MirrorMaker]:
-    # The worker's offset flush is when MirrorMaker emits the offset sync of the last record it
-    # copied (a worker setting: prefixed with the target alias); read_committed so that it never
-    # copies a transaction that is then aborted.
-    settings = mirroring.MirrorSettings(
-        topics="planned-.*",
-        groups="planned-.*",
-        extra={
-            "failover.offset.flush.interval.ms": "1000",
-            "main.consumer.isolation.level": "read_committed",
-        },
-    )
-    started = mirroring.start_mirror_maker(
-        kafka_single.bootstrap,
-        kafka_failover.bootstrap,
-        settings,
-        workdir=tmp_path_factory.mktemp("mm2"),
-    )
-    yield started
-    started.stop()
-
-
 def topic_on_both(main: Cluster, failover: Cluster) -> str:
     topic = f"planned-{uuid.uuid4().hex[:8]}"
-    for cluster in (main, failover):
+    # failover first: MirrorMaker creates a topic it sees on main on failover by itself
+    for cluster in (failover, main):
         admin.create_topic(cluster.bootstrap, topic, partitions=PARTITIONS)
     return topic
 
