@@ -7,8 +7,11 @@ failover: node 7), MirrorMaker 2 replicating main -> failover (:mod:`kafka_testb
 sequence-numbered records at a steady rate and a consumer group committing offsets, all clients
 through the gateway.
 
-- ``planned``: pause the producers, wait until replication has caught up (every partition's high
-  watermark reached on failover), switch, resume.
+- ``planned``: the product's planned switchover (issue 16) while the producers and the group go
+  on: the gateway (``mode=planned`` on its switch call) or the operator (``kubectl patch``, the
+  object declaring ``spec.switch.replication: mirrorMaker2``) fences writes, waits until
+  MirrorMaker has copied everything and hands the group's offsets over, then switches; the report
+  adds ``fence_ms``, how long writes were held.
 - ``unplanned``: freeze MirrorMaker for a second (a lagging link; ``--stall-replication``), then
   SIGKILL every node of main while producing, check failover answers, stop
   MirrorMaker (its source is gone; with the identity policy a main coming back must not write
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import shutil
@@ -66,15 +70,27 @@ PARTITIONS = 3
 SEQ_BLOCK = 1_000_000_000
 """Producer ``k`` numbers its records from ``k * SEQ_BLOCK``."""
 WARM_UP_TIMEOUT_SECONDS = 120.0
-CATCH_UP_TIMEOUT_SECONDS = 60.0
-OFFSET_SYNC_TIMEOUT_SECONDS = 15.0
-SETTLE_TIMEOUT_SECONDS = 30.0
 RESUME_TIMEOUT_SECONDS = 60.0
 LAND_TIMEOUT_SECONDS = 30.0
 FLUSH_TIMEOUT_SECONDS = 30.0
 MIRROR_STOP_GRACE_SECONDS = 5.0
 DEFAULT_REPORT = Path("drill-report.json")
 VIAS = ("admin", "kubectl")
+SWITCHOVER = {
+    "replication": "mirrorMaker2",
+    "topics": "drill-.*",
+    "consumerDrainSeconds": 5,
+    "maxCatchUpSeconds": 30,
+}
+"""What the planned switch waits for: MirrorMaker 2 copying the drill's topics (the gateway's
+``gateway.switchover`` and the operator's ``spec.switch`` take the same keys)."""
+PLANNED_MIRROR_EXTRA = {
+    # MirrorMaker emits the offset sync of the last record it copied when its task commits,
+    # every offset.flush.interval.ms of the target's worker (default 60 s): the catch-up wait.
+    "failover.offset.flush.interval.ms": "1000",
+    # Never copy a transaction that is then aborted: the switch waits for committed data only.
+    "main.consumer.isolation.level": "read_committed",
+}
 GATEWAY_PODS = 2
 """``--via kubectl``: replicas of the operator's gateway Deployment."""
 FAILOVER_OBJECT = "drill"
@@ -108,9 +124,32 @@ class SwitchableGateway(Protocol):
 
     def active(self) -> str | None: ...
 
-    def switch(self, cluster: str) -> tuple[float, float]:
-        """Switch; return the monotonic times it was sent and confirmed complete."""
+    def switch(self, cluster: str, *, planned: bool = False) -> Switched:
+        """Switch (a planned switchover when ``planned``); what it took."""
         ...
+
+
+@dataclass(frozen=True)
+class Switched:
+    """A switch as the drill saw it: monotonic send and confirmation times, and for a planned
+    switch the product's own report (fence duration, catch-up time, groups handed off)."""
+
+    sent_at: float
+    confirmed_at: float
+    fence_ms: float | None = None
+    catch_up_ms: float | None = None
+    groups_handed_off: int | None = None
+
+
+def _planned_figures(sent_at: float, report: dict[str, Any]) -> Switched:
+    phases = {p.get("phase"): p.get("ms") for p in report.get("phases", [])}
+    return Switched(
+        sent_at,
+        time.monotonic(),
+        fence_ms=report.get("fenceMs"),
+        catch_up_ms=phases.get("CatchingUp"),
+        groups_handed_off=report.get("groupsHandedOff"),
+    )
 
 
 @dataclass
@@ -128,12 +167,14 @@ class AdminSwitchedGateway:
         found = self.process.state().get("active")
         return None if found is None else str(found)
 
-    def switch(self, cluster: str) -> tuple[float, float]:
+    def switch(self, cluster: str, *, planned: bool = False) -> Switched:
         sent_at = time.monotonic()
-        answer = self.process.switch(cluster)
+        answer = self.process.switch(cluster, **({"mode": "planned"} if planned else {}))
         if answer.status != 200:
             raise TestbedError(f"switch to {cluster} answered {answer.status}: {answer.body}")
-        return sent_at, time.monotonic()
+        if planned:
+            return _planned_figures(sent_at, answer.body["switchover"])
+        return Switched(sent_at, time.monotonic())
 
 
 @dataclass
@@ -153,13 +194,16 @@ class KubectlSwitchedGateway:
         found = self.operated.status(self.name).get("activeCluster")
         return None if found is None else str(found)
 
-    def switch(self, cluster: str) -> tuple[float, float]:
+    def switch(self, cluster: str, *, planned: bool = False) -> Switched:
         sent_at = time.monotonic()
-        generation = self.operated.patch_active(self.name, cluster)
+        mode = "planned" if planned else "immediate"
+        generation = self.operated.patch_active(self.name, cluster, mode=mode)
         self.operated.wait_completed(
             self.name, cluster, self.pods, generation, operated_gateways.SWITCH_TIMEOUT_SECONDS
         )
-        return sent_at, time.monotonic()
+        if planned:
+            return _planned_figures(sent_at, self.operated.status(self.name)["lastSwitch"])
+        return Switched(sent_at, time.monotonic())
 
 
 @dataclass
@@ -196,6 +240,8 @@ class DrillRun:
     """Switch sent -> the admin API answered (admin) / status says every pod switched (kubectl)."""
     replication_wait_ms: float | None
     offsets_synced: bool | None
+    fence_ms: float | None = None
+    """Planned: how long writes were held (the product's own measure)."""
 
     @property
     def reprocessed(self) -> int:
@@ -217,6 +263,7 @@ class DrillRun:
             "switch_to_first_ack_ms": _round(self.switch_to_first_ack_ms),
             "switch_to_consumer_resumed_ms": _round(self.switch_to_consumer_resumed_ms),
             "switch_confirmed_ms": _round(self.switch_confirmed_ms),
+            "fence_ms": _round(self.fence_ms),
             "replication_gap_at_switch": len(self.gap_at_switch),
             "replication_wait_ms": _round(self.replication_wait_ms),
             "group_offsets_synced_before_switch": self.offsets_synced,
@@ -232,14 +279,6 @@ class _Clients:
     def acked(self) -> dict[int, float]:
         return {seq: at for p in self.producers for seq, at in p.log.snapshot()[1].items()}
 
-    def pause(self) -> None:
-        for producer in self.producers:
-            producer.pause()
-
-    def resume(self) -> None:
-        for producer in self.producers:
-            producer.resume()
-
 
 @dataclass
 class _Switch:
@@ -252,6 +291,7 @@ class _Switch:
     gap: set[int] = field(default_factory=set)
     replication_wait_ms: float | None = None
     offsets_synced: bool | None = None
+    fence_ms: float | None = None
 
 
 # -- Lab --------------------------------------------------------------------------------------
@@ -271,8 +311,11 @@ def drill_lab(
     with Lab() as lab, contextlib.ExitStack() as stack:
         main = lab.kafka((1,), name=MAIN)
         failover = lab.kafka((7,), name=FAILOVER)
+        settings = dataclasses.replace(
+            config.mirror, extra={**PLANNED_MIRROR_EXTRA, **config.mirror.extra}
+        )
         mirror = mirroring.start_mirror_maker(
-            main.bootstrap, failover.bootstrap, config.mirror, workdir=workdir / "mm2"
+            main.bootstrap, failover.bootstrap, settings, workdir=workdir / "mm2"
         )
         stack.callback(mirror.stop, MIRROR_STOP_GRACE_SECONDS)
         gateway: SwitchableGateway
@@ -280,7 +323,9 @@ def drill_lab(
             gateway = _operated_gateway(stack, main, failover, workdir, plane)
         else:
             process = gateways.start_gateway(
-                {MAIN: main.bootstrap, FAILOVER: failover.bootstrap}, workdir=workdir
+                {MAIN: main.bootstrap, FAILOVER: failover.bootstrap},
+                gateway_extra={"switchover": SWITCHOVER},
+                workdir=workdir,
             )
             stack.callback(process.stop)
             gateway = AdminSwitchedGateway(process)
@@ -303,7 +348,11 @@ def _operated_gateway(
     )
     operated.apply(
         operated_gateways.manifest(
-            FAILOVER_OBJECT, main.bootstrap, failover.bootstrap, replicas=GATEWAY_PODS
+            FAILOVER_OBJECT,
+            main.bootstrap,
+            failover.bootstrap,
+            replicas=GATEWAY_PODS,
+            switch=SWITCHOVER,
         )
     )
     operated.wait_completed(
@@ -341,7 +390,7 @@ def run_drill(lab: DrillLab, mode: str, config: DrillConfig) -> DrillRun:
         _warm_up(lab, clients)
         time.sleep(max(0.0, config.seconds_before - _stall(mode, config)))
         switch = (
-            _planned(lab, clients, topic)
+            _planned(lab, clients)
             if mode == "planned"
             else _unplanned(lab, clients, config.stall_replication_seconds)
         )
@@ -434,30 +483,28 @@ def _warm_up(lab: DrillLab, clients: _Clients) -> None:
 # -- The two runbooks ---------------------------------------------------------------------------
 
 
-def _planned(lab: DrillLab, clients: _Clients, topic: str) -> _Switch:
-    """Pause producers, wait until replication caught up (and offsets synced), switch, resume."""
-    clients.pause()
-    for producer in clients.producers:
-        if not producer.wait_settled(SETTLE_TIMEOUT_SECONDS):
-            raise TestbedError("producers still await acknowledgements after the pause")
-    waited = mirroring.wait_until_caught_up(
-        lab.mirror, lab.main.bootstrap, lab.failover.bootstrap, topic, PARTITIONS,
-        timeout=CATCH_UP_TIMEOUT_SECONDS,
-    )  # fmt: skip
-    group = f"{topic}-readers"
-    synced = _wait_offsets_synced(lab, topic, group, OFFSET_SYNC_TIMEOUT_SECONDS)
-    on_failover = _caught_up_sequences(clients.tails[FAILOVER])
-    acked = set(clients.acked())
-    sent_at, confirmed_at = lab.gateway.switch(FAILOVER)
-    clients.resume()
+def _planned(lab: DrillLab, clients: _Clients) -> _Switch:
+    """The product's planned switch under load: nothing paused, nothing waited for by the drill.
+
+    Everything acknowledged before the switch was confirmed must be on failover (the gap: the
+    switch's RPO, 0 expected); what is acknowledged after it was written to failover.
+    """
+    switched = lab.gateway.switch(FAILOVER, planned=True)
+    # Acknowledged before the switch was confirmed: by main up to the fence, then by failover.
+    acked = {seq for seq, at in clients.acked().items() if at < switched.confirmed_at}
+    # The producers go on writing to failover: its end moves, so wait for these records only.
+    gap = workloads.wait_until_landed([clients.tails[FAILOVER]], acked, LAND_TIMEOUT_SECONDS)
     return _Switch(
-        sent_at,
-        confirmed_at,
+        switched.sent_at,
+        switched.confirmed_at,
         acked_before_switch=acked,
-        on_failover=on_failover,
-        gap=mirroring.replication_gap(acked, on_failover),
-        replication_wait_ms=waited * 1000,
-        offsets_synced=synced,
+        on_failover=acked - gap,
+        gap=gap,
+        replication_wait_ms=switched.catch_up_ms,
+        offsets_synced=None
+        if switched.groups_handed_off is None
+        else switched.groups_handed_off > 0,
+        fence_ms=switched.fence_ms,
     )
 
 
@@ -474,10 +521,10 @@ def _unplanned(lab: DrillLab, clients: _Clients, stall_seconds: float) -> _Switc
     # Until the switch only main can have acknowledged anything (failover gets no client
     # traffic yet): read here, this also counts main's acks still queued at the kill.
     acked_before_switch = set(clients.acked())
-    sent_at, confirmed_at = lab.gateway.switch(FAILOVER)
+    switched = lab.gateway.switch(FAILOVER)
     return _Switch(
-        sent_at,
-        confirmed_at,
+        switched.sent_at,
+        switched.confirmed_at,
         acked_before_switch=acked_before_switch,
         on_failover=on_failover,
         gap=mirroring.replication_gap(acked_before_switch, on_failover),
@@ -488,35 +535,6 @@ def _caught_up_sequences(tail: ClusterTail) -> set[int]:
     if not tail.wait_caught_up(LAND_TIMEOUT_SECONDS):
         raise TestbedError(f"reading {tail.cluster} did not catch up")
     return tail.sequences()
-
-
-def _wait_offsets_synced(lab: DrillLab, topic: str, group: str, timeout: float) -> bool:
-    """True once the group committed main's high watermarks and failover holds those offsets.
-
-    With the producers paused, that is the runbook's best case: nothing to reprocess.
-    """
-    deadline = time.monotonic() + timeout
-    ends = mirroring.high_watermarks(lab.main.bootstrap, topic, PARTITIONS)
-    while time.monotonic() < deadline:
-        on_main = _committed(lab.main.bootstrap, topic, group)
-        if on_main == ends and on_main == _committed(lab.failover.bootstrap, topic, group):
-            return True
-        time.sleep(0.5)
-    return False
-
-
-def _committed(bootstrap: str, topic: str, group: str) -> dict[int, int]:
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
-
-    consumer: Any = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "log_level": 2})
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        found = consumer.committed(partitions, timeout=5.0)
-    except KafkaException:
-        return {}
-    finally:
-        consumer.close()
-    return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
 
 
 # -- Counting ---------------------------------------------------------------------------------
@@ -534,6 +552,9 @@ def _finish(lab: DrillLab, mode: str, topic: str, clients: _Clients, switch: _Sw
     kept = on_failover | (on_main if mode == "planned" else set())
     receipts = clients.consumer.received()
     logs = [p.log.snapshot() for p in clients.producers]
+    # Planned: clients go on with main while writes are fenced, so time from the switch's end
+    # (writes unfenced, on failover); unplanned: from the switch call.
+    start = switch.confirmed_at if mode == "planned" else switch.sent_at
     return DrillRun(
         mode=mode,
         via=lab.gateway.via,
@@ -550,13 +571,14 @@ def _finish(lab: DrillLab, mode: str, topic: str, clients: _Clients, switch: _Sw
         duplicates=sum(_extra_copies(tail) for tail in clients.tails.values()),
         consumed=len(receipts),
         consumed_distinct=len({r.seq for r in receipts}),
-        switch_to_first_ack_ms=_ms_after(switch.sent_at, _first_ack(clients, switch.sent_at)),
+        switch_to_first_ack_ms=_ms_after(start, _first_ack(clients, start)),
         switch_to_consumer_resumed_ms=_ms_after(
-            switch.sent_at, min((r.at for r in receipts if r.at >= switch.sent_at), default=None)
+            start, min((r.at for r in receipts if r.at >= start), default=None)
         ),
         switch_confirmed_ms=(switch.confirmed_at - switch.sent_at) * 1000,
         replication_wait_ms=switch.replication_wait_ms,
         offsets_synced=switch.offsets_synced,
+        fence_ms=switch.fence_ms,
     )
 
 
@@ -590,6 +612,7 @@ TABLE_COLUMNS = (
     ("duplicates", "duplicates"),
     ("reprocessed", "reprocessed"),
     ("gap at switch", "replication_gap_at_switch"),
+    ("fence ms", "fence_ms"),
     ("switch->first ack ms", "switch_to_first_ack_ms"),
     ("switch->consumer resumed ms", "switch_to_consumer_resumed_ms"),
 )
@@ -677,7 +700,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options.report.write_text(json.dumps(reports, indent=2) + "\n")
     print(table(reports))
     print(f"report written to {options.report}")
-    ok = all(not run.lost for run in runs if run.mode == "planned") and all(
+    ok = all(not (run.lost or run.gap_at_switch) for run in runs if run.mode == "planned") and all(
         run.lost == run.gap_at_switch for run in runs if run.mode == "unplanned"
     )
     if ok:

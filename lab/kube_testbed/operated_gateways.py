@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ def manifest(
     replicas: int,
     advertised_host: str | None = None,
     pod_timeout_seconds: int | None = None,
+    switch: Mapping[str, Any] | None = None,
 ) -> str:
     """A KafkaFailover on main, with ``failover`` as its failover cluster (``pod_timeout_seconds``:
     ``spec.switch.podTimeoutSeconds``, the operator's default when None).
@@ -63,7 +64,9 @@ def manifest(
     listener: dict[str, Any] = {"brokerPortCount": BROKER_PORT_COUNT}
     if advertised_host is not None:
         listener["advertisedHost"] = advertised_host
-    switch = {} if pod_timeout_seconds is None else {"podTimeoutSeconds": pod_timeout_seconds}
+    switch = dict(switch or {}) | (
+        {} if pod_timeout_seconds is None else {"podTimeoutSeconds": pod_timeout_seconds}
+    )
     return yaml.safe_dump(
         {
             "apiVersion": f"{GROUP}/{VERSION}",
@@ -126,11 +129,15 @@ class OperatedGateways:
             f"{pods}/{pods} pods of {name} on {cluster}",
         )
 
-    def patch_active(self, name: str, cluster: str) -> int:
-        """``kubectl patch kafkafailover <name> --type merge -p '{"spec":{"active":...}}'``.
+    def patch_active(self, name: str, cluster: str, *, mode: str | None = None) -> int:
+        """``kubectl patch kafkafailover <name> --type merge -p '{"spec":{"active":...}}'``,
+        with ``spec.switch.mode`` too when ``mode`` is given (planned or immediate).
 
         Returns the object's new ``metadata.generation``, the one the status must observe.
         """
+        patch: dict[str, Any] = {"active": cluster}
+        if mode is not None:
+            patch["switch"] = {"mode": mode}
         answer = self.plane.kubectl(
             "patch",
             "kafkafailover",
@@ -140,7 +147,7 @@ class OperatedGateways:
             "--type",
             "merge",
             "-p",
-            json.dumps({"spec": {"active": cluster}}),
+            json.dumps({"spec": patch}),
             "-o",
             "json",
         )

@@ -40,9 +40,12 @@ def _check_counts_consistent(run: drill.DrillRun) -> None:
 def test_planned_drill_loses_no_acknowledged_record(runs: dict[str, drill.DrillRun]) -> None:
     run = runs["planned"]
     _check_counts_consistent(run)
-    assert run.gap_at_switch == set(), "replication had caught up before the switch"
+    assert run.gap_at_switch == set(), "the planned switch waited for replication"
     assert run.acked - (run.on_main | run.on_failover) == set()
-    assert run.lost == set()
+    assert run.acked - run.on_failover == set(), "every acknowledged record is on failover"
+    assert run.lost == set() and run.duplicates == 0
+    assert run.fence_ms is not None and run.fence_ms > 0, "the gateway measured the fence"
+    assert run.offsets_synced, "the group's offsets were handed over"
 
 
 def test_unplanned_drill_loses_exactly_the_replication_gap(
@@ -74,6 +77,9 @@ def test_a_planned_drill_switched_with_kubectl_patch_loses_no_acknowledged_recor
     assert status["activeCluster"] == "failover"
     assert status["gateways"]["summary"] == f"{drill.GATEWAY_PODS}/{drill.GATEWAY_PODS}"
     assert status["lastSwitch"]["to"] == "failover" and status["lastSwitch"]["podsFailed"] == 0
+    assert status["lastSwitch"]["mode"] == "planned" and status["lastSwitch"]["rpoRecords"] == 0
+    assert run.fence_ms == status["lastSwitch"]["fenceMs"]
+    assert run.acked - run.on_failover == set(), "every acknowledged record is on failover"
     assert len(pods) == drill.GATEWAY_PODS, "the clients went through the operator's pods"
     acked_after_switch = run.acked - run.acked_before_switch
     assert acked_after_switch, "the producers carried on after the switch"
