@@ -48,12 +48,13 @@ def test_report_table_shows_every_column_and_dashes_for_unknown_times() -> None:
         "duplicates": 0,
         "reprocessed": 3,
         "replication_gap_at_switch": 2,
+        "fence_ms": None,
         "switch_to_first_ack_ms": 12.6,
         "switch_to_consumer_resumed_ms": None,
     }
     lines = drill.table([report]).splitlines()
     assert len(lines) == 3
-    assert lines[2] == "| unplanned | kubectl | 10 | 2 | 0 | 3 | 2 | 13 | - |"
+    assert lines[2] == "| unplanned | kubectl | 10 | 2 | 0 | 3 | 2 | - | 13 | - |"
 
 
 def test_the_unplanned_drill_must_run_last() -> None:
