@@ -90,6 +90,8 @@ class FakeGateway:
         self.look_gate.set()
         self.looks = 0
         self.write_fence = WriteFence()
+        self.open_transactions: set[str] = set()
+        self.transaction_checks: list[tuple[str, str]] = []
 
     def route(self, slot: int | None) -> tuple[str, list[HostPort]]:
         return "main", [HostPort("127.0.0.1", 9092)]
@@ -109,6 +111,10 @@ class FakeGateway:
 
     def client_authenticator(self) -> ClientAuthenticator | None:
         return ClientAuthenticator(("PLAIN", "SCRAM-SHA-512"), self.users) if self.users else None
+
+    async def transaction_open(self, cluster: str, transactional_id: str) -> bool:
+        self.transaction_checks.append((cluster, transactional_id))
+        return transactional_id in self.open_transactions
 
     async def learn_topic_ids(self, cluster: str) -> None:
         await self.look_gate.wait()

@@ -24,6 +24,7 @@ class FakeCluster:
     high: dict[TopicPartition, int] = field(default_factory=dict)
     stable: dict[TopicPartition, int] | None = None
     groups: dict[str, dict[TopicPartition, int]] = field(default_factory=dict)
+    transactions: list[str] = field(default_factory=list)
 
     async def __aenter__(self) -> FakeCluster:
         return self
@@ -39,6 +40,9 @@ class FakeCluster:
     ) -> dict[TopicPartition, int]:
         source = self.stable if committed_only and self.stable is not None else self.high
         return {tp: source.get(tp, 0) for tp in partitions}
+
+    async def open_transactions(self) -> list[str]:
+        return list(self.transactions)
 
     async def group_ids(self) -> list[str]:
         return sorted(self.groups)
@@ -123,6 +127,14 @@ def test_a_transaction_left_open_on_main_aborts_naming_where() -> None:
     main = FakeCluster("main", {TP: 10}, stable={TP: 6})
     backend = FakeBackend({"main": main, "failover": FakeCluster("failover", {TP: 10})})
     with pytest.raises(SwitchRefused, match=r"transactions still open on main: orders-0 at 6"):
+        run(backend, config())
+    assert backend.switched_to is None and not backend.fenced
+
+
+def test_a_transaction_open_but_not_yet_written_anywhere_aborts_naming_its_id() -> None:
+    main = FakeCluster("main", {TP: 10}, transactions=["billing-txn"])
+    backend = FakeBackend({"main": main, "failover": FakeCluster("failover", {TP: 10})})
+    with pytest.raises(SwitchRefused, match=r"still open on main: transactional id billing-txn"):
         run(backend, config())
     assert backend.switched_to is None and not backend.fenced
 

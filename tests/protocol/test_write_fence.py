@@ -11,6 +11,7 @@ import pytest
 from pump_fakes import (
     METADATA,
     METADATA_REQUEST,
+    PRODUCE,
     connected,
     from_broker,
     produce_request,
@@ -133,3 +134,35 @@ async def test_fencing_another_cluster_lifts_the_first_and_state_says_which() ->
     assert state["fenced"] and state["cluster"] == "failover"
     fence.lift()
     assert fence.state().as_json()["fenced"] is False
+
+
+def transactional_produce(correlation_id: int, transactional_id: str) -> bytes:
+    body = {"TransactionalId": transactional_id, "Acks": -1, "TimeoutMs": 1000, "TopicData": []}
+    return request(PRODUCE, 9, correlation_id, body)
+
+
+async def test_a_write_of_a_transaction_open_before_the_fence_goes_on_so_it_can_end() -> None:
+    connection, _, gateway = await connected()
+    gateway.open_transactions = {"billing"}
+    gateway.write_fence.fence("main", 30)
+    write = transactional_produce(1, "billing")
+    connection.data_received(write)
+    await settle()
+    assert bytes(gateway.upstream.written) == write, "not held: main said it is ongoing"
+    assert gateway.transaction_checks == [("main", "billing")]
+    assert gateway.write_fence.cluster == "main", "the fence stays up for everyone else"
+
+
+async def test_a_write_that_would_begin_a_transaction_waits_for_the_lift() -> None:
+    connection, _, gateway = await connected()
+    gateway.open_transactions = {"billing"}
+    gateway.write_fence.fence("main", 30)
+    write = transactional_produce(1, "payments")
+    metadata = request(METADATA, 12, 2, METADATA_REQUEST)
+    connection.data_received(write + metadata)
+    await settle()
+    assert bytes(gateway.upstream.written) == b""
+    assert gateway.transaction_checks == [("main", "payments")]
+    gateway.write_fence.lift()
+    await settle()
+    assert bytes(gateway.upstream.written) == write + metadata

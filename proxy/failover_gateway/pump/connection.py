@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
-from failover_gateway.codec import errors, headers
+from failover_gateway.codec import errors, headers, transactional
 from failover_gateway.codec.primitives import Buffer
 from failover_gateway.config import HostPort, LimitsConfig
 from failover_gateway.pump import client_auth, framing, inflight
@@ -106,6 +106,11 @@ class Gateway(Protocol):
     @property
     def write_fence(self) -> WriteFence:
         """Writes to the fenced cluster are held (a planned switchover catching up)."""
+        ...
+
+    async def transaction_open(self, cluster: str, transactional_id: str) -> bool:
+        """Whether ``cluster`` says ``transactional_id`` has a transaction open now (False when
+        it cannot say): its writes pass the fence, so that it can end."""
         ...
 
 
@@ -327,7 +332,9 @@ class ClientConnection(asyncio.Protocol):
             return
         self._handle_request(frame, may_wait=True)
 
-    def _handle_request(self, frame: bytes | bytearray, *, may_wait: bool) -> None:
+    def _handle_request(
+        self, frame: bytes | bytearray, *, may_wait: bool, admitted: bool = False
+    ) -> None:
         if not self._authenticated or self._terminates_sasl(memoryview(frame)[4:6]):
             self._authenticate(frame)
             return
@@ -338,9 +345,8 @@ class ClientConnection(asyncio.Protocol):
                 request.correlation_id
             ))  # fmt: skip
             return
-        fence = self._gateway.write_fence
-        if fence.holds(self.cluster, request.api_key):
-            self._park(frame, "write-fence", fence.wait_lifted)
+        if not admitted and self._gateway.write_fence.holds(self.cluster, request.api_key):
+            self._hold_write(frame)
             return
         forwarded: Buffer = frame
         if request.held:
@@ -354,6 +360,39 @@ class ClientConnection(asyncio.Protocol):
             forwarded = outcome.frame
         self._record(request, len(forwarded) - 4)
         self._send_upstream(forwarded)
+
+    def _hold_write(self, frame: bytes | bytearray) -> None:
+        """A fenced write waits for the fence to lift, unless it belongs to a transaction that
+        was already open on the fenced cluster: that one goes on, so the transaction can end
+        (the switchover waits until none is open). Asked of the cluster, not remembered here:
+        a producer's transaction requests and its Produce may pass through different pods."""
+        try:
+            txn = transactional.transactional_id(memoryview(frame)[4:])
+        except errors.CodecError as error:
+            raise request_policy.RequestRefused(
+                f"malformed transactional write: {error}"
+            ) from error
+        fence = self._gateway.write_fence
+        if txn is None:
+            self._park(frame, "write-fence", fence.wait_lifted)
+            return
+        cluster = self.cluster
+        self._park(frame, "write-fence", lambda: self._transaction_open_or_lifted(cluster, txn))
+
+    async def _transaction_open_or_lifted(self, cluster: str, txn: str) -> bool:
+        """True as soon as ``cluster`` says ``txn``'s transaction is open (admit the write);
+        otherwise False once the fence lifts."""
+        check = asyncio.ensure_future(self._gateway.transaction_open(cluster, txn))
+        lifted = asyncio.ensure_future(self._gateway.write_fence.wait_lifted())
+        try:
+            done, _ = await asyncio.wait({check, lifted}, return_when=asyncio.FIRST_COMPLETED)
+            if check in done and check.exception() is None and check.result():
+                return True
+            await lifted
+            return False
+        finally:
+            check.cancel()
+            lifted.cancel()
 
     def _translate_ids(
         self, request: request_policy.InspectedRequest, frame: bytes | bytearray, *, may_wait: bool
@@ -397,11 +436,16 @@ class ClientConnection(asyncio.Protocol):
         return outcome
 
     def _park(
-        self, frame: bytes | bytearray, reason: str, until: Callable[[], Awaitable[None]]
+        self,
+        frame: bytes | bytearray,
+        reason: str,
+        until: Callable[[], Awaitable[bool | None]],
     ) -> None:
         """Hold ``frame`` and every later request until ``until`` returns: the pod looking up a
         topic id (:mod:`..routing.topic_ids` says why an unknown id is not passed on at once), or
-        the write fence lifting (:mod:`.write_fence`). Reading from the client pauses meanwhile."""
+        the write fence lifting (:mod:`.write_fence`), or a fenced write's transaction found open
+        (``until`` returns True: ``frame`` passes the fence). Reading from the client pauses
+        meanwhile."""
         self._parked, self._park_reason = deque([frame]), reason
         self.pause_reading(reason)
         asyncio.get_running_loop().create_task(self._unpark(reason, until))
@@ -412,8 +456,8 @@ class ClientConnection(asyncio.Protocol):
         except Exception as error:
             log.debug("client %s: topic ids of %s not learned: %r", self.peer, self.cluster, error)
 
-    async def _unpark(self, reason: str, until: Callable[[], Awaitable[None]]) -> None:
-        await until()
+    async def _unpark(self, reason: str, until: Callable[[], Awaitable[bool | None]]) -> None:
+        admitted = bool(await until())
         parked, self._parked = self._parked or deque(), None
         first = True
         while parked and self.closing_reason is None:
@@ -422,7 +466,7 @@ class ClientConnection(asyncio.Protocol):
                 self._parked.append(frame)
                 continue
             try:
-                self._handle_request(frame, may_wait=not first)
+                self._handle_request(frame, may_wait=not first, admitted=first and admitted)
             except request_policy.RequestRefused as error:
                 self.close(f"bad request from client: {error}")
                 return

@@ -9,8 +9,10 @@ own in-flight limit. Holding rather than answering a retriable error: every clie
 for a held request the same way (up to its request timeout), while each maps error codes to its
 own retries and state machines, and an ``acks=0`` Produce has no answer to carry an error.
 
-EndTxn passes: a transaction whose writes all came before the fence can still end, so main's last
-stable offset can reach its end. When the fence lifts without a switch (an abort), held requests
+EndTxn passes, and so does a held write whose transaction the fenced cluster says is already
+ongoing (the connection asks, :meth:`ClientConnection._hold_write`): a transaction open at the
+fence can finish, so main's last stable offset reaches its end; a write that would begin a new
+transaction waits. When the fence lifts without a switch (an abort), held requests
 go on to the cluster in order; at a switch their connections close and the clients send them again
 to the new cluster. A fence left up by an orchestrator that died lifts itself after its limit.
 """

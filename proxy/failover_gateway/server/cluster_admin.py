@@ -29,6 +29,10 @@ TopicPartition = tuple[str, int]
 T = TypeVar("T")
 METADATA, LIST_OFFSETS, FETCH, OFFSET_COMMIT, OFFSET_FETCH = 3, 2, 1, 8, 9
 FIND_COORDINATOR, LIST_GROUPS = 10, 16
+DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 65, 66
+GROUP_KEY, TRANSACTION_KEY = 0, 1
+TRANSACTIONAL_ID_NOT_FOUND = 105
+OPEN_TRANSACTION_STATES = ("Ongoing", "PrepareCommit", "PrepareAbort")
 LATEST = -1
 READ_UNCOMMITTED, READ_COMMITTED = 0, 1
 NO_GENERATION = -1
@@ -209,12 +213,13 @@ class ClusterAdmin:
             }
         return sorted(groups)
 
-    async def coordinator(self, group: str) -> int:
+    async def coordinator(self, key: str, key_type: int = GROUP_KEY) -> int:
+        """The node coordinating a group (``key_type`` 0) or a transactional id (1)."""
         answer = await self._call(
-            None, FIND_COORDINATOR, 4, {"KeyType": 0, "CoordinatorKeys": [group]}
+            None, FIND_COORDINATOR, 4, {"KeyType": key_type, "CoordinatorKeys": [key]}
         )
         [found] = answer["Coordinators"]
-        self._check(found["ErrorCode"], f"FindCoordinator {group}")
+        self._check(found["ErrorCode"], f"FindCoordinator {key}")
         node = int(found["NodeId"])
         layout = self._layout or await self.layout()
         if node not in layout.brokers:
@@ -271,6 +276,32 @@ class ClusterAdmin:
             for partition in topic["Partitions"]:
                 where = f"OffsetCommit {group} {topic['Name']}-{partition['PartitionIndex']}"
                 self._check(partition["ErrorCode"], where)
+
+    async def transaction_state(self, transactional_id: str) -> str | None:
+        """The state of ``transactional_id``'s transaction on its coordinator (``Ongoing``,
+        ``CompleteCommit``...), None when the coordinator does not know the id."""
+        return await self._retrying(lambda: self._transaction_state(transactional_id))
+
+    async def _transaction_state(self, transactional_id: str) -> str | None:
+        node = await self.coordinator(transactional_id, TRANSACTION_KEY)
+        body = {"TransactionalIds": [transactional_id]}
+        answer = await self._call(node, DESCRIBE_TRANSACTIONS, 0, body)
+        [found] = answer["TransactionStates"]
+        if found["ErrorCode"] == TRANSACTIONAL_ID_NOT_FOUND:
+            return None
+        self._check(found["ErrorCode"], f"DescribeTransactions {transactional_id}")
+        return str(found["TransactionState"])
+
+    async def open_transactions(self) -> list[str]:
+        """The transactional ids whose transaction is open or ending, on every broker."""
+        layout = self._layout or await self.layout()
+        found: set[str] = set()
+        for node in layout.brokers:
+            body = {"StateFilters": list(OPEN_TRANSACTION_STATES), "ProducerIdFilters": []}
+            answer = await self._call(node, LIST_TRANSACTIONS, 0, body)
+            self._check(answer["ErrorCode"], f"ListTransactions on node {node}")
+            found |= {str(t["TransactionalId"]) for t in answer["TransactionStates"]}
+        return sorted(found)
 
     async def read(self, tp: TopicPartition, offset: int, max_bytes: int = 1 << 20) -> bytes:
         """Record batches of ``tp`` from ``offset`` on (read_uncommitted), as the broker sent

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from failover_gateway.codec import headers
+from failover_gateway.codec import errors, headers
 from failover_gateway.codec.primitives import Buffer
 from failover_gateway.config import AdminCredentials, GatewayConfig, HostPort, LimitsConfig
 from failover_gateway.pump import inflight
@@ -99,6 +99,11 @@ class GatewayRuntime:
         )
         self.reachability = {name: upstream_probing.Reachability() for name in config.clusters}
         self._write_fence = WriteFence()
+        # The fenced cluster's admin connection, for the writes of open transactions (one call
+        # at a time on it); closed when the fence ends.
+        self._fence_admin: cluster_admin.ClusterAdmin | None = None
+        self._fence_admin_lock = asyncio.Lock()
+        self.transactional_writes_admitted = 0
         self.last_switchover: dict[str, Any] | None = None
         self.registry = metrics.build_registry(self.traffic, self._snapshot)
         self.started_at = time.time()
@@ -223,7 +228,7 @@ class GatewayRuntime:
         record = await self.switchboard.switch(to, epoch=epoch, drain_ms=drain_ms, source=source)
         # A switch ends any fence, after the old connections closed with the writes they held
         # (their clients send them again to the new cluster); a refused switch keeps it.
-        self._write_fence.lift()
+        self._end_fence()
         return record
 
     async def fence(self, *, max_seconds: float, drain_timeout: float) -> FenceAnswer:
@@ -312,7 +317,33 @@ class GatewayRuntime:
 
     def lift_fence(self) -> None:
         """Let held writes go on to the cluster they were bound to (an aborted switchover)."""
+        self._end_fence()
+
+    def _end_fence(self) -> None:
         self._write_fence.lift()
+        if self._fence_admin is not None:
+            self._fence_admin.close()
+            self._fence_admin = None
+
+    async def transaction_open(self, cluster: str, transactional_id: str) -> bool:
+        """Whether ``cluster``'s transaction coordinator says ``transactional_id`` has a
+        transaction ongoing (then its fenced writes pass, so it can end); False when it cannot
+        say (the write stays held: safe)."""
+        async with self._fence_admin_lock:
+            admin = self._fence_admin
+            if admin is None or admin.name != cluster:
+                if admin is not None:
+                    admin.close()
+                admin = self._fence_admin = self.cluster_admin(cluster)
+            try:
+                state = await admin.transaction_state(transactional_id)
+            except (cluster_admin.ClusterCallFailed, errors.CodecError) as error:
+                log.warning("fenced write of %r held: %s", transactional_id, error)
+                return False
+        if state == "Ongoing":
+            self.transactional_writes_admitted += 1
+            return True
+        return False
 
     def _writes_in_flight(self, cluster: str) -> int:
         return sum(
@@ -340,7 +371,8 @@ class GatewayRuntime:
             },
             "listening": self.listening,
             "startedAt": self.started_at,
-            "writeFence": self._write_fence.state().as_json(),
+            "writeFence": self._write_fence.state().as_json()
+            | {"transactionalWritesAdmitted": self.transactional_writes_admitted},
             "lastSwitchover": self.last_switchover,
         }
 

@@ -200,16 +200,22 @@ async def _prepare(
 async def _settled_end(
     old: ClusterAdmin, partitions: list[TopicPartition], deadline: float, source: str
 ) -> dict[TopicPartition, int]:
-    """The fenced end offsets, once no transaction is open on them (last stable offset equal to
-    the high watermark): a read_committed MirrorMaker copies nothing past an open transaction."""
+    """The fenced end offsets, once no transaction is open: none listed by the coordinators (a
+    transaction that has added partitions but written nothing yet may still write, as writes of
+    open transactions pass the fence) and, on every partition, the last stable offset equal to
+    the high watermark (a read_committed MirrorMaker copies nothing past an open transaction)."""
     while True:
+        ids = await old.open_transactions()
         high = await old.end_offsets(partitions, committed_only=False)
         stable = await old.end_offsets(partitions, committed_only=True)
         open_ = sorted(tp for tp in partitions if stable[tp] < high[tp])
-        if not open_:
+        if not open_ and not ids:
             return high
         if time.monotonic() > deadline:
-            named = ", ".join(f"{t}-{p} at {stable[(t, p)]}" for t, p in open_[:5])
+            named = ", ".join(
+                [f"{t}-{p} at {stable[(t, p)]}" for t, p in open_[:5]]
+                + [f"transactional id {i}" for i in ids[:5]]
+            )
             raise Aborted(f"transactions still open on {source}: {named}")
         await asyncio.sleep(POLL_SECONDS)
 
