@@ -20,6 +20,7 @@ from failover_gateway.config import HostPort, LimitsConfig
 from failover_gateway.pump import inflight
 from failover_gateway.pump.client_auth import ClientAuthenticator
 from failover_gateway.pump.connection import ClientConnection
+from failover_gateway.pump.rejoin_gate import RejoinGate
 from failover_gateway.pump.write_fence import WriteFence
 from failover_gateway.routing import api_versions, producer_ids, response_rewriting, topic_ids
 from failover_gateway.routing.producer_ids import ProducerIdCodec
@@ -90,6 +91,7 @@ class FakeGateway:
         self.look_gate.set()
         self.looks = 0
         self.write_fence = WriteFence()
+        self.rejoin_gate = RejoinGate()
         self.open_transactions: set[str] = set()
         self.transaction_checks: list[tuple[str, str]] = []
 

@@ -27,6 +27,7 @@ from failover_gateway.codec.primitives import Buffer
 from failover_gateway.config import HostPort, LimitsConfig
 from failover_gateway.pump import client_auth, framing, inflight
 from failover_gateway.pump.internal_requests import InternalRequests
+from failover_gateway.pump.rejoin_gate import FETCH, GROUP_MEMBERSHIP, OFFSET_FETCH, RejoinGate
 from failover_gateway.pump.write_fence import WriteFence
 from failover_gateway.routing import producer_identity, request_policy, topic_ids, upstream_sasl
 from failover_gateway.routing.producer_ids import ProducerIdCodec
@@ -42,6 +43,9 @@ TOPIC_LEARN_SECONDS = 5.0
 # Enough for every request header we see in practice plus Produce's acks; a longer header (a
 # client id of kilobytes) makes the frame be collected whole instead, which is still correct.
 _REQUEST_PREFIX_BYTES = 512
+# Read whole by the rejoin gate (group membership, a rejoined consumer asking for its offsets).
+_GATE_WATCHED = GROUP_MEMBERSHIP | {OFFSET_FETCH}
+_GATE_READS = _GATE_WATCHED | {FETCH}
 # Correlation id plus, for a v0 response header, the error code that opens a raw SASL exchange.
 _RESPONSE_PREFIX_BYTES = 6
 
@@ -108,6 +112,11 @@ class Gateway(Protocol):
         """Writes to the fenced cluster are held (a planned switchover catching up)."""
         ...
 
+    @property
+    def rejoin_gate(self) -> RejoinGate:
+        """Fetches of group members wait for their rejoin after a planned switch."""
+        ...
+
     async def transaction_open(self, cluster: str, transactional_id: str) -> bool:
         """Whether ``cluster`` says ``transactional_id`` has a transaction open now (False when
         it cannot say): its writes pass the fence, so that it can end."""
@@ -142,6 +151,7 @@ class ClientConnection(asyncio.Protocol):
         self.listener_port = listener_port
         self.cluster = ""
         self.peer = "?"
+        self._host = "?"
         self.opened_at = time.monotonic()
         self.closing_reason: str | None = None
         self.in_flight = inflight.InFlightTable()
@@ -193,6 +203,7 @@ class ClientConnection(asyncio.Protocol):
         self._transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self._host = str(peer[0]) if isinstance(peer, tuple) else str(peer)
         if not self._gateway.connection_opened(self):
             self.close("connection limit reached")
             return
@@ -314,6 +325,10 @@ class ClientConnection(asyncio.Protocol):
             return framing.Decision.BUFFER
         if self._gateway.write_fence.holds(self.cluster, request.api_key):
             return framing.Decision.BUFFER
+        if request.api_key in _GATE_WATCHED or (
+            request.api_key == FETCH and self._gateway.rejoin_gate.armed
+        ):
+            return framing.Decision.BUFFER  # small requests the rejoin gate reads whole
         self._record(request, frame_size)
         return framing.Decision.PASS
 
@@ -348,6 +363,8 @@ class ClientConnection(asyncio.Protocol):
         if not admitted and self._gateway.write_fence.holds(self.cluster, request.api_key):
             self._hold_write(frame)
             return
+        if request.api_key in _GATE_READS and self._held_for_rejoin(request.api_key, frame):
+            return
         forwarded: Buffer = frame
         if request.held:
             outcome = self._translate_ids(request, frame, may_wait=may_wait)
@@ -360,6 +377,25 @@ class ClientConnection(asyncio.Protocol):
             forwarded = outcome.frame
         self._record(request, len(forwarded) - 4)
         self._send_upstream(forwarded)
+
+    def _held_for_rejoin(self, api_key: int, frame: bytes | bytearray) -> bool:
+        """Tell the rejoin gate of group traffic; park a Fetch it holds (:mod:`.rejoin_gate`)."""
+        gate = self._gateway.rejoin_gate
+        if api_key == FETCH and not gate.armed:
+            return False
+        try:
+            client_id = headers.parse_request_header(memoryview(frame)[4:]).client_id
+        except errors.CodecError as error:
+            raise request_policy.RequestRefused(f"malformed request header: {error}") from error
+        client = (self._host, client_id)
+        if api_key in GROUP_MEMBERSHIP:
+            gate.saw_member(self.cluster, client)
+        elif api_key == OFFSET_FETCH:
+            gate.rejoined(client)
+        elif gate.holds(client, self.cluster):
+            self._park(frame, "rejoin", lambda: gate.wait(client))
+            return True
+        return False
 
     def _hold_write(self, frame: bytes | bytearray) -> None:
         """A fenced write waits for the fence to lift, unless it belongs to a transaction that

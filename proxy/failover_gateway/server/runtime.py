@@ -26,6 +26,7 @@ from failover_gateway.config import AdminCredentials, GatewayConfig, HostPort, L
 from failover_gateway.pump import inflight
 from failover_gateway.pump.client_auth import ClientAuthenticator
 from failover_gateway.pump.connection import ClientConnection
+from failover_gateway.pump.rejoin_gate import RejoinGate
 from failover_gateway.pump.write_fence import FENCED_WRITES, WriteFence
 from failover_gateway.routing import (
     api_versions,
@@ -56,6 +57,9 @@ log = logging.getLogger("failover_gateway")
 
 _SHUTDOWN_GRACE_SECONDS = 5.0
 _FENCE_POLL_SECONDS = 0.005
+# After a planned switch, a group member's fetches wait at most this long for its rejoin: more
+# than a heartbeat interval (3 s in librdkafka and Java, 5 s with KIP-848's protocol).
+REJOIN_GATE_SECONDS = 8.0
 _TOPIC_WATCH_SECONDS = 0.5
 _TOPIC_MISS_REFETCH_SECONDS = 2.0
 # Fetches asked for by requests with an unknown topic id start at most this often per cluster:
@@ -104,6 +108,7 @@ class GatewayRuntime:
         self._fence_admin: cluster_admin.ClusterAdmin | None = None
         self._fence_admin_lock = asyncio.Lock()
         self.transactional_writes_admitted = 0
+        self._rejoin_gate = RejoinGate()
         self.last_switchover: dict[str, Any] | None = None
         self.registry = metrics.build_registry(self.traffic, self._snapshot)
         self.started_at = time.time()
@@ -225,7 +230,17 @@ class GatewayRuntime:
     async def switch(
         self, to: str, *, epoch: int | None, drain_ms: int | None, source: str
     ) -> SwitchRecord:
-        record = await self.switchboard.switch(to, epoch=epoch, drain_ms=drain_ms, source=source)
+        fenced = self._write_fence.cluster
+        if fenced is not None and fenced != to:  # a planned switch: offsets were handed over
+            held = self._rejoin_gate.arm(fenced, REJOIN_GATE_SECONDS)
+            log.info("fetches of %d group member(s) wait for their rejoin on %s", held, to)
+        try:
+            record = await self.switchboard.switch(
+                to, epoch=epoch, drain_ms=drain_ms, source=source
+            )
+        except SwitchRefused:
+            self._rejoin_gate.disarm()
+            raise
         # A switch ends any fence, after the old connections closed with the writes they held
         # (their clients send them again to the new cluster); a refused switch keeps it.
         self._end_fence()
@@ -315,6 +330,10 @@ class GatewayRuntime:
             self.connect_timeout,
         )
 
+    @property
+    def rejoin_gate(self) -> RejoinGate:
+        return self._rejoin_gate
+
     def lift_fence(self) -> None:
         """Let held writes go on to the cluster they were bound to (an aborted switchover)."""
         self._end_fence()
@@ -373,6 +392,7 @@ class GatewayRuntime:
             "startedAt": self.started_at,
             "writeFence": self._write_fence.state().as_json()
             | {"transactionalWritesAdmitted": self.transactional_writes_admitted},
+            "fetchesHeldForRejoin": self._rejoin_gate.fetches_held,
             "lastSwitchover": self.last_switchover,
         }
 
