@@ -47,6 +47,15 @@ class Preparation:
         done = sum(1 for outcome in self.fenced if outcome.acknowledged)
         return f"{done}/{len(self.fenced)}"
 
+    @property
+    def fence_by_pod(self) -> list[dict[str, Any]]:
+        """Each pod's fence acknowledgement, for status."""
+        return [
+            {"pod": o.pod, "acknowledged": o.acknowledged, "ms": round(o.duration_ms, 1)}
+            | ({"error": o.error} if o.error else {})
+            for o in self.fenced
+        ]
+
 
 class _Abort(Exception):
     pass
@@ -84,7 +93,9 @@ async def prepare_fleet(
         if not pods:
             raise _Abort("no gateway pod is ready to take part in the switch")
         await _fence(result, pods, spec, credentials, since)
-        await on_phase("CatchingUp", {"fencedPods": result.fence_summary})
+        await on_phase(
+            "CatchingUp", {"fencedPods": result.fence_summary, "fence": result.fence_by_pod}
+        )
         switch = spec.switch
         timeout = switch.consumer_drain_seconds + switch.max_catch_up_seconds
         leadership.ensure_held()

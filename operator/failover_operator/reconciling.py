@@ -696,7 +696,12 @@ async def _aborted(
     problems.append(Problem("SwitchoverAborted", message))
     await show(
         ABORTED,
-        {"reason": prepared.reason, "fencedPods": prepared.fence_summary, "completedAt": now_iso()},
+        {
+            "reason": prepared.reason,
+            "fencedPods": prepared.fence_summary,
+            "fence": prepared.fence_by_pod,
+            "completedAt": now_iso(),
+        },
         switching=False,
     )
 

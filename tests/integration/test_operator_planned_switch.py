@@ -134,6 +134,9 @@ def test_a_planned_switch_of_every_pod_loses_duplicates_and_rereads_nothing(
     assert [p["phase"] for p in last["phases"]][:1] == ["Fencing"], last
     assert {"CatchingUp", "HandingOffOffsets"} <= {p["phase"] for p in last["phases"]}, last
     assert status["switchover"]["phase"] == "Switched", status["switchover"]
+    fence = status["switchover"]["fence"]
+    assert {f["pod"] for f in fence} == {first.name, second.name}, fence
+    assert all(f["acknowledged"] for f in fence), fence
     events = set(lab.events("planned"))
     wanted = {"SwitchoverStarted", "SwitchoverFenced", "SwitchoverPrepared", "SwitchoverCompleted"}
     assert wanted <= events, events
@@ -210,7 +213,10 @@ def test_a_pod_that_cannot_be_fenced_aborts_the_switch_and_no_pod_moves(
         state = pod_state(lab, name, healthy)
     finally:
         lab.kubelet.thaw(frozen.name)
-    reason = lab.status(name)["switchover"]["reason"]
+    switchover = lab.status(name)["switchover"]
+    reason = switchover["reason"]
+    acknowledged = {f["pod"]: f["acknowledged"] for f in switchover["fence"]}
+    assert acknowledged == {frozen.name: False, healthy.name: True}, switchover
     assert "did not acknowledge the write fence within 5s" in reason and frozen.name in reason
     assert state["active"] == "main" and not state["writeFence"]["fenced"], state
     assert frozen.name in {p.name for p in pods_of(lab, name)}, "nothing was deleted"
