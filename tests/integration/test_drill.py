@@ -46,6 +46,7 @@ def test_planned_drill_loses_no_acknowledged_record(runs: dict[str, drill.DrillR
     assert run.lost == set() and run.duplicates == 0
     assert run.fence_ms is not None and run.fence_ms > 0, "the gateway measured the fence"
     assert run.offsets_synced, "the group's offsets were handed over"
+    assert run.reprocessed == 0, "the group read nothing twice: offsets handed over, rejoin held"
 
 
 def test_unplanned_drill_loses_exactly_the_replication_gap(
@@ -79,6 +80,7 @@ def test_a_planned_drill_switched_with_kubectl_patch_loses_no_acknowledged_recor
     assert status["lastSwitch"]["to"] == "failover" and status["lastSwitch"]["podsFailed"] == 0
     assert status["lastSwitch"]["mode"] == "planned" and status["lastSwitch"]["rpoRecords"] == 0
     assert run.fence_ms == status["lastSwitch"]["fenceMs"]
+    assert run.reprocessed == 0, "the group read nothing twice"
     assert run.acked - run.on_failover == set(), "every acknowledged record is on failover"
     assert len(pods) == drill.GATEWAY_PODS, "the clients went through the operator's pods"
     acked_after_switch = run.acked - run.acked_before_switch
