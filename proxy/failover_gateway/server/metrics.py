@@ -50,6 +50,7 @@ class Snapshot:
     clusters: tuple[str, ...]
     open_connections: Mapping[str, int]
     reachable: Mapping[str, bool]
+    down_for_seconds: Mapping[str, float] = field(default_factory=dict)
     fenced_for_seconds: float | None = None  # None: no write fence is up
 
 
@@ -145,11 +146,17 @@ class _GatewayCollector(Collector):
             "1 when the last probe of the cluster succeeded",
             labels=["cluster"],
         )
+        down = GaugeMetricFamily(
+            "kafka_failover_cluster_down_seconds",
+            "How long this pod's probes have failed without a success in between (0: healthy)",
+            labels=["cluster"],
+        )
         for cluster in snap.clusters:
             active.add_metric([cluster], 1.0 if cluster == snap.active else 0.0)
             opened.add_metric([cluster], snap.open_connections.get(cluster, 0))
             reachable.add_metric([cluster], 1.0 if snap.reachable.get(cluster) else 0.0)
-        yield from (active, opened, reachable)
+            down.add_metric([cluster], snap.down_for_seconds.get(cluster, 0.0))
+        yield from (active, opened, reachable, down)
 
 
 def build_registry(traffic: Traffic, snapshot: Callable[[], Snapshot]) -> CollectorRegistry:

@@ -414,6 +414,7 @@ class GatewayRuntime:
             clusters=board.clusters,
             open_connections=board.open_connections(),
             reachable={name: r.reachable for name, r in self.reachability.items()},
+            down_for_seconds={name: r.down_for() for name, r in self.reachability.items()},
             fenced_for_seconds=(
                 fence.held_for_seconds if (fence := self._write_fence.state()).cluster else None
             ),

@@ -45,9 +45,27 @@ class Reachability:
     error: str | None = "not probed yet"
     brokers: int = 0
     latency_ms: float | None = None
+    # time.monotonic() of the first failed probe since the last success (or since the start):
+    # how long this pod has judged the cluster down, the evidence automatic failover counts.
+    down_since: float | None = None
+
+    @property
+    def verdict(self) -> str:
+        """``healthy``, ``down`` or ``unknown`` (not probed yet)."""
+        if self.reachable:
+            return "healthy"
+        return "unknown" if self.checked_at is None else "down"
+
+    def down_for(self, now: float | None = None) -> float:
+        """Seconds this pod has judged the cluster down (0 when it is not)."""
+        if self.down_since is None:
+            return 0.0
+        return max(0.0, (time.monotonic() if now is None else now) - self.down_since)
 
     def as_json(self) -> dict[str, object]:
         return {
+            "verdict": self.verdict,
+            "downForSeconds": round(self.down_for(), 3),
             "reachable": self.reachable,
             "checkedAt": self.checked_at,
             "lastOkAt": self.last_ok_at,
@@ -161,6 +179,8 @@ async def probe_once(
         answer = await probe_cluster(cluster, context, timeout)
     except ProbeFailed as error:
         state.checked_at = time.time()
+        if state.down_since is None:
+            state.down_since = time.monotonic()
         if state.reachable or state.error != str(error):
             log.warning("cluster %s unreachable: %s", cluster.name, error)
         state.reachable, state.error = False, str(error)
@@ -169,6 +189,7 @@ async def probe_once(
         log.info("cluster %s reachable (%d brokers)", cluster.name, len(answer.brokers))
     state.checked_at = time.time()
     state.reachable, state.error, state.brokers = True, None, len(answer.brokers)
+    state.down_since = None
     state.last_ok_at = state.checked_at
     state.latency_ms = round((time.perf_counter() - started) * 1000, 3)
     return answer
