@@ -228,6 +228,7 @@ def test_a_wrong_upstream_password_shows_in_health_and_state(
         time.sleep(0.2)
     main = gateway.state()["upstreams"]["main"]
     assert main["reachable"] is False and "authentication" in (main["error"] or "").lower()
+    assert main["verdict"] == "down" and main["downForSeconds"] >= 0
     assert gateway.state()["upstreams"]["failover"]["reachable"] is True
     assert 'kafka_failover_upstream_reachable{cluster="main"} 0.0' in gateway.metrics()
     assert "wrong-upstream-secret" not in gateway.log_tail(400)
