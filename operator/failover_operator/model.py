@@ -449,6 +449,36 @@ class SwitchSpec(_Spec):
     )
 
 
+class AutomaticFailoverSpec(_Spec):
+    """Opt-in automatic failover (README, "Automatic failover and guarded failback")."""
+
+    enabled: bool = Field(default=False, description="Switch by itself when main is judged down.")
+    to: str | None = Field(
+        default=None,
+        pattern=CLUSTER_NAME_PATTERN,
+        description="The cluster to fail over to (default: the one with role failover).",
+    )
+    unreachable_seconds: int = Field(
+        default=30,
+        ge=5,
+        le=3600,
+        alias="unreachableSeconds",
+        description="How long a majority of ready pods must have judged the active cluster down.",
+    )
+    dry_run: bool = Field(
+        default=False,
+        alias="dryRun",
+        description="Only report (status and an Event) what would have been done.",
+    )
+    cooldown_seconds: int = Field(
+        default=600,
+        ge=0,
+        le=86_400,
+        alias="cooldownSeconds",
+        description="No second automatic switch within this window.",
+    )
+
+
 class KafkaFailoverSpec(_Spec):
     """spec of a KafkaFailover."""
 
@@ -460,6 +490,11 @@ class KafkaFailoverSpec(_Spec):
     )
     gateway: GatewaySpec = Field(default_factory=GatewaySpec, description="Gateway pods.")
     switch: SwitchSpec = Field(default_factory=SwitchSpec, description="Switch behaviour.")
+    automatic_failover: AutomaticFailoverSpec = Field(
+        default_factory=AutomaticFailoverSpec,
+        alias="automaticFailover",
+        description="Opt-in automatic failover when the active cluster is down.",
+    )
 
     def cluster(self, name: str) -> ClusterSpec | None:
         return next((c for c in self.clusters if c.name == name), None)

@@ -1,0 +1,82 @@
+"""Whether to fail over by itself: the quorum rule over the gateway pods' verdicts; pure.
+
+Why it exists: an automatic switch must never follow one pod's view (its own network may be cut
+from main while every client reaches main fine) nor a cluster that is merely slow to answer
+once. The operator reads every ready pod's verdict on each cluster (``/api/v1/state``,
+``upstreams``) and switches only when more than half of the *ready* pods (counted by the
+operator: a pod that does not answer counts against) have judged the active cluster down for at
+least ``unreachableSeconds`` *and* judge the target healthy, outside the cooldown of the last
+automatic switch. The rule is a function of what was observed, so it is unit tested without a
+cluster; acting on it (recording the decision, patching ``spec.active``) is elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PodView:
+    """What one ready pod reported; ``active_down_for`` None: the pod did not answer."""
+
+    pod: str
+    active_down_for: float | None
+    target_healthy: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The rule's answer, with the pods on each side for status and the Event."""
+
+    switch: bool
+    reason: str
+    agreeing: tuple[str, ...]
+    disagreeing: tuple[str, ...]
+
+
+def decide(
+    views: Sequence[PodView],
+    *,
+    active: str,
+    target: str,
+    unreachable_seconds: float,
+    seconds_since_last_automatic: float | None,
+    cooldown_seconds: float,
+) -> Verdict:
+    """Switch ``active`` -> ``target`` only on a majority of ready pods' evidence."""
+    agreeing = tuple(
+        v.pod
+        for v in views
+        if v.active_down_for is not None
+        and v.active_down_for >= unreachable_seconds
+        and v.target_healthy
+    )
+    disagreeing = tuple(v.pod for v in views if v.pod not in agreeing)
+    needed = len(views) // 2 + 1
+    if not views:
+        return Verdict(False, "no ready gateway pod to judge the clusters", (), ())
+    if len(agreeing) < needed:
+        return Verdict(
+            False,
+            f"{len(agreeing)} of {len(views)} ready pod(s) judge {active} down for "
+            f"{unreachable_seconds:g}s and {target} healthy; {needed} needed",
+            agreeing,
+            disagreeing,
+        )
+    if seconds_since_last_automatic is not None and seconds_since_last_automatic < cooldown_seconds:
+        return Verdict(
+            False,
+            f"{active} judged down by {len(agreeing)} of {len(views)} pod(s), but the last "
+            f"automatic switch was {seconds_since_last_automatic:.0f}s ago (cooldown "
+            f"{cooldown_seconds:g}s)",
+            agreeing,
+            disagreeing,
+        )
+    return Verdict(
+        True,
+        f"{len(agreeing)} of {len(views)} ready pod(s) judge {active} down for at least "
+        f"{unreachable_seconds:g}s and {target} healthy",
+        agreeing,
+        disagreeing,
+    )

@@ -1,0 +1,60 @@
+"""The automatic failover's quorum rule: a majority of ready pods, for long enough, never one."""
+
+from __future__ import annotations
+
+from failover_operator.automatic import PodView, decide
+
+
+def verdict(views: list[PodView], since_last: float | None = None) -> tuple[bool, str]:
+    found = decide(
+        views,
+        active="main",
+        target="failover",
+        unreachable_seconds=30,
+        seconds_since_last_automatic=since_last,
+        cooldown_seconds=600,
+    )
+    return found.switch, found.reason
+
+
+def down(pod: str, seconds: float = 31, target_healthy: bool = True) -> PodView:
+    return PodView(pod, seconds, target_healthy)
+
+
+def test_a_majority_down_for_long_enough_with_the_target_healthy_switches() -> None:
+    assert verdict([down("a"), down("b"), down("c", 0)])[0]
+
+
+def test_one_pod_cut_off_from_main_never_switches_and_is_named() -> None:
+    found = decide(
+        [down("a"), down("b", 0), down("c", 0)],
+        active="main",
+        target="failover",
+        unreachable_seconds=30,
+        seconds_since_last_automatic=None,
+        cooldown_seconds=600,
+    )
+    assert not found.switch and found.agreeing == ("a",) and found.disagreeing == ("b", "c")
+    assert "1 of 3" in found.reason and "2 needed" in found.reason
+
+
+def test_down_but_not_for_long_enough_does_not_switch() -> None:
+    assert not verdict([down("a", 29), down("b", 29)])[0]
+
+
+def test_a_target_the_majority_cannot_reach_is_no_place_to_go() -> None:
+    assert not verdict([down("a", target_healthy=False), down("b", target_healthy=False)])[0]
+
+
+def test_a_pod_that_does_not_answer_counts_against() -> None:
+    assert not verdict([down("a"), PodView("b", None, False)])[0], "1 of 2 is no majority"
+
+
+def test_within_the_cooldown_of_the_last_automatic_switch_nothing_switches() -> None:
+    switch, reason = verdict([down("a"), down("b")], since_last=120)
+    assert not switch and "cooldown" in reason
+    assert verdict([down("a"), down("b")], since_last=601)[0]
+
+
+def test_no_ready_pod_means_no_evidence() -> None:
+    assert not verdict([])[0]
