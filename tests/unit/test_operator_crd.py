@@ -29,7 +29,13 @@ def test_the_schema_is_structural_no_refs_no_anyof_no_nulls() -> None:
 
 def test_every_spec_field_of_the_model_is_in_the_schema() -> None:
     schema = crd_building.spec_schema()
-    assert set(schema["properties"]) == {"active", "clusters", "gateway", "switch"}
+    assert set(schema["properties"]) == {
+        "active",
+        "clusters",
+        "gateway",
+        "switch",
+        "automaticFailover",
+    }
     cluster = schema["properties"]["clusters"]["items"]["properties"]
     aliases = {f.alias or name for name, f in model.ClusterSpec.model_fields.items()}
     assert set(cluster) == aliases
