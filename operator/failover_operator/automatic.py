@@ -12,8 +12,9 @@ cluster; acting on it (recording the decision, patching ``spec.active``) is else
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,23 @@ class PodView:
     pod: str
     active_down_for: float | None
     target_healthy: bool
+
+
+def view_from_state(
+    pod: str, state: Mapping[str, Any] | None, *, active: str, target: str
+) -> PodView:
+    """A pod's view from its ``/api/v1/state`` (None: it did not answer, it counts against)."""
+    if state is None:
+        return PodView(pod, None, False)
+    upstreams = state.get("upstreams") or {}
+    on_active = upstreams.get(active) or {}
+    on_target = upstreams.get(target) or {}
+    down_for = on_active.get("downForSeconds") if on_active.get("verdict") == "down" else 0.0
+    return PodView(
+        pod,
+        float(down_for) if isinstance(down_for, int | float) else None,
+        on_target.get("verdict") == "healthy",
+    )
 
 
 @dataclass(frozen=True)

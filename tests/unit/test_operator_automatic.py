@@ -58,3 +58,23 @@ def test_within_the_cooldown_of_the_last_automatic_switch_nothing_switches() -> 
 
 def test_no_ready_pod_means_no_evidence() -> None:
     assert not verdict([])[0]
+
+
+def state(main: dict[str, object], failover: dict[str, object]) -> dict[str, object]:
+    return {"active": "main", "upstreams": {"main": main, "failover": failover}}
+
+
+def test_a_pods_view_is_read_from_the_state_it_publishes() -> None:
+    from failover_operator.automatic import view_from_state
+
+    down = {"verdict": "down", "downForSeconds": 42.5}
+    healthy = {"verdict": "healthy", "downForSeconds": 0}
+    seen = view_from_state("a", state(down, healthy), active="main", target="failover")
+    assert seen == PodView("a", 42.5, True)
+    fine = view_from_state("b", state(healthy, healthy), active="main", target="failover")
+    assert fine == PodView("b", 0.0, True)
+    unknown = {"verdict": "unknown", "downForSeconds": 0}
+    not_probed = view_from_state("c", state(down, unknown), active="main", target="failover")
+    assert not not_probed.target_healthy, "a target not probed yet is no place to go"
+    silent = view_from_state("d", None, active="main", target="failover")
+    assert silent == PodView("d", None, False)
