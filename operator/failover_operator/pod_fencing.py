@@ -20,7 +20,13 @@ from typing import Any
 
 import aiohttp
 
-from failover_operator.pod_switching import Credentials, GatewayPod, auth_headers, pod_url
+from failover_operator.pod_switching import (
+    Credentials,
+    GatewayPod,
+    auth_headers,
+    call_json,
+    pod_url,
+)
 
 _FIRST_BACKOFF_SECONDS = 0.1
 _MAX_BACKOFF_SECONDS = 1.0
@@ -49,15 +55,6 @@ class Prepared:
     reason: str = ""
 
 
-async def _call(
-    session: aiohttp.ClientSession, method: str, url: str, body: object, timeout: float
-) -> tuple[int, dict[str, Any]]:
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
-    async with session.request(method, url, json=body, timeout=client_timeout) as response:
-        payload = await response.json(content_type=None)
-        return response.status, payload if isinstance(payload, dict) else {}
-
-
 def _failure(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".rstrip(": ")
 
@@ -79,7 +76,7 @@ async def fence_pod(
         attempts += 1
         remaining = deadline - time.monotonic()
         try:
-            status, answer = await _call(
+            status, answer = await call_json(
                 session, "PUT", url, body, max(0.05, min(_REQUEST_TIMEOUT_SECONDS, remaining))
             )
         except (aiohttp.ClientError, TimeoutError, ValueError) as failure:
@@ -133,7 +130,7 @@ async def prepare(
     url = pod_url(pod, port, "/api/v1/switchover/prepare")
     try:
         async with aiohttp.ClientSession(headers=auth_headers(credentials)) as session:
-            status, answer = await _call(session, "POST", url, {"to": to}, timeout)
+            status, answer = await call_json(session, "POST", url, {"to": to}, timeout)
     except (aiohttp.ClientError, TimeoutError, ValueError) as failure:
         return Prepared(pod.name, False, {}, f"{pod.name} did not answer: {_failure(failure)}")
     if status == 200:
@@ -148,7 +145,7 @@ async def unfenced(
 
     async def check(session: aiohttp.ClientSession, pod: GatewayPod) -> str | None:
         try:
-            status, state = await _call(
+            status, state = await call_json(
                 session, "GET", pod_url(pod, port, "/api/v1/state"), None, timeout
             )
         except (aiohttp.ClientError, TimeoutError, ValueError) as failure:
@@ -169,7 +166,7 @@ async def lift_all(pods: Sequence[GatewayPod], *, credentials: Credentials, port
 
     async def lift(session: aiohttp.ClientSession, pod: GatewayPod) -> str | None:
         try:
-            status, answer = await _call(
+            status, answer = await call_json(
                 session,
                 "DELETE",
                 pod_url(pod, port, "/api/v1/fence"),

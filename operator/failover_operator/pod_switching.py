@@ -17,6 +17,7 @@ import base64
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -68,11 +69,12 @@ def pod_url(pod: GatewayPod, port: int, path: str) -> str:
     return f"http://{host}:{port}{path}"
 
 
-async def _put_active(
-    session: aiohttp.ClientSession, url: str, body: dict[str, object], timeout: float
-) -> tuple[int, dict[str, object]]:
+async def call_json(
+    session: aiohttp.ClientSession, method: str, url: str, body: object, timeout: float
+) -> tuple[int, dict[str, Any]]:
+    """One admin API call: its status and JSON object answer ({} when it is not an object)."""
     client_timeout = aiohttp.ClientTimeout(total=timeout)
-    async with session.put(url, json=body, timeout=client_timeout) as response:
+    async with session.request(method, url, json=body, timeout=client_timeout) as response:
         payload = await response.json(content_type=None)
         return response.status, payload if isinstance(payload, dict) else {}
 
@@ -102,8 +104,8 @@ async def switch_pod(
         attempts += 1
         remaining = deadline - time.monotonic()
         try:
-            status, answer = await _put_active(
-                session, url, body, max(0.05, min(_REQUEST_TIMEOUT_SECONDS, remaining))
+            status, answer = await call_json(
+                session, "PUT", url, body, max(0.05, min(_REQUEST_TIMEOUT_SECONDS, remaining))
             )
         except (aiohttp.ClientError, TimeoutError, ValueError) as failure:
             error = f"{type(failure).__name__}: {failure}".rstrip(": ")

@@ -426,11 +426,7 @@ async def converge(
     whatever the other pods do."""
     started_at, clock = now_iso(), time.perf_counter()
     deadline = (since or time.monotonic()) + spec.switch.pod_timeout_seconds
-    pods = [
-        p
-        for p in await kube_objects.gateway_pods(target.namespace, target.name)
-        if p.ready and not p.terminating
-    ]
+    pods = await _ready_pods(target)
     if announce:
         events.info(
             "SwitchStarted",
