@@ -3,7 +3,8 @@
 Why it exists: a planned switchover must measure replication and move consumer offsets with the
 gateway's own credentials for each cluster, never trusting a sidecar's view: end offsets
 (ListOffsets, the last stable offset with ``read_committed``), the consumer groups and what they
-committed (ListGroups, FindCoordinator, OffsetFetch), committing offsets for a group that has no
+committed (ListGroups, FindCoordinator, OffsetFetch), which clients are members of them
+(DescribeGroups, ConsumerGroupDescribe), committing offsets for a group that has no
 member yet (OffsetCommit as generation -1), and reading a partition (Fetch: MirrorMaker's
 offset-syncs topic). Every call goes to the right broker (partition leader or group coordinator)
 over connections opened as the pump opens them (TLS, SASL), with one deadline per call; errors
@@ -13,6 +14,7 @@ name the cluster, the call and Kafka's error code.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -28,7 +30,9 @@ from failover_gateway.server.upstream_connecting import StreamConnection, Upstre
 TopicPartition = tuple[str, int]
 T = TypeVar("T")
 METADATA, LIST_OFFSETS, FETCH, OFFSET_COMMIT, OFFSET_FETCH = 3, 2, 1, 8, 9
-FIND_COORDINATOR, LIST_GROUPS = 10, 16
+FIND_COORDINATOR, LIST_GROUPS, DESCRIBE_GROUPS = 10, 16, 15
+CONSUMER_GROUP_DESCRIBE = 69
+GROUP_ID_NOT_FOUND = 69  # DescribeGroups on a group of the consumer protocol (KIP-848)
 DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 65, 66
 GROUP_KEY, TRANSACTION_KEY = 0, 1
 TRANSACTIONAL_ID_NOT_FOUND = 105
@@ -59,6 +63,15 @@ class Layout:
 
     def partitions(self, topic: str) -> list[int]:
         return sorted(p for t, p in self.leaders if t == topic)
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    """A member of a group: its ``client.id``, and whether it holds an assignment there (a
+    classic group that is Stable, or a consumer-protocol member with an epoch above 0)."""
+
+    client_id: str
+    assigned: bool
 
 
 @dataclass
@@ -215,16 +228,59 @@ class ClusterAdmin:
 
     async def coordinator(self, key: str, key_type: int = GROUP_KEY) -> int:
         """The node coordinating a group (``key_type`` 0) or a transactional id (1)."""
-        answer = await self._call(
-            None, FIND_COORDINATOR, 4, {"KeyType": key_type, "CoordinatorKeys": [key]}
-        )
-        [found] = answer["Coordinators"]
-        self._check(found["ErrorCode"], f"FindCoordinator {key}")
-        node = int(found["NodeId"])
+        return (await self.coordinators([key], key_type))[key]
+
+    async def coordinators(self, keys: list[str], key_type: int = GROUP_KEY) -> dict[str, int]:
+        """The coordinating node of each of ``keys``, in one FindCoordinator call."""
+        body = {"KeyType": key_type, "CoordinatorKeys": keys}
+        answer = await self._call(None, FIND_COORDINATOR, 4, body)
         layout = self._layout or await self.layout()
-        if node not in layout.brokers:
-            layout.brokers[node] = HostPort(found["Host"], found["Port"])
-        return node
+        nodes = {}
+        for found in answer["Coordinators"]:
+            self._check(found["ErrorCode"], f"FindCoordinator {found['Key']}")
+            node = nodes[found["Key"]] = int(found["NodeId"])
+            if node not in layout.brokers:
+                layout.brokers[node] = HostPort(found["Host"], found["Port"])
+        return nodes
+
+    async def group_members(self, groups: Iterable[str]) -> dict[str, list[GroupMember]]:
+        """The members of each of ``groups`` (an unknown or empty group has none): classic
+        groups through DescribeGroups, consumer-protocol groups (KIP-848), which DescribeGroups
+        reports dead or unknown, through ConsumerGroupDescribe."""
+        wanted = sorted(set(groups))
+        if not wanted:
+            return {}
+        by_node: dict[int, list[str]] = {}
+        nodes = await self._retrying(functools.partial(self.coordinators, wanted))
+        for group, node in nodes.items():
+            by_node.setdefault(node, []).append(group)
+        found: dict[str, list[GroupMember]] = {}
+        for node, names in by_node.items():
+            found |= await self._described(node, names)
+        return found
+
+    async def _described(self, node: int, groups: list[str]) -> dict[str, list[GroupMember]]:
+        body = {"Groups": groups, "IncludeAuthorizedOperations": False}
+        answer = await self._call(node, DESCRIBE_GROUPS, 5, body)
+        found: dict[str, list[GroupMember]] = {}
+        for group in answer["Groups"]:
+            if group["ErrorCode"] not in (0, GROUP_ID_NOT_FOUND):
+                self._check(group["ErrorCode"], f"DescribeGroups {group['GroupId']}")
+            stable = group["GroupState"] == "Stable"
+            members = [GroupMember(m["ClientId"], stable) for m in group["Members"]]
+            if members:
+                found[group["GroupId"]] = members
+        newer = [group for group in groups if group not in found]
+        if newer:
+            body = {"GroupIds": newer, "IncludeAuthorizedOperations": False}
+            answer = await self._call(node, CONSUMER_GROUP_DESCRIBE, 0, body)
+            for group in answer["Groups"]:
+                if group["ErrorCode"] not in (0, GROUP_ID_NOT_FOUND):
+                    self._check(group["ErrorCode"], f"ConsumerGroupDescribe {group['GroupId']}")
+                found[group["GroupId"]] = [
+                    GroupMember(m["ClientId"], m["MemberEpoch"] > 0) for m in group["Members"]
+                ]
+        return found
 
     async def committed(self, group: str) -> dict[TopicPartition, int]:
         """What ``group`` has committed, per partition (partitions without a commit left out)."""
