@@ -69,3 +69,52 @@ def test_once_the_bound_passed_the_gate_is_no_longer_armed() -> None:
     assert gate.armed
     clock.now += 8.0
     assert not gate.armed, "fetches go back to the fast path"
+
+
+ELSEWHERE = ("10.0.0.7", "billing-consumer")  # same client.id, seen by the cluster, not here
+
+
+def armed_from_the_cluster(clock: Clock) -> RejoinGate:
+    gate = RejoinGate(clock)
+    assert gate.arm("main", 8.0, {"billing-consumer": {"billing"}}) == 1
+    return gate
+
+
+def test_a_member_the_cluster_listed_waits_from_any_address() -> None:
+    gate = armed_from_the_cluster(Clock())
+    assert gate.holds(ELSEWHERE, "failover"), "its group traffic went through another pod"
+    assert not gate.holds(OTHER, "failover")
+
+
+def test_an_offset_fetch_here_lets_only_that_address_go() -> None:
+    gate = armed_from_the_cluster(Clock())
+    gate.rejoined(ELSEWHERE)
+    assert not gate.holds(ELSEWHERE, "failover")
+    assert gate.holds(MEMBER, "failover"), "another process with the same client.id"
+
+
+def test_the_new_cluster_listing_a_client_id_as_assigned_wakes_its_waiting_fetches() -> None:
+    async def scenario() -> tuple[dict[str, frozenset[str]], bool, bool]:
+        gate = armed_from_the_cluster(Clock())
+        waiting = asyncio.ensure_future(gate.wait(ELSEWHERE))
+        await asyncio.sleep(0)
+        awaited = gate.awaited_groups()
+        gate.rejoined_elsewhere("billing-consumer")
+        await asyncio.wait_for(waiting, 1.0)
+        return awaited, gate.holds(ELSEWHERE, "failover"), gate.armed
+
+    awaited, still_held, still_armed = asyncio.run(scenario())
+    assert awaited == {"billing-consumer": frozenset({"billing"})}, "what the pod looks up"
+    assert not still_held and not still_armed
+
+
+def test_nothing_is_looked_up_while_no_fetch_waits() -> None:
+    gate = armed_from_the_cluster(Clock())
+    assert gate.awaited_groups() == {}
+
+
+def test_the_bound_also_ends_holds_by_client_id() -> None:
+    clock = Clock()
+    gate = armed_from_the_cluster(clock)
+    clock.now += 8.0
+    assert not gate.armed and not gate.holds(ELSEWHERE, "failover")

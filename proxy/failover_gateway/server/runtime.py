@@ -60,6 +60,8 @@ _FENCE_POLL_SECONDS = 0.005
 # After a planned switch, a group member's fetches wait at most this long for its rejoin: more
 # than a heartbeat interval (3 s in librdkafka and Java, 5 s with KIP-848's protocol).
 REJOIN_GATE_SECONDS = 8.0
+# While fetches wait for their clients' rejoin, the new cluster's groups are read this often.
+_REJOIN_LOOK_SECONDS = 0.1
 _TOPIC_WATCH_SECONDS = 0.5
 _TOPIC_MISS_REFETCH_SECONDS = 2.0
 # Fetches asked for by requests with an unknown topic id start at most this often per cluster:
@@ -109,6 +111,10 @@ class GatewayRuntime:
         self._fence_admin_lock = asyncio.Lock()
         self.transactional_writes_admitted = 0
         self._rejoin_gate = RejoinGate()
+        # Who is a member of which group on the fenced cluster (client.id -> groups), read when
+        # the fence goes up, so every pod holds the fetches of members seen through any pod.
+        self._fenced_members: asyncio.Task[dict[str, set[str]]] | None = None
+        self._rejoin_look: asyncio.Task[None] | None = None
         self.last_switchover: dict[str, Any] | None = None
         self.registry = metrics.build_registry(self.traffic, self._snapshot)
         self.started_at = time.time()
@@ -232,8 +238,10 @@ class GatewayRuntime:
     ) -> SwitchRecord:
         fenced = self._write_fence.cluster
         if fenced is not None and fenced != to:  # a planned switch: offsets were handed over
-            held = self._rejoin_gate.arm(fenced, REJOIN_GATE_SECONDS)
+            members = self._members_read_at_fence()
+            held = self._rejoin_gate.arm(fenced, REJOIN_GATE_SECONDS, members)
             log.info("fetches of %d group member(s) wait for their rejoin on %s", held, to)
+            self._look_for_rejoins(to)
         try:
             record = await self.switchboard.switch(
                 to, epoch=epoch, drain_ms=drain_ms, source=source
@@ -253,6 +261,9 @@ class GatewayRuntime:
         cluster = self.switchboard.active
         self._write_fence.fence(cluster, max_seconds)
         started = time.monotonic()
+        if self._fenced_members is not None:
+            self._fenced_members.cancel()
+        self._fenced_members = asyncio.create_task(self._group_members_of(cluster))
         # Polled: a notification would put fence bookkeeping on every answer of the data path.
         while (pending := self._writes_in_flight(cluster)) and (  # noqa: ASYNC110
             time.monotonic() - started < drain_timeout
@@ -338,8 +349,61 @@ class GatewayRuntime:
         """Let held writes go on to the cluster they were bound to (an aborted switchover)."""
         self._end_fence()
 
+    async def _group_members_of(self, cluster: str) -> dict[str, set[str]]:
+        """client.id -> its groups, of every member of a group on ``cluster`` now (empty when
+        the cluster cannot say: then only members seen through this pod are held)."""
+        groups_of: dict[str, set[str]] = {}
+        try:
+            async with self.cluster_admin(cluster) as admin:
+                described = await admin.group_members(await admin.group_ids())
+        except (cluster_admin.ClusterCallFailed, errors.CodecError) as error:
+            log.warning("group members on %s unknown, fetches held by what this pod saw: %s",
+                        cluster, error)  # fmt: skip
+            return groups_of
+        for group, members in described.items():
+            for member in members:
+                groups_of.setdefault(member.client_id, set()).add(group)
+        return groups_of
+
+    def _members_read_at_fence(self) -> dict[str, set[str]]:
+        task, self._fenced_members = self._fenced_members, None
+        if task is None:
+            return {}
+        if not task.done():
+            task.cancel()
+            log.warning("group members of the fenced cluster not read yet at the switch")
+            return {}
+        return {} if task.cancelled() or task.exception() else task.result()
+
+    def _look_for_rejoins(self, cluster: str) -> None:
+        if self._rejoin_look is not None:
+            self._rejoin_look.cancel()
+        self._rejoin_look = asyncio.create_task(self._rejoins_on(cluster))
+
+    async def _rejoins_on(self, cluster: str) -> None:
+        """While the rejoin gate holds fetches, let go those of clients ``cluster`` lists with
+        an assignment again (they rejoined through any gateway pod)."""
+        gate = self._rejoin_gate
+        async with self.cluster_admin(cluster) as admin:
+            while gate.armed:
+                awaited = gate.awaited_groups()
+                if awaited:
+                    try:
+                        described = await admin.group_members(set().union(*awaited.values()))
+                    except (cluster_admin.ClusterCallFailed, errors.CodecError) as error:
+                        log.debug("rejoins on %s not read: %s", cluster, error)
+                        described = {}
+                    for client_id, groups in awaited.items():
+                        if any(m.client_id == client_id and m.assigned
+                               for g in groups for m in described.get(g, ())):  # fmt: skip
+                            gate.rejoined_elsewhere(client_id)
+                await asyncio.sleep(_REJOIN_LOOK_SECONDS)
+
     def _end_fence(self) -> None:
         self._write_fence.lift()
+        if self._fenced_members is not None:
+            self._fenced_members.cancel()
+            self._fenced_members = None
         if self._fence_admin is not None:
             self._fence_admin.close()
             self._fence_admin = None
@@ -393,6 +457,7 @@ class GatewayRuntime:
             "writeFence": self._write_fence.state().as_json()
             | {"transactionalWritesAdmitted": self.transactional_writes_admitted},
             "fetchesHeldForRejoin": self._rejoin_gate.fetches_held,
+            "rejoinsSeenOnCluster": self._rejoin_gate.rejoins_seen_on_cluster,
             "lastSwitchover": self.last_switchover,
         }
 
@@ -587,7 +652,9 @@ class GatewayRuntime:
         self.listening = False
         for server in self._servers:
             server.close()
-        for task in [*self._tasks, *self._refreshing.values(), *self._topic_fetches.values()]:
+        lookups = [t for t in (self._fenced_members, self._rejoin_look) if t is not None]
+        for task in [*self._tasks, *self._refreshing.values(), *self._topic_fetches.values(),
+                     *lookups]:  # fmt: skip
             task.cancel()
         connections = list(self.switchboard.connections)
         for connection in connections:
