@@ -46,6 +46,29 @@ class GatewayFleet:
             answers = pool.map(lambda pod: pod.put_active(to, self.epoch), self.pods)
             return list(answers)
 
+    def planned_switch(self, to: str, *, fence_seconds: float = 60.0) -> gateways.AdminAnswer:
+        """The operator's planned switch: fence every pod at once, prepare on the first (it
+        catches up and hands offsets off), then switch every pod at once. The prepare answer;
+        on a refused fence or prepare the fence is lifted everywhere and nothing switches."""
+        fence = {"maxSeconds": fence_seconds, "drainTimeoutMs": 5000}
+        with concurrent.futures.ThreadPoolExecutor(len(self.pods)) as pool:
+            fenced = list(
+                pool.map(lambda pod: pod.request("PUT", "/api/v1/fence", fence), self.pods)
+            )
+        prepared = (
+            self.pods[0].request("POST", "/api/v1/switchover/prepare", {"to": to})
+            if all(answer.status == 200 for answer in fenced)
+            else next(answer for answer in fenced if answer.status != 200)
+        )
+        if prepared.status != 200:
+            for pod in self.pods:
+                pod.request("DELETE", "/api/v1/fence")
+            return prepared
+        for answer in self.switch(to):
+            if answer.status != 200:
+                return answer
+        return prepared
+
     def stop(self) -> None:
         self.service.stop()
         for pod in self.pods:
