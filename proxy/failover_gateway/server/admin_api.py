@@ -41,7 +41,9 @@ class AdminBackend(Protocol):
         self, to: str, *, epoch: int | None, drain_ms: int | None, source: str
     ) -> tuple[SwitchRecord, dict[str, Any]]: ...
 
-    async def prepare_switchover(self, to: str) -> dict[str, Any]: ...
+    async def prepare_switchover(
+        self, to: str, replication: str | None = None
+    ) -> dict[str, Any]: ...
 
     async def fence(self, *, max_seconds: float, drain_timeout: float) -> FenceAnswer: ...
 
@@ -55,6 +57,11 @@ class AdminBackend(Protocol):
     def is_ready(self) -> tuple[bool, str]: ...
 
     def metrics_text(self) -> bytes: ...
+
+
+# What may copy the active cluster to the target of a planned switch (a failback names the
+# reverse replication, which the gateway's config does not describe).
+REPLICATION_KINDS = ("offsetPreserving", "mirrorMaker2")
 
 
 def _credentials_match(header: str | None, expected: AdminCredentials) -> tuple[bool, str]:
@@ -222,8 +229,15 @@ class _Routes:
             return _error(400, f'body is not JSON: {error}; expected {{"to": "failover"}}')
         if not isinstance(body, dict) or not isinstance(body.get("to"), str):
             return _error(400, 'expected {"to": "<cluster>"}')
+        replication = body.get("replication")
+        if replication not in (None, *REPLICATION_KINDS):
+            return _error(
+                400,
+                f"replication {replication!r} is not one of {', '.join(REPLICATION_KINDS)} "
+                "(what copies the active cluster to the target; omit it for the configured one)",
+            )
         try:
-            report = await self.backend.prepare_switchover(body["to"])
+            report = await self.backend.prepare_switchover(body["to"], replication)
         except SwitchRefused as refused:
             log.warning("switchover to %r not prepared: %s", body["to"], refused)
             return _error(refused.status, str(refused))

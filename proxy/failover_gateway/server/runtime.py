@@ -301,14 +301,17 @@ class GatewayRuntime:
         log.info("planned switch %s -> %s: %s", active, to, self.last_switchover)
         return record, self.last_switchover
 
-    async def prepare_switchover(self, to: str) -> dict[str, Any]:
+    async def prepare_switchover(self, to: str, replication: str | None = None) -> dict[str, Any]:
         """The planned switch's middle steps under a fence the caller holds on every gateway
-        (:func:`.switchover.prepare`); nothing is switched. Aborts raise SwitchRefused (409)."""
+        (:func:`.switchover.prepare`); nothing is switched. Aborts raise SwitchRefused (409).
+        ``replication`` names what copies the active cluster to ``to`` when it is not the
+        configured kind (a failback over reverse replication)."""
         active = self._other_than_active(to)
+        settings = self.config.gateway.switchover
+        if replication is not None:
+            settings = settings.model_copy(update={"replication": replication})
         try:
-            report = await switchover.prepare(
-                self, self.config.gateway.switchover, source=active, target=to
-            )
+            report = await switchover.prepare(self, settings, source=active, target=to)
         except SwitchRefused as refused:
             self.last_switchover = {"mode": "planned", "outcome": "aborted", "reason": str(refused)}
             if refused.status == 409:
