@@ -12,6 +12,7 @@ cluster; acting on it (recording the decision, patching ``spec.active``) is else
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,4 +98,53 @@ def decide(
         f"{unreachable_seconds:g}s and {target} healthy",
         agreeing,
         disagreeing,
+    )
+
+
+def target_of(active: str, configured: str | None, failover_roles: Sequence[str]) -> str | None:
+    """Where an automatic failover from ``active`` goes: ``automaticFailover.to``, else the
+    first cluster with role failover; None when that is the active one (nothing to do)."""
+    target = configured or next(iter(failover_roles), None)
+    return None if target is None or target == active else target
+
+
+def seconds_since(at: str | None, now: datetime.datetime) -> float | None:
+    """Seconds from a status timestamp (``2026-11-30T18:00:00Z``) to ``now``; None if unset."""
+    if not at:
+        return None
+    then = datetime.datetime.fromisoformat(at.replace("Z", "+00:00"))
+    return (now - then).total_seconds()
+
+
+DECIDED, SWITCHED, DRY_RUN, ABANDONED = "Decided", "Switched", "DryRun", "Abandoned"
+
+
+def unfinished(decision: Mapping[str, Any] | None, *, active: str, generation: int) -> bool:
+    """A decision recorded before acting whose patch of ``spec.active`` has not landed (the
+    operator restarted or lost the API server in between): complete it, never decide again."""
+    return (
+        decision is not None
+        and decision.get("phase") == DECIDED
+        and decision.get("from") == active
+        and decision.get("generation") == generation
+    )
+
+
+def made_this_change(decision: Mapping[str, Any] | None, *, active: str, generation: int) -> bool:
+    """Whether the change of ``spec.active`` at ``generation`` is the recorded automatic one
+    (then it is switched immediately: main is gone, nothing to fence or wait for)."""
+    return (
+        decision is not None
+        and decision.get("phase") in (DECIDED, SWITCHED)
+        and decision.get("to") == active
+        and decision.get("generation") == generation - 1
+    )
+
+
+def same_dry_run(recorded: Mapping[str, Any] | None, decision: Mapping[str, Any]) -> bool:
+    """Whether a dry run already reported this switch (same clusters, same spec generation)."""
+    return (
+        recorded is not None
+        and recorded.get("phase") == DRY_RUN
+        and all(recorded.get(k) == decision.get(k) for k in ("from", "to", "generation"))
     )

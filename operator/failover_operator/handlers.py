@@ -4,7 +4,8 @@ Why it exists: this is the only module that knows kopf. Create, update and resum
 reconciliation. Status follows the pods: a gateway pod added, ready, terminating or gone
 refreshes its KafkaFailover (the pod events of one step are taken together), so counts and
 conditions are right within a second of the change, and a pod started mid-switch is switched at
-once. A timer runs the same refresh as a safety net for events missed while a watch reconnected.
+once. A timer runs the same refresh as a safety net for events missed while a watch reconnected;
+another, on objects with automatic failover enabled, runs :mod:`.automatic_acting`.
 A bad object never crashes the operator: every failure ends in status and an Event, and kopf
 retries.
 
@@ -25,7 +26,7 @@ from typing import Any, cast
 import kopf
 from pydantic import ValidationError
 
-from failover_operator import kube_objects, manifests, model, reconciling
+from failover_operator import automatic_acting, kube_objects, manifests, model, reconciling
 
 SecretKey = tuple[str, str]
 DRIFT_INTERVAL_SECONDS = float(os.environ.get("KAFKA_FAILOVER_DRIFT_INTERVAL", "10"))
@@ -71,12 +72,20 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     logging.getLogger("kopf.objects").addFilter(_quiet_pod_events)
 
 
+_ROUTINE = tuple(
+    f"'{handler}' succeeded"
+    for handler in ("gateway_pod_changed", "automatic_failover", "drift_check")
+)
+
+
 def _quiet_pod_events(record: logging.LogRecord) -> bool:
     """Drop kopf's "Handler 'gateway_pod_changed' succeeded." (one per pod event: half the log
-    of a 30-pod switch); its failures and everything else still go through."""
-    return not (
-        record.levelno <= logging.INFO and "'gateway_pod_changed' succeeded" in record.getMessage()
-    )
+    of a 30-pod switch) and the same line of the timers (one every few seconds per object);
+    their failures and everything else still go through."""
+    if record.levelno > logging.INFO:
+        return True
+    message = record.getMessage()
+    return not any(routine in message for routine in _ROUTINE)
 
 
 @kopf.index(model.GROUP, model.VERSION, model.PLURAL)
@@ -172,6 +181,25 @@ async def drift_check(name: str, namespace: str | None, **_: Any) -> None:
         await reconciling.refresh(namespace or "", name, _events_for, stale=True)
     except kube_objects.KubeError as error:
         log.warning("drift check of %s/%s failed: %s", namespace, name, error)
+
+
+def _automatic(spec: kopf.Spec, **_: Any) -> bool:
+    return bool((spec.get("automaticFailover") or {}).get("enabled"))
+
+
+@kopf.timer(
+    model.GROUP,
+    model.VERSION,
+    model.PLURAL,
+    interval=automatic_acting.AUTOMATIC_INTERVAL_SECONDS,
+    when=_automatic,
+)
+async def automatic_failover(name: str, namespace: str | None, **_: Any) -> None:
+    """Opt-in automatic failover: the pods' verdicts, the quorum rule, record, then act."""
+    try:
+        await automatic_acting.check(namespace or "", name, _events_for)
+    except kube_objects.KubeError as error:
+        log.warning("automatic failover check of %s/%s failed: %s", namespace, name, error)
 
 
 _pods_seen: dict[tuple[str, str], kube_objects.PodInfo] = {}

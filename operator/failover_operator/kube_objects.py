@@ -322,3 +322,51 @@ def _write_status_sync(namespace: str, name: str, status: Mapping[str, Any]) -> 
 async def write_status(namespace: str, name: str, status: Mapping[str, Any]) -> None:
     """Replace the KafkaFailover's status (its ``status`` subresource) with ``status``."""
     await asyncio.to_thread(_write_status_sync, namespace, name, status)
+
+
+AUTOMATIC_FIELD_MANAGER = "kafka-failover-automatic"
+
+
+def _patch_active_sync(
+    namespace: str,
+    name: str,
+    active: str,
+    *,
+    expected: tuple[str, int],
+    annotations: Mapping[str, str],
+) -> int:
+    where = f"/apis/{model.GROUP}/{model.VERSION}/namespaces/{namespace}/{model.PLURAL}/{name}"
+    was, generation = expected
+    # JSON patch "test" operations are the precondition: applied only if nobody changed the
+    # spec since the decision (status writes do not count, as a resourceVersion would).
+    body = [
+        {"op": "test", "path": "/metadata/generation", "value": generation},
+        {"op": "test", "path": "/spec/active", "value": was},
+        {"op": "replace", "path": "/spec/active", "value": active},
+    ]
+    query = [("fieldManager", AUTOMATIC_FIELD_MANAGER)]
+    try:
+        live = _request("PATCH", where, body, "application/json-patch+json", query)
+        _request(
+            "PATCH", where, {"metadata": {"annotations": dict(annotations)}},
+            "application/merge-patch+json", query,
+        )  # fmt: skip
+    except ApiException as error:
+        raise KubeError(_describe(model.KIND, namespace, name, error)) from None
+    return int(live["metadata"]["generation"])
+
+
+async def patch_active(
+    namespace: str,
+    name: str,
+    active: str,
+    *,
+    expected: tuple[str, int],
+    annotations: Mapping[str, str],
+) -> int:
+    """Change ``spec.active`` as the automatic failover (its own field manager, so GitOps tools
+    can tell it from a human's change), only if it is still ``expected`` (active cluster,
+    generation): someone else's change since the decision fails it. Then annotate why. The
+    object's new generation."""
+    call = functools.partial(_patch_active_sync, expected=expected, annotations=annotations)
+    return await asyncio.to_thread(call, namespace, name, active)

@@ -417,6 +417,18 @@ class SwitchSpec(_Spec):
         ge=0,
         description="Change it to try an aborted planned switch again (any value, e.g. +1).",
     )
+    reverse_replication: Literal["none", "offsetPreserving", "mirrorMaker2"] = Field(
+        default="none",
+        alias="reverseReplication",
+        description="What copies the failover cluster back to main after an unplanned failover: "
+        "a failback waits for it (a planned switch), else it is refused without acceptDataLoss.",
+    )
+    accept_data_loss: bool = Field(
+        default=False,
+        alias="acceptDataLoss",
+        description="Let a failback to a cluster left by an unplanned failover switch at once, "
+        "without reverse replication caught up (records only one cluster holds are lost).",
+    )
 
     @field_validator("topics")
     @classmethod

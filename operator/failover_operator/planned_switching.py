@@ -79,6 +79,7 @@ async def prepare_fleet(
     since: float,
     ready_pods: Callable[[], Awaitable[Sequence[GatewayPod]]],
     on_phase: Callable[[str, dict[str, Any]], Awaitable[None]],
+    replication: str | None = None,
 ) -> Preparation:
     """Fence every pod, prepare on one, check every ready pod still holds the fence.
 
@@ -105,6 +106,7 @@ async def prepare_fleet(
             port=port,
             to=spec.active,
             timeout=timeout + PREPARE_MARGIN_SECONDS,
+            replication=replication,
         )
         result.report = prepared.report
         if not prepared.ok:

@@ -124,13 +124,20 @@ async def fence_all(
 
 
 async def prepare(
-    pod: GatewayPod, *, credentials: Credentials, port: int, to: str, timeout: float
+    pod: GatewayPod,
+    *,
+    credentials: Credentials,
+    port: int,
+    to: str,
+    timeout: float,
+    replication: str | None = None,
 ) -> Prepared:
     """Ask one fenced pod to prepare the switch to ``to``; no retry (an abort is an answer)."""
     url = pod_url(pod, port, "/api/v1/switchover/prepare")
     try:
         async with aiohttp.ClientSession(headers=auth_headers(credentials)) as session:
-            status, answer = await call_json(session, "POST", url, {"to": to}, timeout)
+            body = {"to": to} if replication is None else {"to": to, "replication": replication}
+            status, answer = await call_json(session, "POST", url, body, timeout)
     except (aiohttp.ClientError, TimeoutError, ValueError) as failure:
         return Prepared(pod.name, False, {}, f"{pod.name} did not answer: {_failure(failure)}")
     if status == 200:

@@ -23,6 +23,8 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from failover_operator import (
+    automatic,
+    failback,
     kube_objects,
     leadership,
     manifests,
@@ -36,6 +38,8 @@ from failover_operator.status import PodReport, Problem, compute, now_iso
 
 STATE_READ_TIMEOUT_SECONDS = 2.0
 ABORTED = "Aborted"
+# A switch that stopped before moving any pod: nothing moves until the spec changes.
+HELD_PHASES = (ABORTED, failback.REFUSED)
 
 
 class Events(Protocol):
@@ -218,7 +222,24 @@ async def reconcile(
         previous, spec, target.generation
     )
     held = held_after_abort(previous, spec, target.generation)
-    if held or (announce and spec.switch.planned and from_cluster != spec.active):
+    moving = announce and from_cluster != spec.active
+    decision = (previous.get("automaticFailover") or {}).get("decision")
+    automatic_change = moving and automatic.made_this_change(
+        decision, active=spec.active, generation=target.generation
+    )
+    failing_back = failback.guard(previous, spec, name=target.name) if moving else None
+    if failing_back is not None and failing_back.way == "refused":
+        await _refuse_failback(
+            target=target, spec=spec, seen=seen, previous=previous, problems=problems,
+            events=events, refusal=failing_back,
+        )  # fmt: skip
+        return
+    planned_now = (
+        failing_back.way == "planned"
+        if failing_back is not None
+        else spec.switch.planned and not automatic_change
+    )
+    if held or (moving and planned_now):
         # The live active document stays until the new cluster is ready for clients.
         live = await kube_objects.config_map_key(
             target.namespace, manifests.gateway_name(target.name), manifests.ACTIVE_KEY
@@ -230,8 +251,34 @@ async def reconcile(
             await _planned(
                 target=target, spec=spec, credentials=credentials, problems=problems,
                 previous=previous, events=events, since=seen_at,
+                replication=failing_back.replication if failing_back is not None else None,
             )  # fmt: skip
         return
+    await _immediate(
+        target=target, spec=spec, seen=seen, credentials=credentials, problems=problems,
+        previous=previous, events=events, since=seen_at, announce=announce,
+        from_cluster=from_cluster, automatic_change=automatic_change, failing_back=failing_back,
+        decision=decision,
+    )  # fmt: skip
+
+
+async def _immediate(
+    *,
+    target: Target,
+    spec: model.KafkaFailoverSpec,
+    seen: Seen,
+    credentials: pod_switching.Credentials,
+    problems: list[Problem],
+    previous: dict[str, Any],
+    events: Events,
+    since: float,
+    announce: bool,
+    from_cluster: str | None,
+    automatic_change: bool,
+    failing_back: failback.Failback | None,
+    decision: Mapping[str, Any] | None,
+) -> None:
+    """Switch every pod at once (or bring them to ``spec.active`` when nothing changed)."""
     config_map, *others = gateway_objects(target, spec, seen)
     await apply(config_map)
     alongside = [asyncio.create_task(_apply_each(others))]
@@ -264,7 +311,7 @@ async def reconcile(
             events,
             announce=announce,
             from_cluster=previous.get("activeCluster"),
-            since=seen_at,
+            since=since,
         )
     finally:
         failures = [
@@ -272,22 +319,33 @@ async def reconcile(
         ]
     last_switch = None
     if switchover is not None:
-        last_switch = _switch_record(previous, spec, target, result) | {"mode": "immediate"}
+        last_switch = _switch_record(previous, spec, target, result) | {
+            "mode": "immediate",
+            "trigger": "automatic" if automatic_change else "spec",
+        }
+        if failing_back is not None:
+            last_switch["acceptedDataLoss"] = True
         phase = "Switched" if not result.failed else "SwitchFailed"
         switchover = switchover | {"phase": phase, "completedAt": now_iso()}
-    await write_status(
-        target,
-        compute(
-            desired=spec.active,
-            generation=target.generation,
-            pods=result.live,
-            problems=problems,
-            switching=False,
-            previous=previous,
-            last_switch=last_switch,
-            switchover=switchover,
-        ),
+    status = compute(
+        desired=spec.active,
+        generation=target.generation,
+        pods=result.live,
+        problems=problems,
+        switching=False,
+        previous=previous,
+        last_switch=last_switch,
+        switchover=switchover,
     )
+    if switchover is not None:
+        status["leftUnplanned"] = failback.left_after(
+            previous, spec, source=from_cluster, mode="immediate", automatic=automatic_change
+        )
+    if automatic_change and decision is not None:
+        status["automaticFailover"] = dict(status.get("automaticFailover") or {}) | {
+            "decision": dict(decision) | {"phase": automatic.SWITCHED, "switchedAt": now_iso()}
+        }
+    await write_status(target, status)
     if failures:
         raise failures[0]
 
@@ -426,7 +484,7 @@ async def converge(
     whatever the other pods do."""
     started_at, clock = now_iso(), time.perf_counter()
     deadline = (since or time.monotonic()) + spec.switch.pod_timeout_seconds
-    pods = await _ready_pods(target)
+    pods = await ready_pods(target)
     if announce:
         events.info(
             "SwitchStarted",
@@ -530,7 +588,7 @@ def held_after_abort(
     the cluster they serve, and nothing switches them until the spec changes (a retry)."""
     switchover = previous.get("switchover") or {}
     return (
-        switchover.get("phase") == ABORTED
+        switchover.get("phase") in HELD_PHASES
         and switchover.get("to") == spec.active
         and switchover.get("generation") == generation
     )
@@ -540,7 +598,7 @@ def retrying(previous: Mapping[str, Any], spec: model.KafkaFailoverSpec, generat
     """Whether the spec changed after a planned switch to ``spec.active`` aborted: try again."""
     switchover = previous.get("switchover") or {}
     return (
-        switchover.get("phase") == ABORTED
+        switchover.get("phase") in HELD_PHASES
         and switchover.get("to") == spec.active
         and switchover.get("generation") != generation
     )
@@ -555,11 +613,13 @@ async def _planned(
     previous: dict[str, Any],
     events: Events,
     since: float,
+    replication: str | None = None,
 ) -> None:
     """Fence every pod, prepare on one, switch them all; or abort and stay (README, "Planned
-    switchover"). Status shows each phase as it starts."""
+    switchover"). Status shows each phase as it starts. ``replication``: what the switch waits
+    for when not the configured kind (a failback waits for the reverse replication)."""
     source = str(previous.get("activeCluster") or previous.get("desiredCluster"))
-    pods = await _ready_pods(target)
+    pods = await ready_pods(target)
     switchover: dict[str, Any] = {
         "phase": "Fencing",
         "mode": "planned",
@@ -604,8 +664,9 @@ async def _planned(
         spec=spec,
         credentials=credentials,
         since=since,
-        ready_pods=lambda: _ready_gateways(target),
+        ready_pods=lambda: ready_gateways(target),
         on_phase=fenced,
+        replication=replication,
     )
     if not prepared.ok:
         await _aborted(
@@ -643,19 +704,20 @@ async def _planned(
         f"planned switch {source} -> {spec.active}: writes held {fence_ms:.0f} ms, "
         f"RPO {last_switch['rpoRecords']} record(s), {result.failed} pod(s) failed",
     )
-    await write_status(
-        target,
-        compute(
-            desired=spec.active,
-            generation=target.generation,
-            pods=result.live,
-            problems=problems,
-            switching=False,
-            previous=state["previous"],
-            last_switch=last_switch,
-            switchover=switchover,
-        ),
+    status = compute(
+        desired=spec.active,
+        generation=target.generation,
+        pods=result.live,
+        problems=problems,
+        switching=False,
+        previous=state["previous"],
+        last_switch=last_switch,
+        switchover=switchover,
     )
+    status["leftUnplanned"] = failback.left_after(
+        state["previous"], spec, source=source, mode="planned", automatic=False
+    )
+    await write_status(target, status)
 
 
 def _lag(report: Mapping[str, Any]) -> int:
@@ -702,7 +764,46 @@ async def _aborted(
     )
 
 
-async def _ready_pods(target: Target) -> list[kube_objects.PodInfo]:
+async def _refuse_failback(
+    *,
+    target: Target,
+    spec: model.KafkaFailoverSpec,
+    seen: Seen,
+    previous: Mapping[str, Any],
+    problems: list[Problem],
+    events: Events,
+    refusal: failback.Failback,
+) -> None:
+    """Stay where the pods are (new pods start there too) and say why and what to do."""
+    live = await kube_objects.config_map_key(
+        target.namespace, manifests.gateway_name(target.name), manifests.ACTIVE_KEY
+    )
+    await _apply_each(gateway_objects(target, spec, seen, active=live))
+    events.warn(failback.REFUSED, refusal.message)
+    source = previous.get("activeCluster") or previous.get("desiredCluster")
+    switchover = {
+        "phase": failback.REFUSED,
+        "mode": "failback",
+        "from": source,
+        "to": spec.active,
+        "generation": target.generation,
+        "reason": refusal.message,
+        "completedAt": now_iso(),
+    }
+    status = compute(
+        desired=spec.active,
+        generation=target.generation,
+        pods=[],
+        problems=[*problems, Problem(failback.REFUSED, refusal.message)],
+        switching=False,
+        previous=previous,
+        switchover=switchover,
+    )
+    status["gateways"] = previous.get("gateways", status["gateways"])
+    await write_status(target, status)
+
+
+async def ready_pods(target: Target) -> list[kube_objects.PodInfo]:
     return [
         p
         for p in await kube_objects.gateway_pods(target.namespace, target.name)
@@ -710,5 +811,5 @@ async def _ready_pods(target: Target) -> list[kube_objects.PodInfo]:
     ]
 
 
-async def _ready_gateways(target: Target) -> list[pod_switching.GatewayPod]:
-    return [p.gateway for p in await _ready_pods(target)]
+async def ready_gateways(target: Target) -> list[pod_switching.GatewayPod]:
+    return [p.gateway for p in await ready_pods(target)]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 READY, SWITCHING, DEGRADED = "Ready", "Switching", "Degraded"
+CARRIED = ("automaticFailover", "leftUnplanned")
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,9 @@ def compute(
     }
     if last_switch is not None or previous.get("lastSwitch") is not None:
         status["lastSwitch"] = last_switch if last_switch is not None else previous["lastSwitch"]
+    for carried in CARRIED:  # written by other steps (automatic failover, failback guard)
+        if previous.get(carried) is not None:
+            status[carried] = previous[carried]
     if switchover is not None or previous.get("switchover") is not None:
         status["switchover"] = dict(
             switchover if switchover is not None else previous["switchover"]

@@ -78,3 +78,46 @@ def test_a_pods_view_is_read_from_the_state_it_publishes() -> None:
     assert not not_probed.target_healthy, "a target not probed yet is no place to go"
     silent = view_from_state("d", None, active="main", target="failover")
     assert silent == PodView("d", None, False)
+
+
+# -- the record that makes acting safe across restarts ------------------------------------------
+
+DECIDED = {"phase": "Decided", "from": "main", "to": "failover", "generation": 4}
+
+
+def test_the_target_is_the_configured_cluster_else_the_failover_role() -> None:
+    from failover_operator.automatic import target_of
+
+    assert target_of("main", None, ["failover"]) == "failover"
+    assert target_of("main", "dr", ["failover"]) == "dr"
+    assert target_of("failover", None, ["failover"]) is None, "already failed over"
+    assert target_of("main", None, []) is None
+
+
+def test_the_cooldown_counts_from_the_recorded_time_not_the_process() -> None:
+    import datetime
+
+    from failover_operator.automatic import seconds_since
+
+    now = datetime.datetime(2026, 11, 30, 18, 10, tzinfo=datetime.UTC)
+    assert seconds_since("2026-11-30T18:00:00Z", now) == 600.0
+    assert seconds_since(None, now) is None
+
+
+def test_a_decision_recorded_but_not_applied_is_completed_not_taken_again() -> None:
+    from failover_operator.automatic import unfinished
+
+    assert unfinished(DECIDED, active="main", generation=4), "the patch never landed"
+    assert not unfinished(DECIDED, active="failover", generation=5), "it landed"
+    assert not unfinished(DECIDED, active="main", generation=5), "a human changed the spec"
+    assert not unfinished(DECIDED | {"phase": "DryRun"}, active="main", generation=4)
+    assert not unfinished(None, active="main", generation=4)
+
+
+def test_only_the_change_the_decision_made_is_switched_as_automatic() -> None:
+    from failover_operator.automatic import made_this_change
+
+    assert made_this_change(DECIDED, active="failover", generation=5)
+    assert made_this_change(DECIDED | {"phase": "Switched"}, active="failover", generation=5)
+    assert not made_this_change(DECIDED, active="failover", generation=7), "a later human change"
+    assert not made_this_change(DECIDED | {"phase": "DryRun"}, active="failover", generation=5)
