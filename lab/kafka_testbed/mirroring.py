@@ -66,16 +66,21 @@ class MirrorSettings:
 
 
 def mm2_properties(
-    source_bootstrap: str, target_bootstrap: str, settings: MirrorSettings
+    source_bootstrap: str,
+    target_bootstrap: str,
+    settings: MirrorSettings,
+    aliases: tuple[str, str] = (SOURCE, TARGET),
 ) -> dict[str, str]:
-    """The ``mm2.properties`` of a one-way main -> failover flow."""
-    flow = f"{SOURCE}->{TARGET}"
+    """The ``mm2.properties`` of a one-way flow, main -> failover unless ``aliases`` (source,
+    target) say otherwise (a reverse flow after a failover: failover -> main)."""
+    source, target = aliases
+    flow = f"{source}->{target}"
     properties = {
-        "clusters": f"{SOURCE}, {TARGET}",
-        f"{SOURCE}.bootstrap.servers": source_bootstrap,
-        f"{TARGET}.bootstrap.servers": target_bootstrap,
+        "clusters": f"{source}, {target}",
+        f"{source}.bootstrap.servers": source_bootstrap,
+        f"{target}.bootstrap.servers": target_bootstrap,
         f"{flow}.enabled": "true",
-        f"{TARGET}->{SOURCE}.enabled": "false",
+        f"{target}->{source}.enabled": "false",
         f"{flow}.topics": settings.topics,
         f"{flow}.groups": settings.groups,
         "replication.policy.class": IDENTITY_POLICY,
@@ -133,6 +138,7 @@ def start_mirror_maker(
     settings: MirrorSettings | None = None,
     *,
     workdir: Path | None = None,
+    aliases: tuple[str, str] = (SOURCE, TARGET),
 ) -> MirrorMaker:
     """Start MirrorMaker 2 (dedicated mode) replicating ``source`` to ``target``.
 
@@ -146,14 +152,16 @@ def start_mirror_maker(
     workdir = workdir or Path(tempfile.mkdtemp(prefix="kafka-testbed-mm2-"))
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "mm2.properties"
-    properties = mm2_properties(source_bootstrap, target_bootstrap, settings or MirrorSettings())
+    properties = mm2_properties(
+        source_bootstrap, target_bootstrap, settings or MirrorSettings(), aliases
+    )
     config.write_text(broker_properties.render_properties(properties))
     log4j = workdir / "log4j2.properties"
     log4j.write_text(broker_properties.log4j2_properties(level="INFO"))
     jars_dir = fetching.fetch_kafka_jars()
     command = broker_properties.java_command(
         java, fetching.classpath(jars_dir), MIRROR_MAKER_2,
-        [str(config), "--clusters", TARGET],
+        [str(config), "--clusters", aliases[1]],
         log4j_config=log4j, jvm_options=(*JVM_OPTIONS, *warming.archive_options(jars_dir)),
     )  # fmt: skip
     log_path = workdir / "mirror-maker.log"

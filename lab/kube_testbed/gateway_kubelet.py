@@ -151,6 +151,9 @@ class GatewayKubelet:
         self.workdir = workdir
         self.pods: dict[str, RunningPod] = {}
         self.errors: list[str] = []
+        # A test's way to give one pod a config of its own (pod name, config text) -> text: e.g.
+        # point only that pod's upstream at a black hole, as a network fault local to one node.
+        self.config_rewrite: Callable[[str, str], str] | None = None
         self._octets = itertools.count(FIRST_POD_OCTET)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -310,7 +313,10 @@ class GatewayKubelet:
             text = content
             if f"{volume.mount_path}/{key}" == files.config_path:
                 paths = () if files.in_container else files.volumes
-                text = localised_gateway_config(content.decode(), files.ip, paths).encode()
+                config = localised_gateway_config(content.decode(), files.ip, paths)
+                if self.config_rewrite is not None:
+                    config = self.config_rewrite(files.pod, config)
+                text = config.encode()
             _write_if_changed(volume.local / key, text, mode, files.owner)
         present = {path.name for path in volume.local.iterdir() if not path.name.startswith(".")}
         for stale in present - set(data):

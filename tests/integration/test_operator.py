@@ -61,9 +61,15 @@ class OperatorLab:
         )
         self.plane.kubectl("create", "namespace", self.namespace)
         self.kubelet.start()
+        self.kubeconfig = self._least_privilege_kubeconfig()
+        self.start_operator()
+        return self
+
+    def start_operator(self) -> None:
+        """Run the operator process (again, after :meth:`stop_operator`)."""
         self.liveness = f"http://127.0.0.1:{networking.free_ports(1)[0]}/healthz"
         env = dict(os.environ) | {
-            "KUBECONFIG": str(self._least_privilege_kubeconfig()),
+            "KUBECONFIG": str(self.kubeconfig),
             "KAFKA_FAILOVER_DRIFT_INTERVAL": self.drift_interval,
         }
         self.operator = supervising.spawn(
@@ -79,7 +85,11 @@ class OperatorLab:
             self.workdir / "operator.log",
             env=env,
         )
-        return self
+
+    def stop_operator(self) -> None:
+        if self.operator is not None:
+            supervising.terminate(self.operator, grace_seconds=10)
+            self.operator = None
 
     def _least_privilege_kubeconfig(self) -> Path:
         """The operator runs as a service account bound to exactly ``rbac.RULES``."""
