@@ -166,7 +166,10 @@ def gateway_config(
             # exists and wins. Not spec.active, which would change the hash and roll pods.
             "active": spec.clusters[0].name,
             "activeFile": f"{CONFIG_DIR}/{ACTIVE_KEY}",
-            "timeouts": {"drainMs": spec.switch.drain_ms},
+            "timeouts": {
+                "drainMs": spec.switch.drain_ms,
+                "probeIntervalMs": spec.automatic_failover.probe_interval_seconds * 1000,
+            },
             "switchover": _switchover(spec.switch),
         },
     }

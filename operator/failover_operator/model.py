@@ -489,6 +489,14 @@ class AutomaticFailoverSpec(_Spec):
         alias="cooldownSeconds",
         description="No second automatic switch within this window.",
     )
+    probe_interval_seconds: int = Field(
+        default=5,
+        ge=1,
+        le=60,
+        alias="probeIntervalSeconds",
+        description="How often every gateway pod probes every cluster (the evidence); changing "
+        "it rolls the pods.",
+    )
 
 
 class KafkaFailoverSpec(_Spec):

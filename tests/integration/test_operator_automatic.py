@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import signal
 import socket
 import time
 import uuid
@@ -30,6 +32,7 @@ from kube_testbed.control_plane import ControlPlane
 MAIN_NODE = 4
 PARTITIONS = 2
 UNREACHABLE_SECONDS = 5
+PROBE_INTERVAL_SECONDS = 1
 DETECTION_TIMEOUT = 60.0
 
 
@@ -70,6 +73,7 @@ def automatic_manifest(
     document["spec"]["automaticFailover"] = {
         "enabled": True,
         "unreachableSeconds": UNREACHABLE_SECONDS,
+        "probeIntervalSeconds": PROBE_INTERVAL_SECONDS,
         **settings,
     }
     return yaml.safe_dump(document)
@@ -155,7 +159,8 @@ def test_a_majority_switches_once_a_cut_off_pod_never_and_failback_is_guarded(
     assert any("AutomaticFailover" in line for line in lab.events("auto"))
     print(
         f"automatic failover: main killed -> spec.active patched {detected:.1f}s, 3/3 pods on "
-        f"failover {switched:.1f}s (unreachableSeconds {UNREACHABLE_SECONDS})"
+        f"failover {switched:.1f}s (unreachableSeconds {UNREACHABLE_SECONDS}, probe every "
+        f"{PROBE_INTERVAL_SECONDS}s)"
     )
 
     # Back to main without reverse replication: refused, nothing moves, status says what to do.
@@ -331,3 +336,53 @@ def test_a_failback_over_caught_up_reverse_mirror_maker_loses_nothing(
     assert max(copies.values()) == 1, "a record twice on main"
     print(f"failback over reverse MirrorMaker 2: {len(acked)} acked, 0 lost; {last['phases']}")
     lab.kubectl("delete", "kafkafailover", "back", "--wait=true")
+
+
+def test_a_hung_main_is_judged_down_by_timeouts_and_failed_over(
+    lab: OperatorLab, doomed_main: Cluster, kafka_failover: Cluster
+) -> None:
+    alive(doomed_main)
+    lab.apply(automatic_manifest("hung", doomed_main, kafka_failover, replicas=2))
+    lab.wait("2 pods on main", lambda: all_switched(lab, "hung", "main", 2))
+    pid = doomed_main.pids[MAIN_NODE]
+    frozen_at = time.monotonic()
+    os.kill(pid, signal.SIGSTOP)  # accepts connections (the kernel does), answers nothing
+    try:
+        lab.wait("2 pods on failover", lambda: all_switched(lab, "hung", "failover", 2), 90)
+        detected = time.monotonic() - frozen_at
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    decision = section(lab, "hung")["decision"]
+    assert decision["phase"] == "Switched" and len(decision["agreeing"]) == 2, decision
+    print(f"main SIGSTOPped -> 2/2 pods on failover {detected:.1f}s")
+    lab.kubectl("delete", "kafkafailover", "hung", "--wait=true")
+
+
+def test_a_main_that_flaps_faster_than_unreachable_seconds_is_never_failed_over(
+    lab: OperatorLab, doomed_main: Cluster, kafka_failover: Cluster
+) -> None:
+    alive(doomed_main)
+    lab.apply(
+        automatic_manifest("flap", doomed_main, kafka_failover, replicas=2, unreachableSeconds=30)
+    )
+    lab.wait("2 pods on main", lambda: all_switched(lab, "flap", "main", 2))
+    longest = 0.0
+    # Down about 10 s (6 s, then a restart of a few seconds), up about 10 s: a margin of 20 s
+    # to unreachableSeconds for a slow restart on a loaded machine.
+    for _ in range(2):
+        doomed_main.kill_all()
+        watch_until = time.monotonic() + 6.0
+        while time.monotonic() < watch_until:
+            assert active(lab, "flap") == "main", "switched on a flap"
+            time.sleep(0.5)
+        alive(doomed_main)
+        for pod in pods_of(lab, "flap"):  # the restart took a few seconds more
+            down = pod_state(lab, "flap", pod)["upstreams"]["main"]["downForSeconds"] or 0.0
+            longest = max(longest, down)
+        time.sleep(10.0)
+    evaluation = section(lab, "flap").get("evaluation", {})
+    assert active(lab, "flap") == "main" and not section(lab, "flap").get("decision")
+    assert not evaluation.get("wouldSwitch"), evaluation
+    assert longest > 0, "the pods saw main go down"
+    print(f"flapping main: judged down up to {longest:.1f}s at a time (limit 30 s); no switch")
+    lab.kubectl("delete", "kafkafailover", "flap", "--wait=true")
