@@ -4,10 +4,12 @@ Why it exists: after an unplanned or automatic failover, the cluster left may co
 records that never reached the other one, while the other took new records it never saw.
 Switching back blindly loses or forks data. So a cluster left by an immediate switch (with
 replication declared: otherwise there is nothing to protect) or by an automatic one is recorded
-in ``status.leftUnplanned``, and a change of ``spec.active`` back to it is:
+in ``status.leftUnplanned``, and a change of ``spec.active`` back to it (other than by the
+automatic failover, which chose availability when the active cluster died) is:
 
-- a planned switch waiting for ``spec.switch.reverseReplication`` (fence, catch up, hand
-  offsets off), which aborts and stays if the reverse copy is not caught up;
+- a planned switch waiting for the replication into it (``spec.switch.reverseReplication`` into
+  main, ``replication`` into a failover cluster: fence, catch up, hand offsets off), which aborts
+  and stays if that copy is not caught up;
 - immediate, when the user set ``spec.switch.acceptDataLoss``;
 - refused otherwise, with a message naming both ways forward.
 """
@@ -33,6 +35,18 @@ class Failback:
     message: str = ""
 
 
+def covering(spec: model.KafkaFailoverSpec, cluster: str) -> str:
+    """What copies data into ``cluster``: ``replication`` into a failover cluster,
+    ``reverseReplication`` back into main (any cluster without the failover role)."""
+    into_failover = _is_failover(spec, cluster)
+    return spec.switch.replication if into_failover else spec.switch.reverse_replication
+
+
+def _is_failover(spec: model.KafkaFailoverSpec, cluster: str) -> bool:
+    found = spec.cluster(cluster)
+    return found is not None and found.role == "failover"
+
+
 def guard(
     previous: Mapping[str, Any], spec: model.KafkaFailoverSpec, *, name: str
 ) -> Failback | None:
@@ -40,12 +54,13 @@ def guard(
     left = previous.get("leftUnplanned")
     if left is None or left != spec.active:
         return None
-    switch = spec.switch
-    if switch.accept_data_loss:
+    if spec.switch.accept_data_loss:
         return Failback("immediate")
-    if switch.reverse_replication != "none":
-        return Failback("planned", switch.reverse_replication)
+    replication = covering(spec, left)
+    if replication != "none":
+        return Failback("planned", replication)
     current = previous.get("activeCluster") or previous.get("desiredCluster")
+    field = "replication" if _is_failover(spec, left) else "reverseReplication"
     return Failback(
         "refused",
         message=(
@@ -53,7 +68,7 @@ def guard(
             f"hold records {current} never got while {current} took records {left} never saw. "
             f"Replicate {current} back to {left} (MirrorMaker 2 from {current} to {left}) and "
             f"declare it: `kubectl patch kafkafailover {name} --type merge -p "
-            f'\'{{"spec":{{"switch":{{"reverseReplication":"mirrorMaker2"}}}}}}\'` (the failback '
+            f'\'{{"spec":{{"switch":{{"{field}":"mirrorMaker2"}}}}}}\'` (the failback '
             f"then waits for it to catch up and loses nothing), or accept the loss: "
             f"`kubectl patch kafkafailover {name} --type merge -p "
             f'\'{{"spec":{{"switch":{{"acceptDataLoss":true}}}}}}\'`'
@@ -71,10 +86,10 @@ def left_after(
 ) -> str | None:
     """``status.leftUnplanned`` after a switch from ``source`` to ``spec.active`` completed."""
     left = previous.get("leftUnplanned")
-    if left == spec.active:
-        return None  # failed back: nothing is left unplanned any more
     replicated = spec.switch.replication != "none" or spec.switch.reverse_replication != "none"
     unplanned = source is not None and source != spec.active and mode == "immediate"
     if unplanned and (automatic or replicated):
         return source
+    if left == spec.active:
+        return None  # failed back: nothing is left unplanned any more
     return left if isinstance(left, str) else None

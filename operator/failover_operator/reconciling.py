@@ -227,7 +227,8 @@ async def reconcile(
     automatic_change = moving and automatic.made_this_change(
         decision, active=spec.active, generation=target.generation
     )
-    failing_back = failback.guard(previous, spec, name=target.name) if moving else None
+    guarded = moving and not automatic_change  # the automatic failover chose availability
+    failing_back = failback.guard(previous, spec, name=target.name) if guarded else None
     if failing_back is not None and failing_back.way == "refused":
         await _refuse_failback(
             target=target, spec=spec, seen=seen, previous=previous, problems=problems,

@@ -55,3 +55,21 @@ def test_an_automatic_or_replicated_immediate_switch_leaves_its_source_unplanned
 def test_failing_back_clears_the_mark() -> None:
     back = spec("main")
     assert left_after(LEFT, back, source="failover", mode="planned", automatic=False) is None
+
+
+LEFT_FAILOVER = {"leftUnplanned": "failover", "activeCluster": "main", "desiredCluster": "main"}
+
+
+def test_going_back_into_a_failover_cluster_waits_for_the_forward_replication() -> None:
+    found = guard(LEFT_FAILOVER, spec("failover", replication="mirrorMaker2"), name="prod")
+    assert found is not None and (found.way, found.replication) == ("planned", "mirrorMaker2")
+    refused = guard(LEFT_FAILOVER, spec("failover"), name="prod")
+    assert refused is not None and refused.way == "refused"
+    assert '"replication":"mirrorMaker2"' in refused.message, refused.message
+
+
+def test_an_automatic_switch_onto_a_cluster_left_before_marks_the_one_it_left() -> None:
+    onto = spec("failover")
+    assert left_after(LEFT_FAILOVER, onto, source="main", mode="immediate", automatic=True) == (
+        "main"
+    )
