@@ -12,6 +12,7 @@ SOURCES := proxy operator lab tests bench scripts
 help:
 	@echo "make demo   - start two local Kafka clusters, the gateway, a producer and a consumer, switch, print a timeline"
 	@echo "make drill  - DR drill: MirrorMaker 2, a planned and an unplanned switch under load, loss counted"
+	@echo "              (DRILL_ARGS=\"--via kubectl\": planned, then automatic failover by the operator)"
 	@echo "make test   - install everything into $(VENV), fetch test jars, build the images, lint, type-check and run the whole suite"
 	@echo "make images - build the gateway and operator images (docker, else podman from Debian) and print their sizes"
 	@echo "make bench  - direct Kafka, the gateway and peer proxies on one broker: throughput, latency, CPU, memory; switch latency"
@@ -64,8 +65,9 @@ test: lint typecheck imports fetch images
 test-fast: $(STAMP)
 	$(PY) -m pytest tests/unit tests/protocol
 
+# DRILL_ARGS="--via kubectl" runs the planned and the automatic modes through the operator.
 drill: fetch
-	$(PY) -m kafka_testbed.drill
+	$(PY) -m kafka_testbed.drill $(DRILL_ARGS)
 
 demo: fetch-kafka
 	$(PY) -m kafka_testbed.demo

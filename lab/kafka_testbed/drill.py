@@ -17,12 +17,18 @@ through the gateway.
   MirrorMaker (its source is gone; with the identity policy a main coming back must not write
   into the topics clients now use), measure the replication gap from the records, switch; the
   producers and the consumer group carry on.
+- ``automatic`` (``--via kubectl`` only): as ``unplanned``, but nobody switches: the object has
+  ``spec.automaticFailover`` on (``unreachableSeconds`` 5, pods probing every second) and the
+  operator patches ``spec.active`` itself when the pods agree main is down. The report adds
+  ``detection_ms`` (kill -> ``spec.active`` patched); ``switch_confirmed_ms`` is kill -> every pod
+  on failover.
 
 Every count comes from records read back from the clusters (not from the gateway, not from
 delivery reports alone): ``lost`` is acknowledged records on neither cluster at the end (planned)
 or not on failover (unplanned, main is dead); ``duplicates`` is extra copies of a sequence number
 on one cluster; ``reprocessed`` is records the consumer group received more than once. Both modes
-share one lab (planned first: the unplanned run kills main), each with its own topic and group.
+share one lab (planned first: the unplanned or automatic run kills main, so at most one of them,
+last), each with its own topic and group.
 Results are printed as a table and written to ``drill-report.json``.
 
 The switch goes ``--via admin`` (default: one gateway process, its admin API's switch call) or
@@ -45,10 +51,11 @@ import logging
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -65,7 +72,12 @@ from kube_testbed.control_plane import ControlPlane
 from kube_testbed.operated_gateways import OperatedGateways
 
 MAIN, FAILOVER = "main", "failover"
-MODES = ("planned", "unplanned")
+MODES = ("planned", "unplanned", "automatic")
+KILLING = ("unplanned", "automatic")
+"""Modes that kill main: at most one per lab, the last."""
+DEFAULT_MODES = {"admin": ("planned", "unplanned"), "kubectl": ("planned", "automatic")}
+AUTOMATIC = {"enabled": True, "unreachableSeconds": 5, "probeIntervalSeconds": 1}
+"""``--via kubectl``: the object's ``spec.automaticFailover`` when an automatic run is asked."""
 PARTITIONS = 3
 SEQ_BLOCK = 1_000_000_000
 """Producer ``k`` numbers its records from ``k * SEQ_BLOCK``."""
@@ -76,6 +88,7 @@ FLUSH_TIMEOUT_SECONDS = 30.0
 MIRROR_STOP_GRACE_SECONDS = 5.0
 DEFAULT_REPORT = Path("drill-report.json")
 VIAS = ("admin", "kubectl")
+AUTOMATIC_TIMEOUT_SECONDS = 90.0
 SWITCHOVER = {
     "replication": "mirrorMaker2",
     "topics": "drill-.*",
@@ -205,6 +218,30 @@ class KubectlSwitchedGateway:
             return _planned_figures(sent_at, self.operated.status(self.name)["lastSwitch"])
         return Switched(sent_at, time.monotonic())
 
+    def watch_active(self, cluster: str, timeout: float) -> Callable[[], float]:
+        """Watch, from now, for ``spec.active`` to become ``cluster`` (someone else's change:
+        the automatic failover's); the returned call waits for it and gives its monotonic time."""
+        seen: list[float] = []
+
+        def poll() -> None:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.operated.get(self.name)["spec"]["active"] == cluster:
+                    seen.append(time.monotonic())
+                    return
+                time.sleep(0.1)
+
+        watcher = threading.Thread(target=poll, name="watch-active", daemon=True)
+        watcher.start()
+
+        def patched_at() -> float:
+            watcher.join(timeout)
+            if not seen:
+                raise TestbedError(f"{self.name}: spec.active not {cluster} in {timeout:.0f}s")
+            return seen[0]
+
+        return patched_at
+
 
 @dataclass
 class DrillLab:
@@ -242,6 +279,8 @@ class DrillRun:
     offsets_synced: bool | None
     fence_ms: float | None = None
     """Planned: how long writes were held (the product's own measure)."""
+    detection_ms: float | None = None
+    """Automatic: main killed -> the operator patched ``spec.active``."""
 
     @property
     def reprocessed(self) -> int:
@@ -264,6 +303,7 @@ class DrillRun:
             "switch_to_consumer_resumed_ms": _round(self.switch_to_consumer_resumed_ms),
             "switch_confirmed_ms": _round(self.switch_confirmed_ms),
             "fence_ms": _round(self.fence_ms),
+            "detection_ms": _round(self.detection_ms),
             "replication_gap_at_switch": len(self.gap_at_switch),
             "replication_wait_ms": _round(self.replication_wait_ms),
             "group_offsets_synced_before_switch": self.offsets_synced,
@@ -292,6 +332,7 @@ class _Switch:
     replication_wait_ms: float | None = None
     offsets_synced: bool | None = None
     fence_ms: float | None = None
+    detection_ms: float | None = None
 
 
 # -- Lab --------------------------------------------------------------------------------------
@@ -299,13 +340,20 @@ class _Switch:
 
 @contextlib.contextmanager
 def drill_lab(
-    workdir: Path, config: DrillConfig, via: str = "admin", plane: ControlPlane | None = None
+    workdir: Path,
+    config: DrillConfig,
+    via: str = "admin",
+    plane: ControlPlane | None = None,
+    *,
+    automatic: bool = False,
 ) -> Iterator[DrillLab]:
     """Main (node 1), failover (node 7), MirrorMaker 2 and the gateway; all stopped on exit.
 
     ``via="kubectl"``: the gateway is the operator's, on ``plane`` (one is started and stopped
-    here when none is given).
+    here when none is given); ``automatic``: with automatic failover on (:data:`AUTOMATIC`).
     """
+    if automatic and via != "kubectl":
+        raise ValueError("automatic failover is the operator's: it needs via='kubectl'")
     if via not in VIAS:
         raise ValueError(f"via must be one of {VIAS}, got {via!r}")
     with Lab() as lab, contextlib.ExitStack() as stack:
@@ -320,7 +368,7 @@ def drill_lab(
         stack.callback(mirror.stop, MIRROR_STOP_GRACE_SECONDS)
         gateway: SwitchableGateway
         if via == "kubectl":
-            gateway = _operated_gateway(stack, main, failover, workdir, plane)
+            gateway = _operated_gateway(stack, main, failover, workdir, plane, automatic=automatic)
         else:
             process = gateways.start_gateway(
                 {MAIN: main.bootstrap, FAILOVER: failover.bootstrap},
@@ -338,6 +386,8 @@ def _operated_gateway(
     failover: Cluster,
     workdir: Path,
     plane: ControlPlane | None,
+    *,
+    automatic: bool,
 ) -> KubectlSwitchedGateway:
     """A KafkaFailover on main and failover, its pods up and serving main."""
     if plane is None:
@@ -353,6 +403,7 @@ def _operated_gateway(
             failover.bootstrap,
             replicas=GATEWAY_PODS,
             switch=SWITCHOVER,
+            automatic=AUTOMATIC if automatic else None,
         )
     )
     operated.wait_completed(
@@ -368,10 +419,13 @@ def run_drills(
     via: str = "admin",
     plane: ControlPlane | None = None,
 ) -> list[DrillRun]:
-    """Run each mode in order on one lab (``unplanned`` must come last: it kills main)."""
-    if "unplanned" in modes and modes[-1] != "unplanned":
-        raise ValueError("the unplanned drill kills main: it must be the last mode")
-    with drill_lab(workdir, config, via, plane) as lab:
+    """Run each mode in order on one lab (``unplanned`` or ``automatic`` last: they kill main)."""
+    killing = [mode for mode in modes if mode in KILLING]
+    if len(killing) > 1 or (killing and modes[-1] != killing[0]):
+        raise ValueError(
+            f"the {' and '.join(killing)} drill kills main: at most one of them, the last mode"
+        )
+    with drill_lab(workdir, config, via, plane, automatic="automatic" in modes) as lab:
         return [run_drill(lab, mode, config) for mode in modes]
 
 
@@ -379,6 +433,8 @@ def run_drill(lab: DrillLab, mode: str, config: DrillConfig) -> DrillRun:
     """One drill: load through the gateway, a planned or unplanned switch, counts from records."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "automatic" and not isinstance(lab.gateway, KubectlSwitchedGateway):
+        raise ValueError("the automatic drill needs the operator: run it with --via kubectl")
     _ensure_active(lab.gateway, MAIN)
     topic = f"drill-{mode}-{uuid.uuid4().hex[:6]}"
     # Failover first: MirrorMaker (refreshing topics every second) creates the copy of a topic it
@@ -389,11 +445,12 @@ def run_drill(lab: DrillLab, mode: str, config: DrillConfig) -> DrillRun:
     try:
         _warm_up(lab, clients)
         time.sleep(max(0.0, config.seconds_before - _stall(mode, config)))
-        switch = (
-            _planned(lab, clients)
-            if mode == "planned"
-            else _unplanned(lab, clients, config.stall_replication_seconds)
-        )
+        if mode == "planned":
+            switch = _planned(lab, clients)
+        elif mode == "automatic":
+            switch = _automatic(lab, clients, config.stall_replication_seconds)
+        else:
+            switch = _unplanned(lab, clients, config.stall_replication_seconds)
         time.sleep(config.seconds_after)
         _await_consumer_resumed(clients, switch.sent_at, RESUME_TIMEOUT_SECONDS)
         return _finish(lab, mode, topic, clients, switch)
@@ -413,7 +470,7 @@ def _await_consumer_resumed(clients: _Clients, since: float, timeout: float) -> 
 
 
 def _stall(mode: str, config: DrillConfig) -> float:
-    return config.stall_replication_seconds if mode == "unplanned" else 0.0
+    return config.stall_replication_seconds if mode in KILLING else 0.0
 
 
 def _ensure_active(gateway: SwitchableGateway, cluster: str) -> None:
@@ -531,6 +588,34 @@ def _unplanned(lab: DrillLab, clients: _Clients, stall_seconds: float) -> _Switc
     )
 
 
+def _automatic(lab: DrillLab, clients: _Clients, stall_seconds: float) -> _Switch:
+    """Kill main under load and let the operator fail over by itself; the gap as unplanned."""
+    gateway = lab.gateway
+    assert isinstance(gateway, KubectlSwitchedGateway)
+    if stall_seconds > 0:
+        lab.mirror.stall()
+        time.sleep(stall_seconds)
+    killed_at = time.monotonic()
+    lab.main.kill_all()
+    patched = gateway.watch_active(FAILOVER, AUTOMATIC_TIMEOUT_SECONDS)
+    lab.mirror.stop(MIRROR_STOP_GRACE_SECONDS)
+    on_failover = _caught_up_sequences(clients.tails[FAILOVER])
+    # Nothing can acknowledge between the kill and the switch: main is dead, failover unused.
+    acked_before_switch = set(clients.acked())
+    patched_at = patched()
+    gateway.operated.wait_completed(
+        gateway.name, FAILOVER, gateway.pods, None, operated_gateways.SWITCH_TIMEOUT_SECONDS
+    )
+    return _Switch(
+        killed_at,
+        time.monotonic(),
+        acked_before_switch=acked_before_switch,
+        on_failover=on_failover,
+        gap=mirroring.replication_gap(acked_before_switch, on_failover),
+        detection_ms=(patched_at - killed_at) * 1000,
+    )
+
+
 def _caught_up_sequences(tail: ClusterTail) -> set[int]:
     if not tail.wait_caught_up(LAND_TIMEOUT_SECONDS):
         raise TestbedError(f"reading {tail.cluster} did not catch up")
@@ -579,6 +664,7 @@ def _finish(lab: DrillLab, mode: str, topic: str, clients: _Clients, switch: _Sw
         replication_wait_ms=switch.replication_wait_ms,
         offsets_synced=switch.offsets_synced,
         fence_ms=switch.fence_ms,
+        detection_ms=switch.detection_ms,
     )
 
 
@@ -613,6 +699,7 @@ TABLE_COLUMNS = (
     ("reprocessed", "reprocessed"),
     ("gap at switch", "replication_gap_at_switch"),
     ("fence ms", "fence_ms"),
+    ("detection ms", "detection_ms"),
     ("switch->first ack ms", "switch_to_first_ack_ms"),
     ("switch->consumer resumed ms", "switch_to_consumer_resumed_ms"),
 )
@@ -637,7 +724,13 @@ def _cell(value: Any) -> str:
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m kafka_testbed.drill", description=__doc__)
-    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated, in order")
+    parser.add_argument(
+        "--modes",
+        default=None,
+        help=f"comma-separated, in order, of {', '.join(MODES)} (default: "
+        + "; ".join(f"{','.join(m)} via {v}" for v, m in DEFAULT_MODES.items())
+        + ")",
+    )
     parser.add_argument("--rate", type=float, default=DrillConfig.rate, help="records/s each")
     parser.add_argument("--producers", type=int, default=DrillConfig.producers)
     parser.add_argument("--seconds", type=float, default=DrillConfig.seconds_before)
@@ -687,7 +780,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         mirror=mirror,
         stall_replication_seconds=options.stall_replication,
     )
-    modes = [mode.strip() for mode in options.modes.split(",") if mode.strip()]
+    given = options.modes or ",".join(DEFAULT_MODES[options.via])
+    modes = [mode.strip() for mode in given.split(",") if mode.strip()]
     workdir = Path(tempfile.mkdtemp(prefix="kafka-failover-drill-"))
     extra = " (a control plane, the operator, its gateway pods)" if options.via == "kubectl" else ""
     print(f"starting two Kafka clusters, MirrorMaker 2 and the gateway{extra}...", flush=True)
@@ -701,7 +795,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(reports))
     print(f"report written to {options.report}")
     ok = all(not (run.lost or run.gap_at_switch) for run in runs if run.mode == "planned") and all(
-        run.lost == run.gap_at_switch for run in runs if run.mode == "unplanned"
+        run.lost == run.gap_at_switch for run in runs if run.mode in KILLING
     )
     if ok:
         shutil.rmtree(workdir, ignore_errors=True)

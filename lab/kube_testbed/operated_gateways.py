@@ -54,9 +54,11 @@ def manifest(
     advertised_host: str | None = None,
     pod_timeout_seconds: int | None = None,
     switch: Mapping[str, Any] | None = None,
+    automatic: Mapping[str, Any] | None = None,
 ) -> str:
     """A KafkaFailover on main, with ``failover`` as its failover cluster (``pod_timeout_seconds``:
-    ``spec.switch.podTimeoutSeconds``, the operator's default when None).
+    ``spec.switch.podTimeoutSeconds``, the operator's default when None; ``automatic``:
+    ``spec.automaticFailover``).
 
     Without ``advertised_host`` each pod advertises its own address (see
     :func:`kube_testbed.gateway_kubelet.localised_gateway_config`).
@@ -80,6 +82,7 @@ def manifest(
                 ],
                 "gateway": {"replicas": replicas, "listener": listener},
                 **({"switch": switch} if switch else {}),
+                **({"automaticFailover": dict(automatic)} if automatic else {}),
             },
         }
     )

@@ -2,9 +2,9 @@
 
 Why: the drill's report is only useful if its counts are right. Both modes run once on a lab of
 their own (the unplanned mode kills main, so the session clusters cannot be used), and every
-count of the report is recomputed here from the record sets the run kept. The planned mode also
-runs once switched with ``kubectl patch`` through the operator (``--via kubectl``), on the
-session's control plane.
+count of the report is recomputed here from the record sets the run kept. Through the operator
+(``--via kubectl``, on the session's control plane) the planned mode runs switched with
+``kubectl patch``, then the automatic mode kills main and lets the operator fail over.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ CONFIG = drill.DrillConfig(rate=50.0, producers=2, seconds_before=2.0, seconds_a
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, drill.DrillRun]]:
     workdir: Path = tmp_path_factory.mktemp("drill")
-    yield {run.mode: run for run in drill.run_drills(drill.MODES, CONFIG, workdir)}
+    yield {run.mode: run for run in drill.run_drills(drill.DEFAULT_MODES["admin"], CONFIG, workdir)}
 
 
 def _check_counts_consistent(run: drill.DrillRun) -> None:
@@ -65,14 +65,16 @@ def test_unplanned_drill_loses_exactly_the_replication_gap(
     )
 
 
-def test_a_planned_drill_switched_with_kubectl_patch_loses_no_acknowledged_record(
+def test_drills_through_kubectl_planned_then_automatic_lose_what_they_should(
     kube_control_plane: ControlPlane, tmp_path: Path
 ) -> None:
-    with drill.drill_lab(tmp_path, CONFIG, "kubectl", kube_control_plane) as lab:
+    with drill.drill_lab(tmp_path, CONFIG, "kubectl", kube_control_plane, automatic=True) as lab:
         run = drill.run_drill(lab, "planned", CONFIG)
         assert isinstance(lab.gateway, drill.KubectlSwitchedGateway)
         status = lab.gateway.operated.status(drill.FAILOVER_OBJECT)
         pods = lab.gateway.operated.kubelet.running()
+        automatic = drill.run_drill(lab, "automatic", CONFIG)
+        after = lab.gateway.operated.status(drill.FAILOVER_OBJECT)
     _check_counts_consistent(run)
     assert run.report()["via"] == "kubectl"
     assert status["activeCluster"] == "failover"
@@ -90,3 +92,17 @@ def test_a_planned_drill_switched_with_kubectl_patch_loses_no_acknowledged_recor
     assert acked_after_switch <= run.on_failover, "written through the pods onto failover"
     assert acked_after_switch.isdisjoint(run.on_main)
     assert run.lost == set()
+    # The automatic run: nobody switched; the operator did, and lost exactly the gap.
+    _check_counts_consistent(automatic)
+    never_replicated = automatic.acked_before_switch - automatic.on_failover_at_switch
+    assert automatic.gap_at_switch == never_replicated and automatic.lost == never_replicated
+    assert automatic.duplicates == 0
+    assert after["lastSwitch"]["trigger"] == "automatic", after["lastSwitch"]
+    assert after["automaticFailover"]["decision"]["phase"] == "Switched"
+    assert automatic.detection_ms is not None and automatic.detection_ms > 0
+    report = automatic.report()
+    print(
+        f"automatic drill: detection {report['detection_ms']} ms, every pod on failover "
+        f"{report['switch_confirmed_ms']} ms after the kill, lost {report['lost']} = gap "
+        f"{report['replication_gap_at_switch']}"
+    )

@@ -54,12 +54,22 @@ def test_report_table_shows_every_column_and_dashes_for_unknown_times() -> None:
     }
     lines = drill.table([report]).splitlines()
     assert len(lines) == 3
-    assert lines[2] == "| unplanned | kubectl | 10 | 2 | 0 | 3 | 2 | - | 13 | - |"
+    assert lines[2] == "| unplanned | kubectl | 10 | 2 | 0 | 3 | 2 | - | - | 13 | - |"
 
 
 def test_the_unplanned_drill_must_run_last() -> None:
     with pytest.raises(ValueError, match="last"):
         drill.run_drills(["unplanned", "planned"], drill.DrillConfig(), Path("/nonexistent"))
+
+
+def test_only_one_drill_may_kill_main() -> None:
+    with pytest.raises(ValueError, match="at most one"):
+        drill.run_drills(["unplanned", "automatic"], drill.DrillConfig(), Path("/nonexistent"))
+
+
+def test_the_automatic_drill_needs_the_operator() -> None:
+    with pytest.raises(ValueError, match="kubectl"):
+        drill.run_drills(["automatic"], drill.DrillConfig(), Path("/nonexistent"), "admin")
 
 
 def test_the_drill_takes_a_sync_interval_and_refuses_zero(
