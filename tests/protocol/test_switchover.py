@@ -157,7 +157,7 @@ def test_without_declared_replication_a_planned_switch_is_refused_with_what_to_s
 
 
 def test_a_group_at_the_fenced_end_gets_the_offset_after_the_last_copied_record() -> None:
-    mirror = switchover._Mirror(None, config())  # type: ignore[arg-type]
+    mirror = switchover.MirrorSyncs(None, config())  # type: ignore[arg-type]
     mirror.syncs[TP] = [OffsetSync("orders", 0, 5, 3), OffsetSync("orders", 0, 9, 7)]
     assert switchover._mapped(TP, 10, 10, mirror) == (8, 0)
     offset, reread = switchover._mapped(TP, 7, 10, mirror)

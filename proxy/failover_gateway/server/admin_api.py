@@ -45,6 +45,8 @@ class AdminBackend(Protocol):
         self, to: str, replication: str | None = None
     ) -> dict[str, Any]: ...
 
+    async def unreplicated(self, source: str, target: str) -> dict[str, Any]: ...
+
     async def fence(self, *, max_seconds: float, drain_timeout: float) -> FenceAnswer: ...
 
     def lift_fence(self) -> None: ...
@@ -248,6 +250,17 @@ class _Routes:
         log.info("write fence lifted by %s", request.remote)
         return web.json_response({"fenced": False})
 
+    async def unreplicated(self, request: web.Request) -> web.Response:
+        """Records the cluster ``from`` holds that ``to`` never got (an unplanned switch's
+        RPO, counted once the cluster left answers again)."""
+        source, target = request.query.get("from"), request.query.get("to")
+        if not source or not target:
+            return _error(400, "expected ?from=<cluster left>&to=<cluster serving now>")
+        try:
+            return web.json_response(await self.backend.unreplicated(source, target))
+        except SwitchRefused as refused:
+            return _error(refused.status, str(refused))
+
     async def state(self, _: web.Request) -> web.Response:
         return web.json_response(self.backend.state())
 
@@ -273,6 +286,7 @@ def build_app(backend: AdminBackend, credentials: AdminCredentials) -> web.Appli
     app.router.add_delete("/api/v1/fence", routes.delete_fence)
     app.router.add_post("/api/v1/switchover/prepare", routes.prepare_switchover)
     app.router.add_get("/api/v1/state", routes.state)
+    app.router.add_get("/api/v1/replication/unreplicated", routes.unreplicated)
     app.router.add_get("/healthz", routes.healthz)
     app.router.add_get("/readyz", routes.readyz)
     app.router.add_get("/metrics", routes.metrics)

@@ -43,6 +43,7 @@ from failover_gateway.server import (
     metrics,
     security_setup,
     switchover,
+    unreplicated,
     upstream_connecting,
     upstream_probing,
 )
@@ -321,6 +322,21 @@ class GatewayRuntime:
         self.traffic.last_catch_up_lag_records = report.catch_up_lag
         log.info("planned switch %s -> %s prepared: %s", active, to, self.last_switchover)
         return self.last_switchover
+
+    async def unreplicated(self, source: str, target: str) -> dict[str, Any]:
+        """Records ``source`` holds that ``target`` never got (:mod:`.unreplicated`): the RPO
+        of an unplanned switch, once the cluster left answers again."""
+        for name in (source, target):
+            if name not in self.switchboard.clusters:
+                raise SwitchRefused(
+                    f"unknown cluster {name!r}; valid: {', '.join(self.switchboard.clusters)}", 400
+                )
+        try:
+            return await unreplicated.measure(
+                self, self.config.gateway.switchover, source=source, target=target
+            )
+        except (cluster_admin.ClusterCallFailed, errors.CodecError) as error:
+            raise SwitchRefused(f"records left on {source} not counted: {error}", 503) from None
 
     def _other_than_active(self, to: str) -> str:
         if to not in self.switchboard.clusters:

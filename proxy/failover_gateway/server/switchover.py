@@ -178,11 +178,7 @@ async def _prepare(
     started = time.monotonic()
     consumers_by = started + config.consumer_drain_seconds
     catch_up_by = consumers_by + config.max_catch_up_seconds
-    layout = await old.layout()
-    pattern = re.compile(config.topics)
-    partitions = sorted(
-        tp for tp in layout.leaders if pattern.fullmatch(tp[0]) and not _INTERNAL.search(tp[0])
-    )
+    partitions = await replicated_partitions(old, config)
     report.partitions = len(partitions)
     end = await _settled_end(old, partitions, catch_up_by, report.source)
     commits = await _consumers_finish(old, end, consumers_by)
@@ -190,11 +186,22 @@ async def _prepare(
     report.phase("ConsumersFinishing", groups=len(commits), recordsBehind=behind)
     flow = _Flow(old, new, config, report.source)
     if config.replication == "mirrorMaker2":
-        flow.mirror = _Mirror(old, config)
+        flow.mirror = MirrorSyncs(old, config)
     report.catch_up_lag = await flow.caught_up(end, catch_up_by)
     report.phase("CatchingUp", lag=report.catch_up_lag)
     report.groups_handed_off, report.records_reread = await flow.hand_off(end, commits)
     report.phase("HandingOffOffsets", groups=report.groups_handed_off)
+
+
+async def replicated_partitions(
+    old: ClusterAdmin, config: SwitchoverConfig
+) -> list[TopicPartition]:
+    """The partitions of ``config.topics`` on the old cluster (internal topics never)."""
+    layout = await old.layout()
+    pattern = re.compile(config.topics)
+    return sorted(
+        tp for tp in layout.leaders if pattern.fullmatch(tp[0]) and not _INTERNAL.search(tp[0])
+    )
 
 
 async def _settled_end(
@@ -238,7 +245,7 @@ async def _consumers_finish(
 
 
 @dataclass
-class _Mirror:
+class MirrorSyncs:
     """MirrorMaker 2's offset syncs (on the source cluster), read as they come."""
 
     old: ClusterAdmin
@@ -281,7 +288,7 @@ class _Flow:
     new: ClusterAdmin
     config: SwitchoverConfig
     source: str
-    mirror: _Mirror | None = None
+    mirror: MirrorSyncs | None = None
 
     async def caught_up(self, end: Mapping[TopicPartition, int], deadline: float) -> int:
         """Wait until the new cluster holds everything up to the fenced end; the first lag."""
@@ -363,7 +370,7 @@ async def _data_records(old: ClusterAdmin, tp: TopicPartition, start: int, end: 
 
 
 def _mapped(
-    tp: TopicPartition, committed: int, end: int, mirror: _Mirror | None
+    tp: TopicPartition, committed: int, end: int, mirror: MirrorSyncs | None
 ) -> tuple[int, int]:
     """The new cluster's offset for a commit on the old one, and the records it re-reads."""
     if mirror is None:
