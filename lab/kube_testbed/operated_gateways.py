@@ -169,6 +169,19 @@ class OperatedGateways:
         path = self.workdir / "operator.log"
         return path.read_text(errors="replace")[-LOG_TAIL_CHARS:] if path.exists() else ""
 
+    def wait_for(self, what: str, found: Callable[[], Any], *, timeout: float) -> Any:
+        """Wait until ``found()`` gives something (truthy); that thing."""
+        seen: list[Any] = []
+
+        def check() -> bool:
+            value = found()
+            if value:
+                seen.append(value)
+            return bool(value)
+
+        self._wait(check, timeout, what)
+        return seen[-1]
+
     def _wait(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -93,3 +93,12 @@ def left_after(
     if left == spec.active:
         return None  # failed back: nothing is left unplanned any more
     return left if isinstance(left, str) else None
+
+
+def marked(previous: Mapping[str, Any], left: str | None) -> dict[str, Any]:
+    """The status fields after a switch: ``leftUnplanned``, and the count of what it holds
+    (``unreplicated``) dropped when the cluster left changed (it is counted again)."""
+    fields: dict[str, Any] = {"leftUnplanned": left}
+    if left != previous.get("leftUnplanned"):
+        fields["unreplicated"] = None
+    return fields

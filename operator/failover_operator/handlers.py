@@ -26,7 +26,14 @@ from typing import Any, cast
 import kopf
 from pydantic import ValidationError
 
-from failover_operator import automatic_acting, kube_objects, manifests, model, reconciling
+from failover_operator import (
+    automatic_acting,
+    kube_objects,
+    manifests,
+    model,
+    reconciling,
+    rpo_measuring,
+)
 
 SecretKey = tuple[str, str]
 DRIFT_INTERVAL_SECONDS = float(os.environ.get("KAFKA_FAILOVER_DRIFT_INTERVAL", "10"))
@@ -176,9 +183,11 @@ def forget(name: str, namespace: str | None, **_: Any) -> None:
     initial_delay=DRIFT_INTERVAL_SECONDS,
 )
 async def drift_check(name: str, namespace: str | None, **_: Any) -> None:
-    """The safety net: a pod event or a Secret event missed while a watch reconnected."""
+    """The safety net: a pod event or a Secret event missed while a watch reconnected; and the
+    count of what a cluster left unplanned holds, once it answers (:mod:`.rpo_measuring`)."""
     try:
         await reconciling.refresh(namespace or "", name, _events_for, stale=True)
+        await rpo_measuring.measure_if_needed(namespace or "", name, _events_for)
     except kube_objects.KubeError as error:
         log.warning("drift check of %s/%s failed: %s", namespace, name, error)
 

@@ -339,8 +339,11 @@ async def _immediate(
         switchover=switchover,
     )
     if switchover is not None:
-        status["leftUnplanned"] = failback.left_after(
-            previous, spec, source=from_cluster, mode="immediate", automatic=automatic_change
+        status |= failback.marked(
+            previous,
+            failback.left_after(
+                previous, spec, source=from_cluster, mode="immediate", automatic=automatic_change
+            ),
         )
     if automatic_change and decision is not None:
         status["automaticFailover"] = dict(status.get("automaticFailover") or {}) | {
@@ -715,9 +718,10 @@ async def _planned(
         last_switch=last_switch,
         switchover=switchover,
     )
-    status["leftUnplanned"] = failback.left_after(
+    left = failback.left_after(
         state["previous"], spec, source=source, mode="planned", automatic=False
     )
+    status |= failback.marked(state["previous"], left)
     await write_status(target, status)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 READY, SWITCHING, DEGRADED = "Ready", "Switching", "Degraded"
-CARRIED = ("automaticFailover", "leftUnplanned")
+CARRIED = ("automaticFailover", "leftUnplanned", "unreplicated")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from kafka_testbed import drill
+from kafka_testbed.workloads import ClusterTail
 from kube_testbed.control_plane import ControlPlane
 
 CONFIG = drill.DrillConfig(rate=50.0, producers=2, seconds_before=2.0, seconds_after=2.0)
@@ -75,6 +76,20 @@ def test_drills_through_kubectl_planned_then_automatic_lose_what_they_should(
         pods = lab.gateway.operated.kubelet.running()
         automatic = drill.run_drill(lab, "automatic", CONFIG)
         after = lab.gateway.operated.status(drill.FAILOVER_OBJECT)
+        # main comes back: the product counts what it holds that failover never got.
+        lab.main.restart(1)
+        tail = ClusterTail(lab.main.bootstrap, automatic.topic, drill.PARTITIONS, cluster="main")
+        tail.start()
+        assert tail.wait_caught_up(60.0), "main read back after its restart"
+        left_on_main = tail.sequences() - automatic.on_failover_at_switch
+        tail.stop()
+        operated = lab.gateway.operated
+        counted = operated.wait_for(
+            "the records left on main counted",
+            lambda: operated.status(drill.FAILOVER_OBJECT).get("unreplicated"),
+            timeout=90.0,
+        )
+        final = operated.status(drill.FAILOVER_OBJECT)
     _check_counts_consistent(run)
     assert run.report()["via"] == "kubectl"
     assert status["activeCluster"] == "failover"
@@ -106,3 +121,10 @@ def test_drills_through_kubectl_planned_then_automatic_lose_what_they_should(
         f"{report['switch_confirmed_ms']} ms after the kill, lost {report['lost']} = gap "
         f"{report['replication_gap_at_switch']}"
     )
+    # The product's RPO, counted from the clusters once main answered, is the drill's own count
+    # of main's records failover never got (the acknowledged gap, plus any record main stored
+    # whose acknowledgement the kill cut off).
+    assert counted["cluster"] == "main" and counted["records"] == len(left_on_main), counted
+    assert left_on_main >= automatic.gap_at_switch
+    assert final["lastSwitch"]["rpoRecords"] == len(left_on_main)
+    print(f"records left on main, counted by the product: {counted['records']}")

@@ -73,3 +73,11 @@ def test_an_automatic_switch_onto_a_cluster_left_before_marks_the_one_it_left() 
     assert left_after(LEFT_FAILOVER, onto, source="main", mode="immediate", automatic=True) == (
         "main"
     )
+
+
+def test_a_new_cluster_left_unplanned_is_counted_again() -> None:
+    from failover_operator.failback import marked
+
+    assert marked({"leftUnplanned": "main"}, "main") == {"leftUnplanned": "main"}
+    assert marked({"leftUnplanned": "main"}, None) == {"leftUnplanned": None, "unreplicated": None}
+    assert marked({}, "main") == {"leftUnplanned": "main", "unreplicated": None}
