@@ -171,6 +171,11 @@ def gateway_config(
                 "probeIntervalMs": spec.automatic_failover.probe_interval_seconds * 1000,
             },
             "switchover": _switchover(spec.switch),
+            **(
+                {"canaryTopic": spec.automatic_failover.canary_topic}
+                if spec.automatic_failover.canary_topic
+                else {}
+            ),
         },
     }
 

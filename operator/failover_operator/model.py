@@ -489,6 +489,13 @@ class AutomaticFailoverSpec(_Spec):
         alias="cooldownSeconds",
         description="No second automatic switch within this window.",
     )
+    canary_topic: str | None = Field(
+        default=None,
+        alias="canaryTopic",
+        pattern=r"^[A-Za-z0-9._-]{1,249}$",
+        description="A topic on every cluster whose partition 0's leader each probe asks for "
+        "its latest offset (nothing is written): leaders that do not answer mean down.",
+    )
     probe_interval_seconds: int = Field(
         default=5,
         ge=1,

@@ -235,6 +235,11 @@ class GatewaySettings(_Frozen):
         default="INFO", alias="logLevel"
     )
     switchover: SwitchoverConfig = Field(default_factory=SwitchoverConfig)
+    # A topic on every cluster whose partition 0's leader each probe asks for its latest offset
+    # (server.upstream_probing): a cluster whose leaders do not answer is judged down.
+    canary_topic: str | None = Field(
+        default=None, alias="canaryTopic", pattern=r"^[A-Za-z0-9._-]{1,249}$"
+    )
 
     @field_validator("active")
     @classmethod

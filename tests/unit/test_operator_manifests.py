@@ -44,6 +44,23 @@ def test_the_gateway_config_is_one_the_gateway_itself_accepts() -> None:
     assert yaml.safe_load(config_map["data"]["active"]) == {"cluster": "main", "epoch": 3}
 
 
+def test_the_automatic_failovers_evidence_settings_reach_the_gateway_config() -> None:
+    spec = SPEC.model_copy(
+        update={
+            "automatic_failover": model.AutomaticFailoverSpec.model_validate(
+                {"enabled": True, "canaryTopic": "canary", "probeIntervalSeconds": 2}
+            )
+        }
+    )
+    config_map = manifests.config_map("prod", "kafka", spec, 3)
+    gateway = config_from_mapping(yaml.safe_load(config_map["data"]["gateway.yaml"])).gateway
+    assert gateway.canary_topic == "canary" and gateway.timeouts.probe_interval_ms == 2000
+    plain = config_from_mapping(
+        yaml.safe_load(manifests.config_map("prod", "kafka", SPEC, 3)["data"]["gateway.yaml"])
+    )
+    assert plain.gateway.canary_topic is None and plain.gateway.timeouts.probe_interval_ms == 5000
+
+
 def test_switching_the_active_cluster_leaves_the_pod_template_unchanged() -> None:
     assert template(SPEC, epoch=1) == template(flipped(SPEC, "failover"), epoch=2)
 

@@ -524,6 +524,7 @@ class GatewayRuntime:
             self.reachability[cluster],
             self.security.upstream.get(cluster),
             timeout,
+            self.config.gateway.canary_topic,
         )
         if answer:
             self._offers[cluster] = answer.offer

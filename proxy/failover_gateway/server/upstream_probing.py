@@ -6,6 +6,12 @@ the real address behind each broker port before a client dials it, even if that 
 its metadata from another pod. A probe takes the same path as client traffic (TLS and SASL with
 the gateway's credentials, so a wrong upstream password shows here) and asks for ApiVersions and
 Metadata (no topics) on a short-lived connection, bounded by a timeout.
+
+With a canary topic (``gateway.canaryTopic``), the probe also asks the leader of the canary's
+partition 0 for its latest offset (ListOffsets), on a connection of its own. A cluster whose
+controller still answers Metadata while its partition leaders do not is not healthy for clients,
+and automatic failover counts such a verdict. Nothing is written: a canary that produced would put
+the gateway's own records into replicated topics.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from failover_gateway.routing import api_versions
 from failover_gateway.routing.address_rewriting import BrokerAddress
 from failover_gateway.server import upstream_connecting
 
-API_VERSIONS, METADATA = 18, 3
+API_VERSIONS, METADATA, LIST_OFFSETS = 18, 3, 2
+_LATEST = -1
 _FALLBACK_API_VERSIONS = 3  # the first version with features; every Kafka since 2.4 has it
 _CLIENT = {"ClientSoftwareName": "kafka-failover-gateway", "ClientSoftwareVersion": "0.1.0"}
 
@@ -33,6 +40,15 @@ log = logging.getLogger("failover_gateway.probe")
 
 class ProbeFailed(Exception):
     """No bootstrap server of the cluster answered a metadata request in time."""
+
+
+class CanaryFailed(ProbeFailed):
+    """The cluster answered, but its canary partition's leader did not: judged down, while the
+    brokers and versions it gave are still learned (clients may still reach some leaders)."""
+
+    def __init__(self, message: str, answer: ProbeAnswer) -> None:
+        super().__init__(message)
+        self.answer = answer
 
 
 @dataclass
@@ -82,17 +98,24 @@ class ProbeAnswer:
 
 
 async def fetch(
-    cluster: ClusterConfig, server: HostPort, context: ssl.SSLContext | None, timeout: float
+    cluster: ClusterConfig,
+    server: HostPort,
+    context: ssl.SSLContext | None,
+    timeout: float,
+    canary: str | None = None,
 ) -> ProbeAnswer:
-    """One authenticated round trip: ApiVersions, then Metadata for brokers only."""
+    """One authenticated round trip: ApiVersions, then Metadata for brokers only (and the
+    canary topic, whose partition 0's leader is then asked for its latest offset: a failure
+    there is :class:`CanaryFailed`, which carries the answer, so brokers are still learned)."""
     try:
         connection = await upstream_connecting.open_stream(cluster, server, context, timeout)
     except upstream_connecting.UpstreamUnavailable as error:
         raise ProbeFailed(str(error)) from None
+    topics = [] if canary is None else [{"Name": canary}]
     try:
         versions = await asyncio.wait_for(_api_versions(connection), timeout)
         metadata = await asyncio.wait_for(
-            connection.exchange(METADATA, 4, {"Topics": [], "AllowAutoTopicCreation": False}),
+            connection.exchange(METADATA, 4, {"Topics": topics, "AllowAutoTopicCreation": False}),
             timeout,
         )
     except (
@@ -106,7 +129,61 @@ async def fetch(
     finally:
         connection.close()
     brokers = [BrokerAddress(b["NodeId"], b["Host"], b["Port"]) for b in metadata["Brokers"]]
-    return ProbeAnswer(brokers, api_versions.ClusterOffer.from_answer(versions))
+    answer = ProbeAnswer(brokers, api_versions.ClusterOffer.from_answer(versions))
+    if canary is not None:
+        try:
+            await _canary_answers(cluster, metadata, canary, context, timeout)
+        except ProbeFailed as failed:
+            raise CanaryFailed(str(failed), answer) from None
+    return answer
+
+
+async def _canary_answers(
+    cluster: ClusterConfig,
+    metadata: dict[str, Any],
+    canary: str,
+    context: ssl.SSLContext | None,
+    timeout: float,
+) -> None:
+    """The leader of ``canary``'s partition 0 answers ListOffsets (latest), or ProbeFailed."""
+    where = f"canary {canary}-0"
+    [topic] = metadata["Topics"]
+    if topic["ErrorCode"]:
+        raise ProbeFailed(f"{where}: Kafka error {topic['ErrorCode']} in Metadata")
+    leaders = {p["PartitionIndex"]: p["LeaderId"] for p in topic["Partitions"]}
+    brokers = {b["NodeId"]: HostPort(b["Host"], b["Port"]) for b in metadata["Brokers"]}
+    leader = leaders.get(0, -1)
+    if leader not in brokers:
+        raise ProbeFailed(f"{where}: no leader (leader id {leader})")
+    address = brokers[leader]
+    body = {
+        "ReplicaId": -1,
+        "IsolationLevel": 0,
+        "Topics": [
+            {
+                "Name": canary,
+                "Partitions": [
+                    {"PartitionIndex": 0, "CurrentLeaderEpoch": -1, "Timestamp": _LATEST}
+                ],
+            }
+        ],
+    }
+    try:
+        connection = await upstream_connecting.open_stream(cluster, address, context, timeout)
+    except upstream_connecting.UpstreamUnavailable as error:
+        raise ProbeFailed(f"{where}: leader {leader} ({address}): {error}") from None
+    try:
+        answer = await asyncio.wait_for(connection.exchange(LIST_OFFSETS, 7, body), timeout)
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, errors.CodecError) as error:
+        raise ProbeFailed(
+            f"{where}: leader {leader} ({address}) did not answer ListOffsets: "
+            f"{type(error).__name__} {error}".rstrip()
+        ) from None
+    finally:
+        connection.close()
+    code = answer["Topics"][0]["Partitions"][0]["ErrorCode"]
+    if code:
+        raise ProbeFailed(f"{where}: leader {leader} ({address}) answered Kafka error {code}")
 
 
 async def _api_versions(connection: upstream_connecting.StreamConnection) -> dict[str, Any]:
@@ -121,13 +198,18 @@ async def _api_versions(connection: upstream_connecting.StreamConnection) -> dic
 
 
 async def probe_cluster(
-    cluster: ClusterConfig, context: ssl.SSLContext | None, timeout: float
+    cluster: ClusterConfig,
+    context: ssl.SSLContext | None,
+    timeout: float,
+    canary: str | None = None,
 ) -> ProbeAnswer:
     """Try every bootstrap server until one answers."""
     failures = []
     for server in cluster.bootstrap_servers:
         try:
-            return await fetch(cluster, server, context, timeout)
+            return await fetch(cluster, server, context, timeout, canary)
+        except CanaryFailed:
+            raise  # the cluster answered: its canary's leader is the same from any server
         except ProbeFailed as error:
             failures.append(str(error))
     raise ProbeFailed("; ".join(failures))
@@ -171,12 +253,17 @@ async def fetch_topic_ids(
 
 
 async def probe_once(
-    cluster: ClusterConfig, state: Reachability, context: ssl.SSLContext | None, timeout: float
+    cluster: ClusterConfig,
+    state: Reachability,
+    context: ssl.SSLContext | None,
+    timeout: float,
+    canary: str | None = None,
 ) -> ProbeAnswer | None:
-    """Probe and record the outcome in ``state``; returns the brokers on success."""
+    """Probe and record the outcome in ``state``; returns the brokers when the cluster answered
+    (also when only its canary failed: the verdict is down, the brokers are still learned)."""
     started = time.perf_counter()
     try:
-        answer = await probe_cluster(cluster, context, timeout)
+        answer = await probe_cluster(cluster, context, timeout, canary)
     except ProbeFailed as error:
         state.checked_at = time.time()
         if state.down_since is None:
@@ -184,7 +271,7 @@ async def probe_once(
         if state.reachable or state.error != str(error):
             log.warning("cluster %s unreachable: %s", cluster.name, error)
         state.reachable, state.error = False, str(error)
-        return None
+        return error.answer if isinstance(error, CanaryFailed) else None
     if not state.reachable:
         log.info("cluster %s reachable (%d brokers)", cluster.name, len(answer.brokers))
     state.checked_at = time.time()
