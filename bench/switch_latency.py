@@ -46,7 +46,15 @@ from typing import Any, Protocol
 
 import java_producer
 
-from kafka_testbed import admin, fetching, gateways, launching, versions, workloads
+from kafka_testbed import (
+    admin,
+    fetching,
+    gateways,
+    launching,
+    process_producers,
+    versions,
+    workloads,
+)
 from kafka_testbed.gateways import GatewayProcess
 from kafka_testbed.workloads import ClusterTail, SequencedProducer
 
@@ -58,6 +66,8 @@ FULL_SWITCHES = 20
 SMOKE_SWITCHES = 2
 DWELL_SECONDS = 1.0
 SWITCH_TIMEOUT_SECONDS = 30.0
+PROCESS_SECONDS = 3600.0
+"""A producer program's own run bound; the benchmark stops it when its switches are done."""
 FIRST_ACK_TIMEOUT_SECONDS = 60.0
 LAND_TIMEOUT_SECONDS = 30.0
 GOAL_P50_SECONDS = 1.0
@@ -70,6 +80,7 @@ CLIENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "aiokafka": ("aiokafka", {}),
     f"java {versions.KAFKA_VERSION}": ("java", {}),
     f"java {versions.OLD_CLIENTS_VERSION}": ("java-old", {}),
+    "franz-go": ("franz-go", {}),
 }
 """Measured name -> (library, settings on top of its defaults).
 
@@ -77,7 +88,8 @@ librdkafka >= 2.10 re-bootstraps (KIP-899) when every known broker is down, whic
 a switch looks like to it; it then waits for its 1 s timer to query metadata again. The
 ``no-rebootstrap`` variant shows what the default costs: it reconnects to the broker addresses it
 learned (which the gateway keeps serving). The Java client runs in both a current version and the
-newest one without KIP-899 (3.7).
+newest one without KIP-899 (3.7); franz-go runs as a Go program of its own
+(:mod:`kafka_testbed.process_producers`).
 """
 JAVA_JARS: dict[str, Callable[[], Path]] = {
     "java": fetching.fetch_kafka_jars,
@@ -218,6 +230,11 @@ def _start_producer(lab: Lab, client: str, topic: str, plan: Plan) -> RunningPro
             jars=JAVA_JARS[library](),
             log_path=lab.workdir / f"{topic}.log",
         )
+    if library in process_producers.PROCESS_PRODUCERS:  # a program of its own (franz-go)
+        make = process_producers.PROCESS_PRODUCERS[library]
+        return make(
+            lab.gateway.bootstrap, topic, rate=RATE, seconds=PROCESS_SECONDS, log_dir=lab.workdir
+        ).start()
     factory = workloads.PRODUCER_CLIENTS[library]
     producer_client = factory(lab.gateway.bootstrap, {**settings, **plan.settings})
     return SequencedProducer(producer_client, topic, rate=RATE).start()
