@@ -197,15 +197,10 @@ async def _states(
     """Every pod's ``/api/v1/state`` at once; None for a pod that did not answer in time."""
 
     async def one(session: aiohttp.ClientSession, pod: pod_switching.GatewayPod) -> Any:
-        url = pod_switching.pod_url(pod, port, "/api/v1/state")
-        try:
-            status, state = await pod_switching.call_json(
-                session, "GET", url, None, STATE_TIMEOUT_SECONDS
-            )
-        except (aiohttp.ClientError, TimeoutError, ValueError) as failure:
-            log.info("automatic failover: %s did not answer: %s", pod.name, failure)
-            return None
-        return state if status == 200 else None
+        state, error = await pod_switching.state_document(session, pod, port, STATE_TIMEOUT_SECONDS)
+        if state is None:
+            log.info("automatic failover: %s did not answer: %s", pod.name, error)
+        return state
 
     headers = pod_switching.auth_headers(credentials)
     async with aiohttp.ClientSession(headers=headers) as session:

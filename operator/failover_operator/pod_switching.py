@@ -213,17 +213,27 @@ async def converge_each(
         return list(await asyncio.gather(*(one(session, pod) for pod in pods)))
 
 
-async def read_state(
+async def state_document(
     session: aiohttp.ClientSession, pod: GatewayPod, port: int, timeout: float
-) -> tuple[str | None, int | None, str | None]:
-    """(active cluster, epoch, error) from the pod's ``/api/v1/state``."""
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The pod's ``/api/v1/state``, or None and why not."""
     try:
         client_timeout = aiohttp.ClientTimeout(total=timeout)
         url = pod_url(pod, port, "/api/v1/state")
         async with session.get(url, timeout=client_timeout) as answer:
             if answer.status != 200:
-                return None, None, f"HTTP {answer.status}"
+                return None, f"HTTP {answer.status}"
             state = await answer.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError, ValueError) as failure:
-        return None, None, f"{type(failure).__name__}: {failure}".rstrip(": ")
+        return None, f"{type(failure).__name__}: {failure}".rstrip(": ")
+    return (state, None) if isinstance(state, dict) else (None, "not a JSON object")
+
+
+async def read_state(
+    session: aiohttp.ClientSession, pod: GatewayPod, port: int, timeout: float
+) -> tuple[str | None, int | None, str | None]:
+    """(active cluster, epoch, error) from the pod's ``/api/v1/state``."""
+    state, error = await state_document(session, pod, port, timeout)
+    if state is None:
+        return None, None, error
     return state.get("active"), state.get("epoch"), None

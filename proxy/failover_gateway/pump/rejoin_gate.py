@@ -50,6 +50,7 @@ class RejoinGate:
         self._groups_of: dict[str, frozenset[str]] = {}
         self._rejoined: dict[Client, asyncio.Event] = {}
         self._old_cluster: str | None = None
+        self._until: float | None = None  # every hold of the last arming ends then
         self.fetches_held = 0
         self.rejoins_seen_on_cluster = 0  # released because the new cluster listed the client
 
@@ -66,7 +67,7 @@ class RejoinGate:
         clients seen here in a group, and the ``client.id`` s the cluster listed in
         ``groups_of`` (client.id -> its groups). What was seen is forgotten (membership is
         learned again on the new cluster). Returns how many clients and ids are held."""
-        until = self._clock() + seconds
+        until = self._until = self._clock() + seconds
         self._old_cluster = old_cluster
         members = self._members.pop(old_cluster, set())
         self._members.clear()
@@ -80,8 +81,8 @@ class RejoinGate:
     @property
     def armed(self) -> bool:
         """Whether any fetch may wait (once the bound passed, nobody's does: forgotten)."""
-        bounds = [*self._gated.values(), *self._gated_ids.values()]
-        if bounds and self._clock() >= max(bounds):
+        if self._until is not None and self._clock() >= self._until:
+            self._until = None
             self.disarm()
         return bool(self._gated or self._gated_ids)
 

@@ -277,10 +277,7 @@ class GatewayRuntime:
     ) -> tuple[SwitchRecord, dict[str, Any]]:
         """Fence, let consumers finish, catch up, hand offsets off, then switch
         (:mod:`.switchover`); a refusal or abort raises SwitchRefused naming why."""
-        if to not in self.switchboard.clusters:
-            raise SwitchRefused(
-                f"unknown cluster {to!r}; valid: {', '.join(self.switchboard.clusters)}", 400
-            )
+        self._known(to)
         active = self.switchboard.active
         if to == active:
             record = await self.switch(to, epoch=epoch, drain_ms=drain_ms, source=source)
@@ -326,11 +323,8 @@ class GatewayRuntime:
     async def unreplicated(self, source: str, target: str) -> dict[str, Any]:
         """Records ``source`` holds that ``target`` never got (:mod:`.unreplicated`): the RPO
         of an unplanned switch, once the cluster left answers again."""
-        for name in (source, target):
-            if name not in self.switchboard.clusters:
-                raise SwitchRefused(
-                    f"unknown cluster {name!r}; valid: {', '.join(self.switchboard.clusters)}", 400
-                )
+        self._known(source)
+        self._known(target)
         try:
             return await unreplicated.measure(
                 self, self.config.gateway.switchover, source=source, target=target
@@ -338,11 +332,15 @@ class GatewayRuntime:
         except (cluster_admin.ClusterCallFailed, errors.CodecError) as error:
             raise SwitchRefused(f"records left on {source} not counted: {error}", 503) from None
 
-    def _other_than_active(self, to: str) -> str:
-        if to not in self.switchboard.clusters:
+    def _known(self, cluster: str) -> None:
+        """A 400 naming the valid clusters, for a request naming another."""
+        if cluster not in self.switchboard.clusters:
             raise SwitchRefused(
-                f"unknown cluster {to!r}; valid: {', '.join(self.switchboard.clusters)}", 400
+                f"unknown cluster {cluster!r}; valid: {', '.join(self.switchboard.clusters)}", 400
             )
+
+    def _other_than_active(self, to: str) -> str:
+        self._known(to)
         active = self.switchboard.active
         if to == active:
             raise SwitchRefused(f"{to} is already the active cluster: nothing to prepare", 409)
