@@ -1,8 +1,9 @@
 """Switch latency per client library: from the switch request to the first ack by the new cluster.
 
-Why it exists: the gateway's promise is that a switch moves producers within seconds (goal:
-p50 < 1 s, p99 < 3 s), and how fast a client comes back depends on the client library's own
-reconnect and metadata logic. So the same workload is measured for each library.
+Why it exists: the gateway's promise is that a switch moves producers at once (issue 18's goal,
+every family with default settings: p50 < 500 ms, p99 < 2 s over 50 switches), and how fast a
+client comes back depends on the client library's own reconnect and metadata logic. So the
+same workload is measured for each library.
 
 Setup: two Apache Kafka clusters with different broker ids (main: node 1, failover: node 7; one
 node each by default so the measurement is not starved of CPU on a 2-core machine, ``--main-nodes
@@ -70,8 +71,8 @@ PROCESS_SECONDS = 3600.0
 """A producer program's own run bound; the benchmark stops it when its switches are done."""
 FIRST_ACK_TIMEOUT_SECONDS = 60.0
 LAND_TIMEOUT_SECONDS = 30.0
-GOAL_P50_SECONDS = 1.0
-GOAL_P99_SECONDS = 3.0
+GOAL_P50_SECONDS = 0.5
+GOAL_P99_SECONDS = 2.0
 
 CLIENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "confluent-kafka": ("confluent-kafka", {}),
@@ -307,7 +308,7 @@ def _result(
 def table(results: Sequence[ClientResult]) -> str:
     lines = [
         f"switch latency: switch request -> first ack by the new cluster, {RATE:.0f} records/s, "
-        f"goal p50 < {GOAL_P50_SECONDS:.0f} s, p99 < {GOAL_P99_SECONDS:.0f} s",
+        f"goal p50 < {GOAL_P50_SECONDS * 1000:.0f} ms, p99 < {GOAL_P99_SECONDS * 1000:.0f} ms",
         f"  {'client':<30} {'switches':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'misses':>6}"
         f" {'acked':>7} {'failed':>6} {'missing':>7} {'on both':>7}  goal",
     ]

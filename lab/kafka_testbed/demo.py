@@ -291,8 +291,8 @@ def _print_switch(run: Run) -> None:
     answered_ms = (run.switch_answered - run.switch_sent) * 1000
     print(
         f"switch     HTTP {run.answer.status} in {answered_ms:.0f} ms: the gateway switched in"
-        f" {body.get('durationMs', '?')} ms and closed {body.get('closedConnections', '?')}"
-        " client connections"
+        f" {body.get('durationMs', '?')} ms: moved {body.get('movedConnections', '?')} client"
+        f" connections to failover under their clients, closed {body.get('closedConnections', '?')}"
     )
     print(f"producer   first ack by failover {_after_switch(run, _first_ack(run))}")
     print(f"consumer   first record from failover {_after_switch(run, _resumed(run))}")

@@ -235,6 +235,9 @@ class GatewaySettings(_Frozen):
         default="INFO", alias="logLevel"
     )
     switchover: SwitchoverConfig = Field(default_factory=SwitchoverConfig)
+    # A switch moves connections with nothing in flight to the new cluster under their clients
+    # instead of closing them (README, "Switch latency"); false closes every connection.
+    move_idle_connections: bool = Field(default=True, alias="moveIdleConnections")
     # A topic on every cluster whose partition 0's leader each probe asks for its latest offset
     # (server.upstream_probing): a cluster whose leaders do not answer is judged down.
     canary_topic: str | None = Field(

@@ -5,34 +5,53 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 
+from conftest import GatewayFactory
 from kafka_testbed import gateways
+from kafka_testbed.clusters import Cluster
 from kafka_testbed.raw_protocol import RawConnection
 
 METADATA = 3
 
 
-def test_the_conduktor_switch_path_moves_the_gateway_and_reports_what_it_closed(
+METADATA_BODY = {
+    "Topics": [],
+    "AllowAutoTopicCreation": False,
+    "IncludeTopicAuthorizedOperations": False,
+}
+
+
+def test_the_conduktor_switch_path_moves_an_idle_connection_to_failover_under_its_client(
     gateway: gateways.GatewayProcess,
 ) -> None:
     with RawConnection(gateway.bootstrap) as connection:
-        connection.request(
-            METADATA,
-            12,
-            {
-                "Topics": [],
-                "AllowAutoTopicCreation": False,
-                "IncludeTopicAuthorizedOperations": False,
-            },
-        )
+        before = connection.request(METADATA, 12, METADATA_BODY)
         answer = gateway.switch("failover")
         assert answer.status == 200, answer
         assert answer.body["from"] == "main" and answer.body["to"] == "failover"
         assert answer.body["changed"] is True
-        assert answer.body["closedConnections"] == 1
-        assert connection.is_closed_by_peer()
+        assert answer.body["movedConnections"] == 1 and answer.body["closedConnections"] == 0
+        assert not connection.is_closed_by_peer(timeout=0.3)
+        after = connection.request(METADATA, 12, METADATA_BODY)
+        assert after["ClusterId"] != before["ClusterId"], "the same socket now reaches failover"
+        assert [b["Port"] for b in after["Brokers"]] != [], after
     state = gateway.state()
     assert state["active"] == "failover"
-    assert state["lastSwitch"]["to"] == "failover"
+    assert state["lastSwitch"]["to"] == "failover" and state["lastSwitch"]["movedConnections"] == 1
+    assert 'kafka_failover_switched_connections_total{outcome="moved"} 1.0' in gateway.metrics()
+
+
+def test_a_gateway_told_not_to_move_connections_closes_them_at_a_switch(
+    gateway_factory: GatewayFactory, kafka_single: Cluster, kafka_failover: Cluster
+) -> None:
+    gateway = gateway_factory(
+        {"main": kafka_single.bootstrap, "failover": kafka_failover.bootstrap},
+        gateway_extra={"moveIdleConnections": False},
+    )
+    with RawConnection(gateway.bootstrap) as connection:
+        connection.request(METADATA, 12, METADATA_BODY)
+        answer = gateway.switch("failover")
+        assert answer.body["closedConnections"] == 1 and answer.body["movedConnections"] == 0
+        assert connection.is_closed_by_peer()
 
 
 def test_switching_to_the_active_cluster_is_a_success_that_closes_nothing(

@@ -37,6 +37,14 @@ class FakeTransport(asyncio.Transport):
         self.closed = False
         self.reading = True
         self.peer = peer
+        self.protocol: asyncio.BaseProtocol | None = None
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        assert self.protocol is not None
+        return self.protocol
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.peer if name == "peername" else default
@@ -94,16 +102,22 @@ class FakeGateway:
         self.rejoin_gate = RejoinGate()
         self.open_transactions: set[str] = set()
         self.transaction_checks: list[tuple[str, str]] = []
+        self.active = "main"
+        self.dialled: list[tuple[str, FakeTransport]] = []  # (cluster, transport) per dial
 
     def route(self, slot: int | None) -> tuple[str, list[HostPort]]:
-        return "main", [HostPort("127.0.0.1", 9092)]
+        return self.active, [HostPort("127.0.0.1", 9092 if self.active == "main" else 9093)]
 
     async def dial(
         self, cluster: str, target: HostPort, factory: Callable[[], asyncio.Protocol]
     ) -> tuple[asyncio.BaseTransport, int]:
         await self.dial_gate.wait()
+        if self.dials:  # every later dial gets a broker connection of its own
+            self.upstream = FakeTransport(("127.0.0.1", target.port))
         self.dials += 1
+        self.dialled.append((cluster, self.upstream))
         self.upstream_protocol = factory()
+        self.upstream.set_protocol(self.upstream_protocol)
         self.upstream_protocol.connection_made(self.upstream)
         return self.upstream, self.session_lifetime_ms
 
@@ -202,6 +216,19 @@ def produce_request(correlation_id: int, acks: int, version: int = 9) -> bytes:
 def produce_response(correlation_id: int, version: int = 9) -> bytes:
     return response(PRODUCE, version, correlation_id, {"Responses": [], "ThrottleTimeMs": 0})
 
+
+FETCH_BODY: dict[str, Any] = {
+    "ReplicaId": -1,
+    "MaxWaitMs": 500,
+    "MinBytes": 1,
+    "MaxBytes": 1 << 20,
+    "IsolationLevel": 0,
+    "SessionId": 0,
+    "SessionEpoch": -1,
+    "Topics": [],
+    "ForgottenTopicsData": [],
+    "RackId": "",
+}
 
 METADATA_REQUEST = {
     "Topics": [],

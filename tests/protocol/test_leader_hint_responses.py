@@ -11,7 +11,15 @@ import uuid
 from typing import Any
 
 import pytest
-from pump_fakes import FakeGateway, connected, decode_response, from_broker, request, response
+from pump_fakes import (
+    FETCH_BODY,
+    FakeGateway,
+    connected,
+    decode_response,
+    from_broker,
+    request,
+    response,
+)
 
 from failover_gateway.codec import schema, specs
 from failover_gateway.routing.api_versions import ClusterOffer
@@ -21,19 +29,7 @@ RECORDS = b"r" * 50_000
 
 
 def fetch_request(correlation_id: int, version: int) -> bytes:
-    body = {
-        "ReplicaId": -1,
-        "MaxWaitMs": 500,
-        "MinBytes": 1,
-        "MaxBytes": 1 << 20,
-        "IsolationLevel": 0,
-        "SessionId": 0,
-        "SessionEpoch": -1,
-        "Topics": [],
-        "ForgottenTopicsData": [],
-        "RackId": "",
-    }
-    return request(FETCH, version, correlation_id, body)
+    return request(FETCH, version, correlation_id, FETCH_BODY)
 
 
 def fetch_answer(*, endpoints: bool) -> dict[str, Any]:

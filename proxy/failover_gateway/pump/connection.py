@@ -7,8 +7,10 @@ broker are matched to their request and either streamed back untouched or, for t
 that carry broker addresses, collected and rewritten. Flow control runs both ways: when one side's
 write buffer passes the high-water mark, reading from the other side pauses.
 
-A connection belongs to the cluster that was active when it was accepted. A switch closes it; the
-client reconnects and is routed to the new cluster.
+A connection belongs to the cluster that was active when it was accepted. A switch moves it when
+nothing is in flight on it (:meth:`ClientConnection.move`): the broker connection under it is
+replaced by one to the new cluster, and the client keeps its socket. A connection that cannot
+move is closed; the client reconnects and is routed to the new cluster.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ _GATE_WATCHED = GROUP_MEMBERSHIP | {OFFSET_FETCH}
 _GATE_READS = _GATE_WATCHED | {FETCH}
 # Correlation id plus, for a v0 response header, the error code that opens a raw SASL exchange.
 _RESPONSE_PREFIX_BYTES = 6
+# Requests a moving connection may leave unanswered by the old cluster: the gateway answers them
+# itself (a fetch waiting for data, answered with none; see ClientConnection.move).
+_ANSWERED_AT_MOVE = frozenset({FETCH})
 
 
 class Gateway(Protocol):
@@ -142,6 +147,10 @@ class _Upstream(asyncio.Protocol):
         self._owner.resume_reading("upstream-backpressure")
 
 
+class _Detached(asyncio.Protocol):
+    """A broker connection left behind by a move: whatever it still says is dropped."""
+
+
 class ClientConnection(asyncio.Protocol):
     """A client socket accepted on a gateway port, and the broker connection serving it."""
 
@@ -172,6 +181,9 @@ class ClientConnection(asyncio.Protocol):
         self._targets: list[HostPort] = []
         self._internal = InternalRequests()
         self._stale_producers: set[int] = set()  # logged once per connection
+        # The client sent SASL to the broker itself: that login belongs to the broker, so the
+        # connection cannot move to another cluster.
+        self._client_sasl_upstream = False
         self._held: bytearray | None = None  # bytes that came before TLS was in place
         # Requests that wait, in order, behind one naming a topic id the pod must look up, or
         # behind a write held by the write fence.
@@ -568,6 +580,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _record(self, request: request_policy.InspectedRequest, frame_size: int) -> None:
         self._gateway.count_request(self.cluster, request.api_key, frame_size)
+        if request.api_key in (client_auth.SASL_HANDSHAKE, client_auth.SASL_AUTHENTICATE):
+            self._client_sasl_upstream = True
         if request.raw_sasl_rounds:
             self._sasl_handshake = (request.correlation_id, request.raw_sasl_rounds)
         if request.expects_response:
@@ -741,6 +755,70 @@ class ClientConnection(asyncio.Protocol):
         transport = self._transport
         if not self._pause_reasons and transport is not None and not transport.is_closing():
             transport.resume_reading()
+
+    # -- moving to another cluster -----------------------------------------------------------
+
+    def move_blocker(self) -> str | None:
+        """Why the connection cannot move to another cluster under its client now, or None.
+
+        Only a connection at rest moves: every request answered (but fetches waiting for data,
+        which the gateway answers with none), no frame half through either way, nothing held,
+        and no state the old broker holds for this socket alone that the client would go on
+        using (its own SASL login). What the new cluster does not know and clients recover from
+        (a fetch session, a producer id) is answered by the new cluster with the errors every
+        client handles."""
+        if self.closing_reason is not None:
+            return "closing"
+        if self._upstream is None or not self._authenticated:
+            return "not connected to a broker yet"
+        if self._internal.pending or not self.in_flight.only(_ANSWERED_AT_MOVE):
+            return "requests in flight"
+        if self._parked is not None or self._early:
+            return "requests held"
+        if not (self._requests.at_frame_boundary and self._responses.idle):
+            return "a frame half through"
+        if self._client_sasl_upstream or self._raw_sasl_rounds or self._sasl_handshake:
+            return "the client logged in to the broker itself"
+        return None
+
+    def move(self, reason: str) -> bool:
+        """Re-dial the broker side to the cluster the gateway routes to now; False (and nothing
+        changed) when :meth:`move_blocker` says the connection cannot move.
+
+        The client keeps its socket, so it never sees every broker go down at once (librdkafka
+        re-bootstraps then and waits for its metadata timer). Requests it sends meanwhile wait
+        in order for the new broker connection, as at a first connect."""
+        if self.move_blocker() is not None:
+            return False
+        old = self._upstream
+        assert old is not None
+        self._upstream = None
+        old.set_protocol(_Detached())
+        old.close()
+        for pending in self.in_flight.take_all():  # fetches waiting for data, and local answers
+            self._send_client(
+                pending.local_answer
+                or request_policy.empty_fetch_answer(pending.api_version, pending.correlation_id)
+            )
+        self._answered()
+        self.resume_reading("upstream-backpressure")  # that broker connection is gone
+        if self._reauth is not None:
+            self._reauth.cancel()
+            self._reauth = None
+        previous = self.cluster
+        self.cluster, self._targets = self._gateway.route(self.slot)
+        self._stale_producers.clear()
+        self.resume_reading("switch-drain")
+        audit.info(
+            "move client=%s principal=%s from=%s to=%s reason=%s",
+            self.peer,
+            self.principal,
+            previous,
+            self.cluster,
+            reason,
+        )
+        self._start_upstream()
+        return True
 
     @property
     def upstream_connected(self) -> bool:

@@ -65,6 +65,20 @@ class InFlightTable:
         """Queue ``answer`` behind the requests already in flight."""
         self._pending.append(PendingRequest(correlation_id, api_key, api_version, None, answer))
 
+    def only(self, api_keys: frozenset[int]) -> bool:
+        """Whether every entry is a local answer or a client's request with one of
+        ``api_keys`` (never one of the gateway's own)."""
+        return all(
+            p.local_answer is not None or (p.api_key in api_keys and p.on_answer is None)
+            for p in self._pending
+        )
+
+    def take_all(self) -> list[PendingRequest]:
+        """Every entry, removed, oldest first (their answers will not come from upstream)."""
+        taken = list(self._pending)
+        self._pending.clear()
+        return taken
+
     def take_local_answers(self) -> list[bytes]:
         """The local answers now at the head of the table, removed from it, in order."""
         ready = []

@@ -70,6 +70,11 @@ class InternalRequests:
         self._waiting = [r for r in self._waiting if not r.future.done()] + ready
         return ready
 
+    @property
+    def pending(self) -> bool:
+        """Whether a request is prepared and not yet written, or written and not answered."""
+        return bool(self._ready) or any(not r.future.done() for r in self._waiting)
+
     def fail_all(self, error: Exception) -> None:
         for request in self._ready + self._waiting:
             if not request.future.done():

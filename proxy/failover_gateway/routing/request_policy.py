@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from failover_gateway.codec import errors, headers, primitives, produce
+from failover_gateway.codec import errors, headers, primitives, produce, schema, specs
 from failover_gateway.routing import address_rewriting, api_versions, producer_identity, topic_ids
 
 PRODUCE = 0
+FETCH = 1
 NO_PRODUCER_ID = -1
 SASL_HANDSHAKE = 17
 API_VERSIONS = 18
@@ -115,6 +116,21 @@ def unsupported_api_versions_answer(correlation_id: int) -> bytes:
     """The framed answer to an ApiVersions request above the gateway's version (header v0)."""
     payload = headers.encode_response_header(correlation_id, API_VERSIONS, 0)
     payload += api_versions.unsupported_version_body()
+    return len(payload).to_bytes(4, "big") + payload
+
+
+def empty_fetch_answer(api_version: int, correlation_id: int) -> bytes:
+    """A framed Fetch answer with no data and no error, closing any fetch session.
+
+    What a fetch still waiting on the old cluster gets when its connection moves to another
+    cluster: the client learns nothing new and fetches again, on the new cluster, from its own
+    positions. ``SessionId`` 0 tells a client with an incremental session (KIP-227) that the
+    session is over, so its next fetch is a full one, which the new cluster can serve."""
+    spec = specs.response(FETCH)
+    assert spec is not None
+    body = {"ThrottleTimeMs": 0, "ErrorCode": 0, "SessionId": 0, "Responses": []}
+    payload = headers.encode_response_header(correlation_id, FETCH, api_version)
+    payload += schema.encode(spec, api_version, body)
     return len(payload).to_bytes(4, "big") + payload
 
 

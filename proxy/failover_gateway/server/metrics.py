@@ -35,6 +35,9 @@ class Traffic:
     connections_refused: int = 0
     switches: int = 0
     last_switch_seconds: float = 0.0
+    # Connections a switch took off the old cluster, by how: "moved" (under the client) or
+    # "closed" (the client reconnects).
+    switched_connections: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     # Planned switchovers, by outcome ("switched", "aborted").
     planned_switches: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     last_fence_seconds: float = 0.0  # write unavailability of the last planned switch
@@ -95,6 +98,14 @@ class _GatewayCollector(Collector):
             value=t.connections_refused,
         )
         yield CounterMetricFamily("kafka_failover_switches", "Switches done", value=t.switches)
+        moved = CounterMetricFamily(
+            "kafka_failover_switched_connections",
+            "Connections a switch took off the old cluster: moved under their client, or closed",
+            labels=["outcome"],
+        )
+        for outcome in ("moved", "closed"):
+            moved.add_metric([outcome], t.switched_connections[outcome])
+        yield moved
         yield from self._switchover_families()
         yield GaugeMetricFamily(
             "kafka_failover_last_switch_duration_seconds",

@@ -103,6 +103,7 @@ class GatewayRuntime:
             default_drain_ms=settings.timeouts.drain_ms,
             on_switch=self._switched,
             on_activate=self._activated,
+            may_move=self._may_move_connections,
         )
         self.reachability = {name: upstream_probing.Reachability() for name in config.clusters}
         self._write_fence = WriteFence()
@@ -181,6 +182,13 @@ class GatewayRuntime:
         body = api_versions.own_answer_body(min(version, top), known)
         payload = headers.encode_response_header(correlation_id, 18, 0) + body
         return len(payload).to_bytes(4, "big") + payload
+
+    def _may_move_connections(self) -> bool:
+        """Connections move under their clients only when ApiVersions has been cut to every
+        cluster's offer: what a client negotiated on one must be valid on the other."""
+        return self.config.gateway.move_idle_connections and all(
+            name in self._offers for name in self.config.clusters
+        )
 
     def connection_opened(self, connection: ClientConnection) -> bool:
         if len(self.switchboard.connections) >= self.limits.max_connections:
@@ -512,6 +520,8 @@ class GatewayRuntime:
     def _switched(self, record: SwitchRecord) -> None:
         self.traffic.switches += 1
         self.traffic.last_switch_seconds = record.duration_ms / 1000
+        self.traffic.switched_connections["moved"] += record.moved_connections
+        self.traffic.switched_connections["closed"] += record.closed_connections
 
     # -- probes -------------------------------------------------------------------------------
 

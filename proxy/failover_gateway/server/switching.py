@@ -2,10 +2,13 @@
 
 Why it exists: a switch must be atomic from a client's point of view. The moment the active
 cluster changes, new connections are routed to it; then every connection still bound to another
-cluster is closed (after an optional drain of in-flight responses) so its client reconnects and
-lands on the new cluster. Commands carry an epoch (the operator uses the KafkaFailover's
-``metadata.generation``): a command older than the current epoch is refused and changes nothing,
-so a delayed retry can never flip a gateway back. Switches are serialised by a lock.
+cluster (after an optional drain of in-flight responses) is moved to the new cluster under its
+client when nothing is in flight on it, or else closed so its client reconnects and lands on the
+new cluster. Moving matters because some clients (librdkafka >= 2.10) start over from their
+bootstrap servers, and wait for a timer, when every connection they have closes at once.
+Commands carry an epoch (the operator uses the KafkaFailover's ``metadata.generation``): a
+command older than the current epoch is refused and changes nothing, so a delayed retry can
+never flip a gateway back. Switches are serialised by a lock.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class SwitchRecord:
     started_at: float  # wall clock, seconds since the epoch
     duration_ms: float
     source: str
+    moved_connections: int = 0
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -53,6 +57,7 @@ class SwitchRecord:
             "epoch": self.epoch,
             "changed": self.changed,
             "closedConnections": self.closed_connections,
+            "movedConnections": self.moved_connections,
             "startedAt": _iso(self.started_at),
             "durationMs": round(self.duration_ms, 3),
             "source": self.source,
@@ -96,9 +101,11 @@ class Switchboard:
         default_drain_ms: int = 0,
         on_switch: Callable[[SwitchRecord], None] | None = None,
         on_activate: Callable[[str, int], None] | None = None,
+        may_move: Callable[[], bool] | None = None,
     ) -> None:
         """``on_activate(cluster, epoch)`` runs the moment the active cluster changes, before any
-        connection is drained or closed; ``on_switch`` once the switch is done."""
+        connection is drained or closed; ``on_switch`` once the switch is done; ``may_move()``
+        says whether connections at rest may move rather than close (never, without it)."""
         self.clusters = tuple(clusters)
         self.active = active
         self.epoch = epoch
@@ -108,6 +115,7 @@ class Switchboard:
         self._lock = asyncio.Lock()
         self._on_switch = on_switch
         self._on_activate = on_activate
+        self._may_move = may_move
 
     def open_connections(self) -> dict[str, int]:
         counts = dict.fromkeys(self.clusters, 0)
@@ -147,26 +155,31 @@ class Switchboard:
             self._on_activate(to, new_epoch)
         victims = [c for c in self.connections if c.cluster != to and not c.is_closing]
         await _drain(victims, self.default_drain_ms if drain_ms is None else drain_ms)
-        for connection in victims:
-            connection.close(f"switch {previous} -> {to} (epoch {new_epoch})")
-        asyncio.get_running_loop().call_later(_CLOSE_GRACE_SECONDS, _abort_stragglers, victims)
+        reason = f"switch {previous} -> {to} (epoch {new_epoch})"
+        moving = self._may_move is not None and self._may_move()
+        closed = [c for c in victims if not (moving and c.move(reason))]
+        for connection in closed:
+            connection.close(reason)
+        asyncio.get_running_loop().call_later(_CLOSE_GRACE_SECONDS, _abort_stragglers, closed)
         record = SwitchRecord(
             previous,
             to,
             new_epoch,
             True,
-            len(victims),
+            len(closed),
             started,
             (time.perf_counter() - clock) * 1000,
             source,
+            moved_connections=len(victims) - len(closed),
         )
         self.last_switch = record
         log.info(
-            "switched %s -> %s epoch=%d closed=%d connections in %.1f ms (by %s)",
+            "switched %s -> %s epoch=%d moved=%d closed=%d connections in %.1f ms (by %s)",
             previous,
             to,
             new_epoch,
-            len(victims),
+            record.moved_connections,
+            len(closed),
             record.duration_ms,
             source,
         )

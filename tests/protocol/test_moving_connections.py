@@ -1,0 +1,163 @@
+"""A switch moves a connection at rest to the new cluster under its client, and closes the rest.
+
+Real ClientConnection and Switchboard, fake sockets: what reaches which broker, and what the
+client sees, when a switch re-dials the broker side of a connection instead of closing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pump_fakes
+import pytest
+from pump_fakes import (
+    METADATA,
+    METADATA_REQUEST,
+    FakeGateway,
+    connected,
+    decode_response,
+    from_broker,
+    produce_request,
+    produce_response,
+    request,
+    response,
+)
+
+from failover_gateway.pump.connection import ClientConnection
+from failover_gateway.server.switching import Switchboard, SwitchRecord
+
+FETCH, SASL_HANDSHAKE = 1, 17
+
+
+async def settle(connection: ClientConnection) -> None:
+    for _ in range(100):
+        if connection.upstream_connected:
+            return
+        await asyncio.sleep(0)
+
+
+async def switched(
+    gateway: FakeGateway, connection: ClientConnection, *, may_move: bool = True
+) -> SwitchRecord:
+    switchboard = Switchboard(
+        clusters=["main", "failover"], active="main", may_move=lambda: may_move
+    )
+    switchboard.connections.add(connection)
+    gateway.active = "failover"  # the runtime routes to the active cluster
+    record = await switchboard.switch("failover", epoch=1, source="test")
+    await settle(connection)
+    return record
+
+
+async def test_an_idle_connection_moves_and_its_next_request_reaches_the_new_cluster() -> None:
+    connection, client, gateway = await connected()
+    old = gateway.upstream
+    record = await switched(gateway, connection)
+    assert record.moved_connections == 1 and record.closed_connections == 0
+    assert old.closed and not client.closed, "the broker side is replaced, the client's kept"
+    assert connection.cluster == "failover"
+    assert [cluster for cluster, _ in gateway.dialled] == ["main", "failover"]
+    new = gateway.upstream
+    assert new is not old
+    frame = produce_request(7, acks=1)
+    connection.data_received(frame)
+    assert bytes(new.written) == frame and frame not in bytes(old.written)
+    from_broker(gateway, produce_response(7))
+    assert bytes(client.written) == produce_response(7)
+
+
+async def test_a_connection_with_a_request_in_flight_is_closed_not_moved() -> None:
+    connection, client, gateway = await connected()
+    connection.data_received(produce_request(1, acks=1))
+    assert connection.move_blocker() == "requests in flight"
+    record = await switched(gateway, connection)
+    assert record.moved_connections == 0 and record.closed_connections == 1
+    assert client.closed and gateway.dials == 1
+
+
+async def test_a_late_answer_from_the_old_broker_never_reaches_the_moved_client() -> None:
+    connection, client, gateway = await connected()
+    old = gateway.upstream
+    await switched(gateway, connection)
+    old_protocol = old.get_protocol()  # what the old socket now reports to
+    assert isinstance(old_protocol, asyncio.Protocol)
+    old_protocol.data_received(produce_response(99))  # nothing asked it: dropped, not an error
+    old_protocol.connection_lost(None)
+    assert bytes(client.written) == b"" and not connection.is_closing
+
+
+async def test_requests_sent_while_the_new_broker_is_dialled_wait_and_go_there_in_order() -> None:
+    connection, _, gateway = await connected()
+    gateway.dial_gate.clear()
+    switchboard = Switchboard(clusters=["main", "failover"], active="main", may_move=lambda: True)
+    switchboard.connections.add(connection)
+    gateway.active = "failover"
+    await switchboard.switch("failover", epoch=1, source="test")
+    first, second = produce_request(1, acks=1), request(METADATA, 12, 2, METADATA_REQUEST)
+    connection.data_received(first + second)
+    assert not connection.upstream_connected
+    gateway.dial_gate.set()
+    await settle(connection)
+    assert bytes(gateway.upstream.written) == first + second
+    assert gateway.dialled[-1][0] == "failover"
+
+
+async def test_a_connection_whose_client_logged_in_to_the_broker_itself_is_closed() -> None:
+    connection, client, gateway = await connected()
+    handshake = request(SASL_HANDSHAKE, 1, 1, {"Mechanism": "PLAIN"})
+    connection.data_received(handshake)
+    from_broker(gateway, response(SASL_HANDSHAKE, 1, 1, {"ErrorCode": 0, "Mechanisms": ["PLAIN"]}))
+    assert connection.move_blocker() == "the client logged in to the broker itself"
+    record = await switched(gateway, connection)
+    assert record.closed_connections == 1 and client.closed
+
+
+async def test_without_permission_to_move_every_connection_of_the_old_cluster_closes() -> None:
+    connection, client, gateway = await connected()
+    record = await switched(gateway, connection, may_move=False)
+    assert record.moved_connections == 0 and record.closed_connections == 1 and client.closed
+
+
+async def test_a_drained_connection_moves_once_its_answers_are_in() -> None:
+    connection, client, gateway = await connected()
+    connection.data_received(produce_request(5, acks=1))
+    switchboard = Switchboard(clusters=["main", "failover"], active="main", may_move=lambda: True)
+    switchboard.connections.add(connection)
+    gateway.active = "failover"
+    old = gateway.upstream
+    switching = asyncio.create_task(
+        switchboard.switch("failover", epoch=1, drain_ms=2000, source="test")
+    )
+    await asyncio.sleep(0.02)
+    from_broker(gateway, produce_response(5))  # answered by main: it was sent before the switch
+    record = await switching
+    await settle(connection)
+    assert record.moved_connections == 1 and old.closed and not client.closed
+    assert bytes(client.written) == produce_response(5)
+    assert client.reading, "the drain's pause is lifted when the connection moves"
+
+
+FETCH_BODY = {**pump_fakes.FETCH_BODY, "SessionId": 77, "SessionEpoch": 3}  # incremental
+
+
+@pytest.mark.parametrize("version", [4, 12, 13])
+async def test_a_fetch_waiting_for_data_is_answered_empty_and_its_connection_moves(
+    version: int,
+) -> None:
+    connection, client, gateway = await connected()
+    connection.data_received(request(FETCH, version, 41, FETCH_BODY))
+    record = await switched(gateway, connection)
+    assert record.moved_connections == 1 and not client.closed
+    correlation_id, answer = decode_response(FETCH, version, bytes(client.written))
+    assert correlation_id == 41 and answer["Responses"] == []
+    if version >= 7:
+        assert answer["ErrorCode"] == 0 and answer["SessionId"] == 0, "the session is over"
+    connection.data_received(request(FETCH, version, 42, FETCH_BODY))
+    assert gateway.dialled[-1][0] == "failover" and len(gateway.upstream.written) > 0
+
+
+async def test_a_fetch_behind_a_produce_in_flight_keeps_the_connection_from_moving() -> None:
+    connection, client, gateway = await connected()
+    connection.data_received(produce_request(1, acks=1) + request(FETCH, 12, 2, FETCH_BODY))
+    record = await switched(gateway, connection)
+    assert record.closed_connections == 1 and client.closed
