@@ -62,7 +62,7 @@ class FrameSplitter:
         self,
         *,
         classify: Classifier,
-        sink: Callable[[bytes | bytearray], None],
+        sink: Callable[[bytes], None],
         on_frame: Callable[[bytes | bytearray], None],
         max_frame_bytes: int,
         prefix_bytes: int,
@@ -96,7 +96,7 @@ class FrameSplitter:
         """True when no frame is half written to the sink (a whole frame may be inserted)."""
         return self._remaining == 0
 
-    def feed(self, data: bytes | bytearray) -> None:
+    def feed(self, data: bytes) -> None:
         if self._remaining:
             data = self._stream(data)
             if not data:
@@ -122,9 +122,7 @@ class FrameSplitter:
 
     def buffer_updated(self, nbytes: int) -> None:
         if not self._into_frame:
-            # A bytearray, so that a whole frame the read brought is handed over mutable: a
-            # Produce whose producer id is rewritten is not copied again (:mod:`..routing`).
-            self.feed(bytearray(SCRATCH[:nbytes]))
+            self.feed(bytes(SCRATCH[:nbytes]))
             return
         self._into_frame = False
         frame = self._frame
@@ -134,7 +132,7 @@ class FrameSplitter:
             self._frame, self._filled = None, 0
             self._on_frame(frame)
 
-    def _collect(self, data: bytes | bytearray) -> bytes | bytearray:
+    def _collect(self, data: bytes) -> bytes:
         frame = self._frame
         assert frame is not None
         take = min(len(data), len(frame) - self._filled)
@@ -146,7 +144,7 @@ class FrameSplitter:
         self._on_frame(frame)
         return data[take:]
 
-    def _stream(self, data: bytes | bytearray) -> bytes | bytearray:
+    def _stream(self, data: bytes) -> bytes:
         if len(data) <= self._remaining:
             self._remaining -= len(data)
             self._sink(data)
@@ -163,7 +161,7 @@ class FrameSplitter:
         if self._on_pass_end is not None:
             self._on_pass_end()
 
-    def _split(self, data: bytes | bytearray) -> None:
+    def _split(self, data: bytes) -> None:
         pos, end = 0, len(data)
         while end - pos >= _SIZE:
             size = int.from_bytes(data[pos : pos + _SIZE], "big", signed=True)

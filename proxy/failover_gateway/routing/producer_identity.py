@@ -63,8 +63,7 @@ RESPONSES_WITH_PRODUCER_IDS = frozenset(
 )
 
 
-# Not frozen (one per frame; a frozen one builds 4x slower): treat as read-only.
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class RequestOutcome:
     """What to do with a request: forward ``frame`` (maybe rewritten), or answer it locally."""
 
