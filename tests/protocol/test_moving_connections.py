@@ -7,6 +7,8 @@ client sees, when a switch re-dials the broker side of a connection instead of c
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 import pump_fakes
 import pytest
@@ -36,15 +38,26 @@ async def settle(connection: ClientConnection) -> None:
         await asyncio.sleep(0)
 
 
-async def switched(
-    gateway: FakeGateway, connection: ClientConnection, *, may_move: bool = True
-) -> SwitchRecord:
+def switching(
+    gateway: FakeGateway,
+    connection: ClientConnection,
+    *,
+    may_move: bool = True,
+    drain_ms: int | None = None,
+) -> Coroutine[Any, Any, SwitchRecord]:
+    """A switch main -> failover of a board holding ``connection``, to be awaited."""
     switchboard = Switchboard(
         clusters=["main", "failover"], active="main", may_move=lambda: may_move
     )
     switchboard.connections.add(connection)
     gateway.active = "failover"  # the runtime routes to the active cluster
-    record = await switchboard.switch("failover", epoch=1, source="test")
+    return switchboard.switch("failover", epoch=1, drain_ms=drain_ms, source="test")
+
+
+async def switched(
+    gateway: FakeGateway, connection: ClientConnection, *, may_move: bool = True
+) -> SwitchRecord:
+    record = await switching(gateway, connection, may_move=may_move)
     await settle(connection)
     return record
 
@@ -89,10 +102,7 @@ async def test_a_late_answer_from_the_old_broker_never_reaches_the_moved_client(
 async def test_requests_sent_while_the_new_broker_is_dialled_wait_and_go_there_in_order() -> None:
     connection, _, gateway = await connected()
     gateway.dial_gate.clear()
-    switchboard = Switchboard(clusters=["main", "failover"], active="main", may_move=lambda: True)
-    switchboard.connections.add(connection)
-    gateway.active = "failover"
-    await switchboard.switch("failover", epoch=1, source="test")
+    await switching(gateway, connection)
     first, second = produce_request(1, acks=1), request(METADATA, 12, 2, METADATA_REQUEST)
     connection.data_received(first + second)
     assert not connection.upstream_connected
@@ -121,16 +131,11 @@ async def test_without_permission_to_move_every_connection_of_the_old_cluster_cl
 async def test_a_drained_connection_moves_once_its_answers_are_in() -> None:
     connection, client, gateway = await connected()
     connection.data_received(produce_request(5, acks=1))
-    switchboard = Switchboard(clusters=["main", "failover"], active="main", may_move=lambda: True)
-    switchboard.connections.add(connection)
-    gateway.active = "failover"
     old = gateway.upstream
-    switching = asyncio.create_task(
-        switchboard.switch("failover", epoch=1, drain_ms=2000, source="test")
-    )
+    draining = asyncio.create_task(switching(gateway, connection, drain_ms=2000))
     await asyncio.sleep(0.02)
     from_broker(gateway, produce_response(5))  # answered by main: it was sent before the switch
-    record = await switching
+    record = await draining
     await settle(connection)
     assert record.moved_connections == 1 and old.closed and not client.closed
     assert bytes(client.written) == produce_response(5)

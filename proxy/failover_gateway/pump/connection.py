@@ -777,7 +777,7 @@ class ClientConnection(asyncio.Protocol):
             return "requests held"
         if not (self._requests.at_frame_boundary and self._responses.idle):
             return "a frame half through"
-        if self._client_sasl_upstream or self._raw_sasl_rounds or self._sasl_handshake:
+        if self._client_sasl_upstream:  # set by any SASL request forwarded, v0 raw ones too
             return "the client logged in to the broker itself"
         return None
 
