@@ -37,6 +37,8 @@ from failover_operator import (
 
 SecretKey = tuple[str, str]
 DRIFT_INTERVAL_SECONDS = float(os.environ.get("KAFKA_FAILOVER_DRIFT_INTERVAL", "10"))
+INSTANT_EXIT_SECONDS = 1.0
+CANCELLATION_POLLING_SECONDS = 1.0
 log = logging.getLogger("failover_operator")
 
 
@@ -76,6 +78,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Least-privilege RBAC (rbac.RULES) cannot list namespaces or CRDs at cluster scope; kopf
     # would retry those lists for about a minute at every start before falling back to this.
     settings.scanning.disabled = True
+    # kopf never cancels a timer: a deletion that finds one mid-call (a drift check waiting on a
+    # slow gateway pod) waits for it, and by default looks again only 60 s later, which held
+    # `kubectl delete --wait` past a minute. Give a running call a second to end, then look
+    # every second; the timers also return early once kopf says the object is going.
+    settings.background.instant_exit_timeout = INSTANT_EXIT_SECONDS
+    settings.background.cancellation_polling = CANCELLATION_POLLING_SECONDS
     logging.getLogger("kopf.objects").addFilter(_quiet_pod_events)
 
 
@@ -182,11 +190,14 @@ def forget(name: str, namespace: str | None, **_: Any) -> None:
     interval=DRIFT_INTERVAL_SECONDS,
     initial_delay=DRIFT_INTERVAL_SECONDS,
 )
-async def drift_check(name: str, namespace: str | None, **_: Any) -> None:
+async def drift_check(name: str, namespace: str | None, **kwargs: Any) -> None:
     """The safety net: a pod event or a Secret event missed while a watch reconnected; and the
     count of what a cluster left unplanned holds, once it answers (:mod:`.rpo_measuring`)."""
     try:
         await reconciling.refresh(namespace or "", name, _events_for, stale=True)
+        stopped: kopf.DaemonStopped = kwargs["stopped"]
+        if stopped:
+            return  # the object is being deleted (or the operator stops): its deletion waits
         await rpo_measuring.measure_if_needed(namespace or "", name, _events_for)
     except kube_objects.KubeError as error:
         log.warning("drift check of %s/%s failed: %s", namespace, name, error)
