@@ -109,7 +109,7 @@ class FakeGateway:
         return self.active, [HostPort("127.0.0.1", 9092 if self.active == "main" else 9093)]
 
     async def dial(
-        self, cluster: str, target: HostPort, factory: Callable[[], asyncio.Protocol]
+        self, cluster: str, target: HostPort, factory: Callable[[], asyncio.BaseProtocol]
     ) -> tuple[asyncio.BaseTransport, int]:
         await self.dial_gate.wait()
         if self.dials:  # every later dial gets a broker connection of its own
@@ -266,7 +266,23 @@ async def connected(
 
 def from_broker(gateway: FakeGateway, data: bytes) -> None:
     assert gateway.upstream_protocol is not None
-    gateway.upstream_protocol.data_received(data)
+    deliver(gateway.upstream_protocol, data)
+
+
+def deliver(protocol: asyncio.BaseProtocol, data: bytes) -> None:
+    """Hand ``data`` to ``protocol`` as an event loop's transport would: read into the buffers a
+    buffered protocol gives (as many reads as it takes), else as one ``data_received``."""
+    if not isinstance(protocol, asyncio.BufferedProtocol):
+        assert isinstance(protocol, asyncio.Protocol)
+        protocol.data_received(data)
+        return
+    view = memoryview(data)
+    while view:
+        buffer = protocol.get_buffer(len(view))
+        taken = min(len(buffer), len(view))
+        buffer[:taken] = view[:taken]
+        protocol.buffer_updated(taken)
+        view = view[taken:]
 
 
 def record_batch(

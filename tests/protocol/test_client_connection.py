@@ -20,6 +20,7 @@ from pump_fakes import (
     FakeTransport,
     connected,
     decode_response,
+    deliver,
     framed,
     from_broker,
     produce_request,
@@ -47,6 +48,26 @@ async def test_requests_are_forwarded_byte_for_byte_and_plain_responses_come_bac
     from_broker(gateway, answer)
     assert bytes(client.written) == answer
     assert len(connection.in_flight) == 0
+
+
+async def test_requests_read_by_a_buffered_transport_reach_the_broker_whole_and_in_order() -> None:
+    connection, _, gateway = await connected()
+    idempotent = request(
+        PRODUCE, 9, 8,
+        {"TransactionalId": None, "Acks": -1, "TimeoutMs": 1000, "TopicData": [
+            {"Name": "t", "PartitionData": [
+                {"Index": 0, "Records": record_batch(b"v" * 5000, producer_id=1, sequence=0)}
+            ]}
+        ]},
+    )  # fmt: skip
+    stream = produce_request(7, acks=-1) + idempotent + request(METADATA, 12, 9, METADATA_REQUEST)
+    for start in range(0, len(stream), 1000):  # reads that cut frames anywhere
+        deliver(connection, stream[start : start + 1000])
+    assert len(connection.in_flight) == 3
+    assert bytes(gateway.upstream.written)[: len(produce_request(7, acks=-1))] == (
+        produce_request(7, acks=-1)
+    )
+    assert bytes(gateway.upstream.written).endswith(request(METADATA, 12, 9, METADATA_REQUEST))
 
 
 async def test_produce_with_acks_zero_expects_no_response() -> None:

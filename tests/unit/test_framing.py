@@ -82,12 +82,11 @@ class Alternating(Recorder):
         return Decision.BUFFER if bytes(prefix[:1]) == b"B" else Decision.PASS
 
 
-@pytest.mark.parametrize("chunk_size", [1, 2, 3, 7, 100, 10_000])
-def test_mixed_buffer_and_pass_frames_keep_their_order_and_bytes_whatever_the_chunking(
-    chunk_size: int,
-) -> None:
-    bodies = [b"Bfirst", b"pass-1", b"B" + bytes(range(200)), b"p", b"B", b"pass-2" * 20]
-    stream = b"".join(frame(body) for body in bodies)
+MIXED_BODIES = [b"Bfirst", b"pass-1", b"B" + bytes(range(200)), b"p", b"B", b"pass-2" * 20]
+
+
+def alternating_recorder() -> tuple[Alternating, list[tuple[str, bytes]]]:
+    """A splitter that buffers frames starting with B and passes the rest, and its events."""
     recorder = Alternating()
     events: list[tuple[str, bytes]] = []
     recorder.splitter = FrameSplitter(
@@ -97,6 +96,16 @@ def test_mixed_buffer_and_pass_frames_keep_their_order_and_bytes_whatever_the_ch
         max_frame_bytes=1000,
         prefix_bytes=1,
     )
+    return recorder, events
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 7, 100, 10_000])
+def test_mixed_buffer_and_pass_frames_keep_their_order_and_bytes_whatever_the_chunking(
+    chunk_size: int,
+) -> None:
+    bodies = MIXED_BODIES
+    stream = b"".join(frame(body) for body in bodies)
+    recorder, events = alternating_recorder()
 
     for start in range(0, len(stream), chunk_size):
         recorder.splitter.feed(stream[start : start + chunk_size])
@@ -130,3 +139,42 @@ def test_a_buffer_frame_arriving_in_one_read_is_handed_over_without_a_copy() -> 
     recorder.splitter.feed(data)
 
     assert recorder.frames[0] is data
+
+
+def read_into(splitter: FrameSplitter, data: bytes, most: int) -> list[int]:
+    """Deliver ``data`` as a buffered transport would, at most ``most`` bytes per read; returns
+    the size of each buffer the splitter offered."""
+    offered, view = [], memoryview(data)
+    while view:
+        buffer = splitter.get_buffer()
+        offered.append(len(buffer))
+        taken = min(len(buffer), len(view), most)
+        buffer[:taken] = view[:taken]
+        splitter.buffer_updated(taken)
+        view = view[taken:]
+    return offered
+
+
+@pytest.mark.parametrize("most", [1, 3, 9, 64, 100_000])
+def test_buffered_reads_split_frames_exactly_as_fed_bytes_do(most: int) -> None:
+    bodies = MIXED_BODIES
+    stream = b"".join(frame(body) for body in bodies)
+    recorder, events = alternating_recorder()
+
+    read_into(recorder.splitter, stream, most)
+
+    assert b"".join(data for _, data in events) == stream
+    assert [data for kind, data in events if kind == "frame"] == [
+        frame(body) for body in bodies if body.startswith(b"B")
+    ]
+
+
+def test_the_body_of_a_frame_being_collected_is_read_straight_into_its_own_buffer() -> None:
+    body = b"B" + bytes(range(256)) * 3
+    recorder = Recorder(Decision.BUFFER)
+    recorder.splitter.feed(frame(body)[:10])  # the head, from a read of its own
+
+    offered = read_into(recorder.splitter, frame(body)[10:], most=300)
+
+    assert offered[0] == len(frame(body)) - 10, "the rest of the frame, not a scratch area"
+    assert recorder.frames == [frame(body)]

@@ -67,7 +67,7 @@ class Gateway(Protocol):
     def route(self, slot: int | None) -> tuple[str, list[HostPort]]: ...
 
     async def dial(
-        self, cluster: str, target: HostPort, factory: Callable[[], asyncio.Protocol]
+        self, cluster: str, target: HostPort, factory: Callable[[], asyncio.BaseProtocol]
     ) -> tuple[asyncio.BaseTransport, int]:
         """Open an authenticated connection to a broker; returns it and the broker's SASL
         session lifetime in ms (0: none). A seam: protocol tests dial fake transports."""
@@ -128,14 +128,18 @@ class Gateway(Protocol):
         ...
 
 
-class _Upstream(asyncio.Protocol):
-    """The broker side; every event is handed to the owning client connection."""
+class _Upstream(asyncio.BufferedProtocol):
+    """The broker side; every event is handed to the owning client connection. Buffered: a
+    response being collected is read straight into its frame (:mod:`.framing`)."""
 
     def __init__(self, owner: ClientConnection) -> None:
         self._owner = owner
 
-    def data_received(self, data: bytes) -> None:
-        self._owner.upstream_data(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._owner.response_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._owner.response_bytes_read(nbytes)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._owner.upstream_lost(exc)
@@ -151,8 +155,11 @@ class _Detached(asyncio.Protocol):
     """A broker connection left behind by a move: whatever it still says is dropped."""
 
 
-class ClientConnection(asyncio.Protocol):
-    """A client socket accepted on a gateway port, and the broker connection serving it."""
+class ClientConnection(asyncio.BufferedProtocol):
+    """A client socket accepted on a gateway port, and the broker connection serving it.
+
+    Buffered: a request being collected (an idempotent producer's Produce, rewritten) is read
+    straight into its frame (:mod:`.framing`); :meth:`data_received` takes bytes in hand."""
 
     def __init__(self, *, gateway: Gateway, slot: int | None, listener_port: int) -> None:
         self._gateway = gateway
@@ -295,7 +302,22 @@ class ClientConnection(asyncio.Protocol):
     def _start_upstream(self) -> None:
         asyncio.get_running_loop().create_task(self._connect_upstream(self._targets))
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._held is not None:
+            return framing.SCRATCH  # held as bytes in buffer_updated
+        return self._requests.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._held is not None:
+            self.data_received(bytes(framing.SCRATCH[:nbytes]))
+            return
+        try:
+            self._requests.buffer_updated(nbytes)
+        except (framing.FrameError, request_policy.RequestRefused) as error:
+            self.close(f"bad request from client: {error}")
+
     def data_received(self, data: bytes) -> None:
+        """Bytes from the client in hand (held before TLS, or a test's)."""
         if self._held is not None:
             self._held += data
             if len(self._held) > self._gateway.limits.max_frame_bytes:
@@ -679,9 +701,12 @@ class ClientConnection(asyncio.Protocol):
             )
             self._upstream.write(request.frame)
 
-    def upstream_data(self, data: bytes) -> None:
+    def response_buffer(self) -> memoryview:
+        return self._responses.get_buffer()
+
+    def response_bytes_read(self, nbytes: int) -> None:
         try:
-            self._responses.feed(data)
+            self._responses.buffer_updated(nbytes)
         except (
             framing.FrameError,
             inflight.OutOfSyncResponse,

@@ -7,6 +7,11 @@ rest of the frame straight to the sink chunk by chunk (PASS) or collects the who
 rewrite (BUFFER). A frame collected across reads is copied once, into a buffer of its announced
 size (a KIP-951 Fetch response of megabytes is held this way); a frame that arrives inside one
 read is handed over as a slice of it. Pure: no asyncio, so protocol tests feed it bytes directly.
+
+A reader that can read into memory it is given (``asyncio.BufferedProtocol``) asks
+:meth:`FrameSplitter.get_buffer` where to put the next bytes: while a frame is being collected,
+that is the frame's own buffer, so the body of a rewritten Fetch response goes from the socket
+to where it is rewritten without the two copies a ``bytes`` read costs.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ class Classifier(Protocol):
 
 
 _SIZE = 4
+# Where a buffered read lands when no frame is being collected; shared by every splitter of the
+# process, because each read is consumed (copied) before the event loop reads anything else.
+SCRATCH = memoryview(bytearray(256 * 1024))
 
 
 class FrameSplitter:
@@ -41,6 +49,7 @@ class FrameSplitter:
         "_classify",
         "_filled",
         "_frame",
+        "_into_frame",
         "_max_frame",
         "_on_frame",
         "_on_pass_end",
@@ -71,6 +80,7 @@ class FrameSplitter:
         # when its prefix was read, and how much of it has arrived.
         self._frame: bytearray | None = None
         self._filled = 0
+        self._into_frame = False  # the last get_buffer handed out the frame's own buffer
 
     @property
     def buffered(self) -> int:
@@ -100,6 +110,27 @@ class FrameSplitter:
             data = bytes(self._buffer)
             self._buffer.clear()
         self._split(data)
+
+    def get_buffer(self) -> memoryview:
+        """Where the next read should land: the rest of the frame being collected, else a
+        scratch area; then call :meth:`buffer_updated` with the number of bytes read."""
+        frame = self._frame
+        self._into_frame = frame is not None
+        if frame is not None:
+            return memoryview(frame)[self._filled :]
+        return SCRATCH
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if not self._into_frame:
+            self.feed(bytes(SCRATCH[:nbytes]))
+            return
+        self._into_frame = False
+        frame = self._frame
+        assert frame is not None
+        self._filled += nbytes
+        if self._filled == len(frame):
+            self._frame, self._filled = None, 0
+            self._on_frame(frame)
 
     def _collect(self, data: bytes) -> bytes:
         frame = self._frame

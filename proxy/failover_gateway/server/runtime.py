@@ -147,7 +147,7 @@ class GatewayRuntime:
         return cluster, self.directory.targets(cluster, slot)
 
     async def dial(
-        self, cluster: str, target: HostPort, factory: Callable[[], asyncio.Protocol]
+        self, cluster: str, target: HostPort, factory: Callable[[], asyncio.BaseProtocol]
     ) -> tuple[asyncio.BaseTransport, int]:
         settings = self.config.clusters[cluster]
         if settings.security.protocol == "PLAINTEXT":

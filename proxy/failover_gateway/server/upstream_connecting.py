@@ -139,7 +139,7 @@ async def open_stream(
 
 
 def adopt(
-    connection: StreamConnection, factory: Callable[[], asyncio.Protocol]
+    connection: StreamConnection, factory: Callable[[], asyncio.BaseProtocol]
 ) -> asyncio.BaseTransport:
     """Hand an authenticated connection's transport to the pump's protocol."""
     transport = connection.transport
