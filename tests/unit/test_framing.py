@@ -178,3 +178,12 @@ def test_the_body_of_a_frame_being_collected_is_read_straight_into_its_own_buffe
 
     assert offered[0] == len(frame(body)) - 10, "the rest of the frame, not a scratch area"
     assert recorder.frames == [frame(body)]
+
+
+def test_a_whole_frame_from_a_buffered_read_is_handed_over_mutable_for_an_in_place_rewrite() -> (
+    None
+):
+    recorder = Recorder(Decision.BUFFER)
+    read_into(recorder.splitter, frame(b"Bwhole") + frame(b"Bnext"), most=100)
+    assert recorder.frames == [frame(b"Bwhole"), frame(b"Bnext")]
+    assert all(isinstance(whole, bytearray) for whole in recorder.frames)

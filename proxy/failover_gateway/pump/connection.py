@@ -178,6 +178,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         self._early_bytes = 0
         self._pause_reasons: set[str] = set()
         self._buffered_request: inflight.PendingRequest | None = None
+        self._inspected: request_policy.InspectedRequest | None = None
         # SaslHandshake v0: (correlation id, rounds) awaiting the handshake answer, then the
         # server tokens still to pass through raw before Kafka framing resumes.
         self._sasl_handshake: tuple[int, int] | None = None
@@ -355,6 +356,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         if self._parked is not None:
             return framing.Decision.BUFFER  # waits, whole, behind the parked request
         request = request_policy.inspect_request(prefix, complete=len(prefix) == frame_size)
+        # Kept for _whole_request: the frame this decision buffers is the next one it gets.
+        self._inspected = request
         if request is None or request.answer_locally or request.held:
             return framing.Decision.BUFFER
         if self._gateway.write_fence.holds(self.cluster, request.api_key):
@@ -363,6 +366,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             request.api_key == FETCH and self._gateway.rejoin_gate.armed
         ):
             return framing.Decision.BUFFER  # small requests the rejoin gate reads whole
+        self._inspected = None
         self._record(request, frame_size)
         return framing.Decision.PASS
 
@@ -376,18 +380,26 @@ class ClientConnection(asyncio.BufferedProtocol):
         )
 
     def _whole_request(self, frame: bytes | bytearray) -> None:
+        inspected, self._inspected = self._inspected, None
         if self._parked is not None:
             self._parked.append(frame)
             return
-        self._handle_request(frame, may_wait=True)
+        self._handle_request(frame, may_wait=True, inspected=inspected)
 
     def _handle_request(
-        self, frame: bytes | bytearray, *, may_wait: bool, admitted: bool = False
+        self,
+        frame: bytes | bytearray,
+        *,
+        may_wait: bool,
+        admitted: bool = False,
+        inspected: request_policy.InspectedRequest | None = None,
     ) -> None:
+        """``inspected``: what the splitter's look at this frame's prefix found, if anything
+        (the same as a look at the whole frame would; read once, not twice)."""
         if not self._authenticated or self._terminates_sasl(memoryview(frame)[4:6]):
             self._authenticate(frame)
             return
-        request = request_policy.inspect_request(memoryview(frame)[4:], complete=True)
+        request = inspected or request_policy.inspect_request(memoryview(frame)[4:], complete=True)
         assert request is not None  # complete frames always parse or raise
         if request.answer_locally:
             self._answer_locally(request, request_policy.unsupported_api_versions_answer(

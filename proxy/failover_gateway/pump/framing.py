@@ -62,7 +62,7 @@ class FrameSplitter:
         self,
         *,
         classify: Classifier,
-        sink: Callable[[bytes], None],
+        sink: Callable[[bytes | bytearray], None],
         on_frame: Callable[[bytes | bytearray], None],
         max_frame_bytes: int,
         prefix_bytes: int,
@@ -96,7 +96,7 @@ class FrameSplitter:
         """True when no frame is half written to the sink (a whole frame may be inserted)."""
         return self._remaining == 0
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         if self._remaining:
             data = self._stream(data)
             if not data:
@@ -122,7 +122,9 @@ class FrameSplitter:
 
     def buffer_updated(self, nbytes: int) -> None:
         if not self._into_frame:
-            self.feed(bytes(SCRATCH[:nbytes]))
+            # A bytearray, so that a whole frame the read brought is handed over mutable: a
+            # Produce whose producer id is rewritten is not copied again (:mod:`..routing`).
+            self.feed(bytearray(SCRATCH[:nbytes]))
             return
         self._into_frame = False
         frame = self._frame
@@ -132,7 +134,7 @@ class FrameSplitter:
             self._frame, self._filled = None, 0
             self._on_frame(frame)
 
-    def _collect(self, data: bytes) -> bytes:
+    def _collect(self, data: bytes | bytearray) -> bytes | bytearray:
         frame = self._frame
         assert frame is not None
         take = min(len(data), len(frame) - self._filled)
@@ -144,7 +146,7 @@ class FrameSplitter:
         self._on_frame(frame)
         return data[take:]
 
-    def _stream(self, data: bytes) -> bytes:
+    def _stream(self, data: bytes | bytearray) -> bytes | bytearray:
         if len(data) <= self._remaining:
             self._remaining -= len(data)
             self._sink(data)
@@ -161,7 +163,7 @@ class FrameSplitter:
         if self._on_pass_end is not None:
             self._on_pass_end()
 
-    def _split(self, data: bytes) -> None:
+    def _split(self, data: bytes | bytearray) -> None:
         pos, end = 0, len(data)
         while end - pos >= _SIZE:
             size = int.from_bytes(data[pos : pos + _SIZE], "big", signed=True)

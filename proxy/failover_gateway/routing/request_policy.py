@@ -26,7 +26,8 @@ class RequestRefused(Exception):
     """The client sent something the gateway will not forward; its connection is closed."""
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen (one per frame; a frozen one builds 4x slower): treat as read-only.
+@dataclass(slots=True)
 class InspectedRequest:
     api_key: int
     api_version: int
