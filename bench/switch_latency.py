@@ -1,9 +1,22 @@
-"""Switch latency per client library: from the switch request to the first ack by the new cluster.
+"""Switch latency per client library: switch request -> first ack by, and first read from, the new
+cluster.
 
 Why it exists: the gateway's promise is that a switch moves producers at once (issue 18's goal,
 every family with default settings: p50 < 500 ms, p99 < 2 s over 50 switches), and how fast a
 client comes back depends on the client library's own reconnect and metadata logic. So the
 same workload is measured for each library.
+
+Consumers: beside each producer runs a consumer group member of the same library (the Java and
+franz-go ones as programs of their own, :mod:`kafka_testbed.process_producers`), through the
+gateway, with the library's defaults except ``auto.offset.reset=earliest`` (so a group new to a
+cluster reads it from the start). Its resume latency for switch ``k`` is ``R - T_k`` where ``R``
+is the earliest receipt, after ``T_k``, of a record sent in ``[T_k, T_{k+1})`` and stored on
+``C_k`` only: a record that exists only on ``C_k`` can only have been read from ``C_k``. So it
+includes the producer's own return to ``C_k``, as an application sees it. Committed offsets are
+on both clusters after the first round trip (the member commits on each cluster while there; no
+MirrorMaker runs here), which is issue 18's case "offsets already on failover". The testbed's
+brokers set ``group.initial.rebalance.delay.ms=0``; Kafka's default (3 s) would delay the first
+join of a group that is empty on the new cluster by that much.
 
 Setup: two Apache Kafka clusters with different broker ids (main: node 1, failover: node 7; one
 node each by default so the measurement is not starved of CPU on a 2-core machine, ``--main-nodes
@@ -97,6 +110,13 @@ JAVA_JARS: dict[str, Callable[[], Path]] = {
     "java-old": fetching.fetch_old_clients,
 }
 
+PROGRAM_CONSUMERS = {
+    "java": f"java-{versions.KAFKA_VERSION}",
+    "java-old": f"java-{versions.OLD_CLIENTS_VERSION}",
+    "franz-go": "franz-go",
+}
+"""Library -> its consumer program (:data:`process_producers.PROCESS_CONSUMERS`)."""
+
 
 class RunningProducer(Protocol):
     """A producer sending sequence-numbered records: in this process or in a JVM."""
@@ -128,25 +148,41 @@ class ClientResult:
     missing: int = 0
     on_both: int = 0
     first_error: str | None = None
+    resumed_ms: list[float | None] = field(default_factory=list)
+    """Per switch: the consumer's first read of a record only the new cluster holds."""
+    received: int = 0
+    consumer_error: str | None = None
 
     def measured(self) -> list[float]:
         return sorted(value for value in self.latencies_ms if value is not None)
 
     def percentile(self, fraction: float) -> float | None:
-        """Nearest-rank percentile of the latencies; a miss counts as infinitely slow."""
-        values = sorted(math.inf if v is None else v for v in self.latencies_ms)
-        if not values:
-            return None
-        return values[max(0, math.ceil(fraction * len(values)) - 1)]
+        """Nearest-rank percentile of the producer's latencies; a miss counts as infinitely slow."""
+        return _percentile(self.latencies_ms, fraction)
+
+    def consumer_percentile(self, fraction: float) -> float | None:
+        return _percentile(self.resumed_ms, fraction)
 
     def meets_goal(self) -> bool:
-        p50, p99 = self.percentile(0.5), self.percentile(0.99)
-        return (
-            p50 is not None
-            and p99 is not None
-            and p50 < GOAL_P50_SECONDS * 1000
-            and p99 < GOAL_P99_SECONDS * 1000
-        )
+        return _within_goal(self.latencies_ms) and _within_goal(self.resumed_ms)
+
+
+def _percentile(latencies: Sequence[float | None], fraction: float) -> float | None:
+    """Nearest-rank percentile; a miss (``None``) counts as infinitely slow."""
+    values = sorted(math.inf if v is None else v for v in latencies)
+    if not values:
+        return None
+    return values[max(0, math.ceil(fraction * len(values)) - 1)]
+
+
+def _within_goal(latencies: Sequence[float | None]) -> bool:
+    p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
+    return (
+        p50 is not None
+        and p99 is not None
+        and p50 < GOAL_P50_SECONDS * 1000
+        and p99 < GOAL_P99_SECONDS * 1000
+    )
 
 
 # -- Lab ------------------------------------------------------------------------------------------
@@ -210,15 +246,39 @@ def measure_client(lab: Lab, client: str, plan: Plan) -> ClientResult:
 def _drive(
     lab: Lab, client: str, topic: str, plan: Plan, tails: Mapping[str, ClusterTail]
 ) -> ClientResult:
-    producer = _start_producer(lab, client, topic, plan)
+    consumer = _start_consumer(lab, client, topic, plan)
     try:
-        _wait_first_ack(producer)
-        marks = [_switch_and_wait(lab, producer, tails, plan.dwell) for _ in range(plan.switches)]
+        producer = _start_producer(lab, client, topic, plan)
+        try:
+            _wait_first_ack(producer)
+            _wait_first_receipt(consumer)
+            marks = [
+                _switch_and_wait(lab, producer, consumer, tails, plan.dwell)
+                for _ in range(plan.switches)
+            ]
+        finally:
+            producer.stop(flush_timeout=SWITCH_TIMEOUT_SECONDS)
     finally:
-        producer.stop(flush_timeout=SWITCH_TIMEOUT_SECONDS)
+        consumer.stop()
     _, acked, _ = producer.log.snapshot()
     missing = workloads.wait_until_landed(tails.values(), acked, LAND_TIMEOUT_SECONDS)
-    return _result(client, marks, producer.log, workloads.landed(tails.values()), missing)
+    result = _result(client, marks, producer.log, workloads.landed(tails.values()), missing)
+    _add_consumer(result, marks, producer.log, consumer, workloads.landed(tails.values()))
+    return result
+
+
+def _start_consumer(lab: Lab, client: str, topic: str, plan: Plan) -> workloads.ConsumerClient:
+    library, settings = CLIENTS[client]
+    group = f"resume-{topic}"
+    if library in PROGRAM_CONSUMERS:
+        make = process_producers.PROCESS_CONSUMERS[PROGRAM_CONSUMERS[library]]
+        return make(
+            lab.gateway.bootstrap, topic, group, seconds=PROCESS_SECONDS, log_dir=lab.workdir
+        ).start()
+    if library == "confluent-kafka":
+        chosen = {**settings, **plan.settings}
+        return workloads.GroupConsumer(lab.gateway.bootstrap, topic, group, chosen).start()
+    return workloads.start_group_consumer(library, lab.gateway.bootstrap, topic, group)
 
 
 def _start_producer(lab: Lab, client: str, topic: str, plan: Plan) -> RunningProducer:
@@ -249,8 +309,20 @@ def _wait_first_ack(producer: RunningProducer) -> None:
         time.sleep(0.05)
 
 
+def _wait_first_receipt(consumer: workloads.ConsumerClient) -> None:
+    deadline = time.monotonic() + FIRST_ACK_TIMEOUT_SECONDS
+    while not consumer.received():
+        if consumer.failure is not None or time.monotonic() > deadline:
+            raise TimeoutError(f"the consumer read nothing through the gateway: {consumer.failure}")
+        time.sleep(0.05)
+
+
 def _switch_and_wait(
-    lab: Lab, producer: RunningProducer, tails: Mapping[str, ClusterTail], dwell: float
+    lab: Lab,
+    producer: RunningProducer,
+    consumer: workloads.ConsumerClient,
+    tails: Mapping[str, ClusterTail],
+    dwell: float,
 ) -> SwitchMark:
     to = _other(str(lab.gateway.state()["active"]))
     sent_at = time.monotonic()
@@ -259,6 +331,7 @@ def _switch_and_wait(
     if answer.status != 200:
         raise RuntimeError(f"switch to {to} refused: HTTP {answer.status} {answer.body}")
     _wait_landed_after(producer, tails[to], sent_at)
+    _wait_read_after(producer, consumer, tails, to, sent_at)
     time.sleep(dwell)
     return SwitchMark(to, sent_at, answered_ms, int(answer.body.get("closedConnections", -1)))
 
@@ -277,6 +350,53 @@ def _wait_landed_after(producer: RunningProducer, tail: ClusterTail, since: floa
             return True
         time.sleep(0.05)
     return False
+
+
+def _wait_read_after(
+    producer: RunningProducer,
+    consumer: workloads.ConsumerClient,
+    tails: Mapping[str, ClusterTail],
+    to: str,
+    since: float,
+) -> bool:
+    """Until the consumer has read a record sent after ``since`` that only ``to`` holds."""
+    deadline = time.monotonic() + SWITCH_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        sent_at = producer.log.snapshot()[0]
+        only_new = tails[to].sequences() - tails[_other(to)].sequences()
+        if any(
+            receipt.at >= since and receipt.seq in only_new and sent_at.get(receipt.seq, 0) >= since
+            for receipt in consumer.received()
+        ):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _add_consumer(
+    result: ClientResult,
+    marks: Sequence[SwitchMark],
+    log: workloads.ProducerLog,
+    consumer: workloads.ConsumerClient,
+    where: Mapping[int, frozenset[str]],
+) -> None:
+    sent_at = log.snapshot()[0]
+    receipts = consumer.received()
+    result.received = len({receipt.seq for receipt in receipts})
+    result.consumer_error = None if consumer.failure is None else repr(consumer.failure)
+    ends = [mark.sent_at for mark in marks[1:]] + [math.inf]
+    for mark, end in zip(marks, ends, strict=True):
+        first = min(
+            (
+                receipt.at
+                for receipt in receipts
+                if receipt.at >= mark.sent_at
+                and where.get(receipt.seq) == frozenset({mark.to})
+                and mark.sent_at <= sent_at.get(receipt.seq, -math.inf) < end
+            ),
+            default=None,
+        )
+        result.resumed_ms.append(None if first is None else (first - mark.sent_at) * 1000)
 
 
 def _result(
@@ -307,22 +427,30 @@ def _result(
 
 def table(results: Sequence[ClientResult]) -> str:
     lines = [
-        f"switch latency: switch request -> first ack by the new cluster, {RATE:.0f} records/s, "
+        f"switch latency: switch request -> first ack by the new cluster (produce) and first "
+        f"record read from it (consume), {RATE:.0f} records/s, "
         f"goal p50 < {GOAL_P50_SECONDS * 1000:.0f} ms, p99 < {GOAL_P99_SECONDS * 1000:.0f} ms",
+        f"  {'':<30} {'':>8} {'produce':>26} {'':>6} {'consume':>17}",
         f"  {'client':<30} {'switches':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'misses':>6}"
+        f" {'p50 ms':>8} {'p99 ms':>8} {'misses':>6}"
         f" {'acked':>7} {'failed':>6} {'missing':>7} {'on both':>7}  goal",
     ]
     for r in results:
         p50, p99, worst = r.percentile(0.5), r.percentile(0.99), r.percentile(1.0)
         misses = sum(1 for value in r.latencies_ms if value is None)
+        c50, c99 = r.consumer_percentile(0.5), r.consumer_percentile(0.99)
+        c_misses = sum(1 for value in r.resumed_ms if value is None)
         lines.append(
             f"  {r.client:<30} {r.switches:>8} {_ms(p50):>8} {_ms(p99):>8} {_ms(worst):>8} "
-            f"{misses:>6} {r.acked:>7} {r.failed:>6} {r.missing:>7} {r.on_both:>7}  "
+            f"{misses:>6} {_ms(c50):>8} {_ms(c99):>8} {c_misses:>6} "
+            f"{r.acked:>7} {r.failed:>6} {r.missing:>7} {r.on_both:>7}  "
             f"{'met' if r.meets_goal() else 'MISSED'}"
         )
     for r in results:
         if r.first_error:
             lines.append(f"  {r.client}: {r.failed} records failed, first error: {r.first_error}")
+        if r.consumer_error:
+            lines.append(f"  {r.client}: the consumer failed: {r.consumer_error}")
     return "\n".join(lines)
 
 
@@ -370,6 +498,8 @@ def run(
                 "p50_ms": _finite(r.percentile(0.5)),
                 "p99_ms": _finite(r.percentile(0.99)),
                 "max_ms": _finite(r.percentile(1.0)),
+                "consumer_p50_ms": _finite(r.consumer_percentile(0.5)),
+                "consumer_p99_ms": _finite(r.consumer_percentile(0.99)),
                 "goal_met": r.meets_goal(),
             }
             for r in results

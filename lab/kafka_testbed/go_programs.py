@@ -2,7 +2,8 @@
 
 Why it exists: the lab runs Go binaries built from the module pinned in ``gomod/franz-go`` (its
 go.mod and go.sum): franz-go's own kgo integration tests (:mod:`kafka_testbed.franz_go`) and the
-franz-go sequence producer ``cmd/sequence-producer`` (:mod:`kafka_testbed.process_producers`).
+franz-go sequence producer and consumer ``cmd/sequence-producer`` and ``cmd/sequence-consumer``
+(:mod:`kafka_testbed.process_producers`).
 Go compiles them from the Go module proxy, minutes from empty caches, so each :class:`GoBinary`
 is built once and cached under the cache's ``<module folder>`` with a name carrying a hash of what
 decides its bytes: its module's go.mod and go.sum, its own sources, the Go release and a recipe
@@ -99,6 +100,21 @@ def sequence_producer() -> GoBinary:
         module_dir=FRANZ_GO_DIR,
         package="./cmd/sequence-producer",
         sources=("go.mod", "go.sum", SEQUENCE_PRODUCER_SOURCE),
+        version=required_version(FRANZ_GO_DIR, FRANZ_GO_MODULE),
+    )
+
+
+SEQUENCE_CONSUMER_SOURCE = "cmd/sequence-consumer/main.go"
+
+
+def sequence_consumer() -> GoBinary:
+    """franz-go's consumer group member printing what it reads, ``cmd/sequence-consumer``."""
+    return GoBinary(
+        family="sequence-consumer",
+        description="the franz-go sequence consumer",
+        module_dir=FRANZ_GO_DIR,
+        package="./cmd/sequence-consumer",
+        sources=("go.mod", "go.sum", SEQUENCE_CONSUMER_SOURCE),
         version=required_version(FRANZ_GO_DIR, FRANZ_GO_MODULE),
     )
 

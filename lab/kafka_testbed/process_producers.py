@@ -1,4 +1,4 @@
-"""Producers that run in processes of their own (the Java client, franz-go), logged like ours.
+"""Producers and consumers in processes of their own (the Java client, franz-go), logged like ours.
 
 Why it exists: what a producer goes through around a gateway switch depends on its client. The
 Java client is the protocol's reference (kafka-clients 3.7.2 has no KIP-899 rebootstrap, 4.x has)
@@ -15,6 +15,11 @@ covers every client family. Both programs print::
     ERR <seq> <error>                           failed
     FATAL <error>                               the producer itself is unusable; it stops
     DONE                                        flushed and closed
+
+The consumer programs (``lab/java/SequenceConsumer.java``, ``cmd/sequence-consumer``) are group
+members reading those records; :class:`ProcessConsumer` keeps what they print::
+
+    RECV <seq> <partition> <offset> <epoch-ms>  received
 
 Times: a program prints its wall clock; each time is moved onto this process's monotonic clock
 when its line is read, as ``monotonic now - (wall now - printed)``, so the delay in reading the
@@ -35,11 +40,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, Self
 
 from kafka_testbed import go_programs, java_programs, java_workloads, supervising, versions
 from kafka_testbed.errors import TestbedError
-from kafka_testbed.workloads import JOIN_TIMEOUT_SECONDS, ProducerLog
+from kafka_testbed.workloads import JOIN_TIMEOUT_SECONDS, ProducerLog, Receipt
 
 Settings = Mapping[str, str | int | float | bool]
 """``key=value`` options: producer configs for Java, the program's options for franz-go (listed
@@ -57,6 +62,7 @@ _SENT = re.compile(r"SENT (\d+) (\d+)")
 _ACK = re.compile(r"ACK (\d+) (-?\d+) (-?\d+)(?: (\d+))?")
 _ERR = re.compile(r"ERR (\d+) (.*)")
 _FATAL = re.compile(r"FATAL (.*)")
+_RECV = re.compile(r"RECV (\d+) (-?\d+) (-?\d+) (\d+)")
 
 
 def program_arguments(
@@ -83,7 +89,9 @@ class ProgramOutput:
         self.fatal: list[str] = []
         """The error of every FATAL line, in order."""
         self.flushed = False
-        """A DONE line came: the program flushed and closed its producer."""
+        """A DONE line came: the program flushed and closed its client."""
+        self.receipts: list[Receipt] = []
+        """Every RECV line (a consumer program), in order."""
         self._partial = b""
 
     def feed(self, chunk: bytes, *, read_at: float, wall_now: float) -> None:
@@ -110,14 +118,19 @@ class ProgramOutput:
             self.log.done(int(ack.group(1)), None, at=at)
         elif err := _ERR.fullmatch(line):
             self.log.done(int(err.group(1)), err.group(2), at=read_at)
+        elif recv := _RECV.fullmatch(line):
+            seq, partition, offset, printed = (int(group) for group in recv.groups())
+            self.receipts.append(
+                Receipt(seq, local_time(printed, read_at, wall_now), partition, offset)
+            )
         elif fatal := _FATAL.fullmatch(line):
             self.fatal.append(fatal.group(1))
         elif line == "DONE":
             self.flushed = True
 
 
-class ProducerProgram(Protocol):
-    """One producer program, built against one client."""
+class ClientProgram(Protocol):
+    """One producer or consumer program, built against one client."""
 
     @property
     def name(self) -> str: ...
@@ -162,37 +175,57 @@ class FranzGoSequenceProducer:
         return go_programs.start(go_programs.sequence_producer(), arguments, output)
 
 
-class ProcessProducer:
-    """A producer program in its own process, recorded into :attr:`log` while it runs."""
+@dataclass(frozen=True)
+class JavaSequenceConsumer:
+    """``lab/java/SequenceConsumer.java`` against the kafka-clients jars of ``version``."""
+
+    version: str
+
+    @property
+    def name(self) -> str:
+        return f"java-{self.version}"
+
+    def prepare(self) -> None:
+        java_programs.compiled("SequenceConsumer", java_workloads.client_jars(self.version))
+
+    def start(self, arguments: Sequence[str], output: Path) -> supervising.Process:
+        jars = java_workloads.client_jars(self.version)
+        return java_programs.start("SequenceConsumer", jars, arguments, output)
+
+
+@dataclass(frozen=True)
+class FranzGoSequenceConsumer:
+    """``gomod/franz-go/cmd/sequence-consumer``, with the franz-go release pinned there."""
+
+    @property
+    def name(self) -> str:
+        return "franz-go"
+
+    def prepare(self) -> None:
+        go_programs.build(go_programs.sequence_consumer())
+
+    def start(self, arguments: Sequence[str], output: Path) -> supervising.Process:
+        return go_programs.start(go_programs.sequence_consumer(), arguments, output)
+
+
+class ProgramProcess:
+    """A client program in its own process, its output recorded while it runs."""
 
     def __init__(
-        self,
-        program: ProducerProgram,
-        bootstrap: str,
-        topic: str,
-        *,
-        rate: float,
-        seconds: float = DEFAULT_RUN_SECONDS,
-        first_seq: int = 0,
-        settings: Settings | None = None,
-        log_dir: Path | None = None,
+        self, program: ClientProgram, arguments: Sequence[str], *, log_dir: Path | None = None
     ) -> None:
-        """``seconds`` bounds the run; ``first_seq`` keeps several producers on one topic apart;
-        the program's output file goes to ``log_dir`` (a new temporary folder by default)."""
+        """The program's output file goes to ``log_dir`` (a new temporary folder by default)."""
         self.program = program
         self.name = program.name
-        self.arguments = program_arguments(
-            bootstrap, topic, seconds=seconds, rate=rate, first_seq=first_seq,
-            settings=settings or {},
-        )  # fmt: skip
+        self.arguments = list(arguments)
         self.log = ProducerLog()
         self.output = ProgramOutput(self.log)
         self.fatal = self.output.fatal
-        """The error of every FATAL line: the program's producer became unusable and it stopped."""
+        """The error of every FATAL line: the program's client became unusable and it stopped."""
         self.exit_code: int | None = None
         """Set once the process has ended (negative: killed by that signal)."""
         self.failure: BaseException | None = None
-        folder = Path(tempfile.mkdtemp(prefix="process-producer-")) if log_dir is None else log_dir
+        folder = Path(tempfile.mkdtemp(prefix="process-client-")) if log_dir is None else log_dir
         handle, path = tempfile.mkstemp(prefix=f"{self.name}-", suffix=".log", dir=folder)
         os.close(handle)
         self.output_path = Path(path)
@@ -201,7 +234,7 @@ class ProcessProducer:
         self._drained = False
         self._reader = threading.Thread(target=self._read, name=f"output-{self.name}", daemon=True)
 
-    def start(self) -> ProcessProducer:
+    def start(self) -> Self:
         self.program.prepare()
         self._process = self.program.start(self.arguments, self.output_path)
         self._reader.start()
@@ -223,7 +256,7 @@ class ProcessProducer:
             raise TestbedError(f"reading {self.output_path} failed") from self.failure
         if ended_by_itself and status not in (0, EXIT_FATAL):
             raise TestbedError(
-                f"{self.name} producer exited with status {status}; "
+                f"{self.name} exited with status {status}; "
                 f"last lines of {self.output_path}:\n{self.output_tail()}"
             )
 
@@ -261,7 +294,7 @@ class ProcessProducer:
 
     def _require_started(self) -> supervising.Process:
         if self._process is None:
-            raise TestbedError(f"the {self.name} producer was never started")
+            raise TestbedError(f"the {self.name} program was never started")
         return self._process
 
     def _read(self) -> None:
@@ -296,7 +329,53 @@ class ProcessProducer:
             self._changed.notify_all()
 
 
-PROGRAMS: Mapping[str, ProducerProgram] = {
+class ProcessProducer(ProgramProcess):
+    """A producer program (SENT, ACK, ERR lines) recorded into :attr:`log` while it runs."""
+
+    def __init__(
+        self,
+        program: ClientProgram,
+        bootstrap: str,
+        topic: str,
+        *,
+        rate: float,
+        seconds: float = DEFAULT_RUN_SECONDS,
+        first_seq: int = 0,
+        settings: Settings | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
+        """``seconds`` bounds the run; ``first_seq`` keeps several producers on one topic apart."""
+        arguments = program_arguments(
+            bootstrap, topic, seconds=seconds, rate=rate, first_seq=first_seq,
+            settings=settings or {},
+        )  # fmt: skip
+        super().__init__(program, arguments, log_dir=log_dir)
+
+
+class ProcessConsumer(ProgramProcess):
+    """A consumer group member program (RECV lines): what it received, and when."""
+
+    def __init__(
+        self,
+        program: ClientProgram,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        *,
+        seconds: float = DEFAULT_RUN_SECONDS,
+        settings: Settings | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
+        options = [f"{key}={value}" for key, value in (settings or {}).items()]
+        arguments = [bootstrap, topic, group, str(float(seconds)), *options]
+        super().__init__(program, arguments, log_dir=log_dir)
+
+    def received(self) -> list[Receipt]:
+        with self._changed:
+            return list(self.output.receipts)
+
+
+PROGRAMS: Mapping[str, ClientProgram] = {
     program.name: program
     for program in (
         JavaSequenceProducer(versions.KAFKA_VERSION),
@@ -326,3 +405,34 @@ PROCESS_PRODUCERS: Mapping[str, ProcessProducerFactory] = {
     name: functools.partial(ProcessProducer, program) for name, program in PROGRAMS.items()
 }
 """Client family (``java-4.1.1``, ``java-3.7.2``, ``franz-go``) -> producer factory."""
+
+
+CONSUMER_PROGRAMS: Mapping[str, ClientProgram] = {
+    program.name: program
+    for program in (
+        JavaSequenceConsumer(versions.KAFKA_VERSION),
+        JavaSequenceConsumer(versions.OLD_CLIENTS_VERSION),
+        FranzGoSequenceConsumer(),
+    )
+}
+
+
+class ProcessConsumerFactory(Protocol):
+    """:class:`ProcessConsumer` with its program chosen."""
+
+    def __call__(
+        self,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        *,
+        seconds: float = ...,
+        settings: Settings | None = ...,
+        log_dir: Path | None = ...,
+    ) -> ProcessConsumer: ...
+
+
+PROCESS_CONSUMERS: Mapping[str, ProcessConsumerFactory] = {
+    name: functools.partial(ProcessConsumer, program) for name, program in CONSUMER_PROGRAMS.items()
+}
+"""Client family (``java-4.1.1``, ``java-3.7.2``, ``franz-go``) -> consumer factory."""

@@ -8,7 +8,8 @@ carries a sequence number in its value and :class:`ClusterTail` reads each clust
 
 Three producer libraries sit behind one small :class:`ProducerClient` protocol (confluent-kafka,
 kafka-python, aiokafka), so one pacing loop (:class:`SequencedProducer`) drives them all at a
-steady rate. Client libraries are imported lazily. Every wait has a timeout.
+steady rate; the same three libraries' group members (:data:`CONSUMER_CLIENTS`) say when each
+record was received. Client libraries are imported lazily. Every wait has a timeout.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from kafka_testbed.errors import TestbedError
 
@@ -372,6 +373,123 @@ class GroupConsumer(_PollingThread):
 
     def _prepare(self) -> None:
         self.consumer.subscribe([self.topic])
+
+
+class _ReceivingThread:
+    """A group member of another library, polled by a daemon thread until :meth:`stop`."""
+
+    def __init__(self, name: str) -> None:
+        self.receipts: list[Receipt] = []
+        self.failure: BaseException | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(JOIN_TIMEOUT_SECONDS)
+
+    def received(self) -> list[Receipt]:
+        with self._lock:
+            return list(self.receipts)
+
+    def _keep_polled(self, polled: Mapping[Any, Iterable[Any]]) -> None:
+        """What kafka-python's ``poll`` or aiokafka's ``getmany`` returned: records by partition."""
+        now = time.monotonic()
+        fresh = [
+            Receipt(seq, now, message.partition, message.offset)
+            for messages in polled.values()
+            for message in messages
+            if (seq := decode_seq(message.value)) is not None
+        ]
+        with self._lock:
+            self.receipts.extend(fresh)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class KafkaPythonGroupConsumer(_ReceivingThread):
+    """kafka-python's KafkaConsumer in a group, defaults but ``auto_offset_reset='earliest'``."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str) -> None:
+        super().__init__(f"kafka-python-{group}")
+        self._settings = {"bootstrap_servers": bootstrap, "group_id": group}
+        self.topic = topic
+
+    def _run(self) -> None:
+        from kafka import KafkaConsumer
+
+        try:
+            consumer = KafkaConsumer(self.topic, auto_offset_reset="earliest", **self._settings)
+        except BaseException as error:
+            self.failure = error
+            return
+        try:
+            while not self._stop.is_set():
+                polled = consumer.poll(timeout_ms=100)
+                self._keep_polled(polled)
+        except BaseException as error:  # kept for the owner; a thread cannot raise to it
+            self.failure = error
+        finally:
+            consumer.close()
+
+
+class AiokafkaGroupConsumer(_ReceivingThread):
+    """aiokafka's AIOKafkaConsumer in a group on a loop of its own, defaults but
+    ``auto_offset_reset='earliest'``."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str) -> None:
+        super().__init__(f"aiokafka-{group}")
+        self._settings = {"bootstrap_servers": bootstrap, "group_id": group}
+        self.topic = topic
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._consume())
+        except BaseException as error:  # kept for the owner; a thread cannot raise to it
+            self.failure = error
+
+    async def _consume(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(self.topic, auto_offset_reset="earliest", **self._settings)
+        await consumer.start()
+        try:
+            while not self._stop.is_set():
+                polled = await consumer.getmany(timeout_ms=100)
+                self._keep_polled(polled)
+        finally:
+            await consumer.stop()
+
+
+class ConsumerClient(Protocol):
+    """A consumer group member of one library, reading sequence-numbered records."""
+
+    failure: BaseException | None
+
+    def received(self) -> list[Receipt]: ...
+
+    def stop(self) -> None: ...
+
+
+CONSUMER_CLIENTS: dict[str, Callable[[str, str, str], GroupConsumer | _ReceivingThread]] = {
+    "confluent-kafka": GroupConsumer,
+    "kafka-python": KafkaPythonGroupConsumer,
+    "aiokafka": AiokafkaGroupConsumer,
+}
+"""Client library name -> group member, from (bootstrap, topic, group), not yet started; each
+reads from the earliest offset where its group has none, and is otherwise the library's default."""
+
+
+def start_group_consumer(library: str, bootstrap: str, topic: str, group: str) -> ConsumerClient:
+    consumer = CONSUMER_CLIENTS[library](bootstrap, topic, group)
+    consumer.start()
+    return consumer
 
 
 class ClusterTail(_PollingThread):

@@ -89,3 +89,25 @@ def test_peers_that_can_be_had_here_are_started(smoke_document: dict[str, Any]) 
     assert "missing" not in tansu or tansu["missing"].startswith("failed during"), tansu
     if not os.environ.get("KAFKA_PROXY_BIN"):
         assert "KAFKA_PROXY_BIN" in rows["kafka-proxy"]["missing"]
+
+
+def test_every_client_family_has_producer_and_consumer_switch_figures(
+    smoke_document: dict[str, Any],
+) -> None:
+    results = {row["client"]: row for row in smoke_document["switch_latency"]["results"]}
+    assert set(results) == set(switch_latency_clients())
+    for client, row in results.items():
+        assert row["switches"] > 0, client
+        assert len(row["latencies_ms"]) == len(row["resumed_ms"]) == row["switches"], client
+        assert row["received"] > 0 and row["consumer_error"] is None, (client, row)
+        assert row["acked"] > 0 and row["missing"] == 0, (client, row)
+
+
+def switch_latency_clients() -> list[str]:
+    sys.path.insert(0, str(BENCH))
+    try:
+        import switch_latency
+
+        return list(switch_latency.CLIENTS)
+    finally:
+        sys.path.remove(str(BENCH))

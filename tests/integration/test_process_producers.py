@@ -9,6 +9,7 @@ the time bound both flushing what was sent, sequence numbers and keys where
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -132,3 +133,49 @@ def test_a_process_producer_that_cannot_produce_reports_fatal_stops_and_exits_3(
     assert len(producer.fatal) == 1, producer.output_tail()
     sent, acked, errors = producer.log.snapshot()
     assert not acked and set(errors) == set(sent), "every record it took failed"
+
+
+CONSUMER_FAMILIES = [
+    *process_producers.PROCESS_CONSUMERS,
+    *(f"python:{library}" for library in workloads.CONSUMER_CLIENTS),
+]
+
+
+def start_consumer(
+    family: str, bootstrap: str, topic: str, group: str, tmp_path: Path
+) -> workloads.ConsumerClient:
+    if family.startswith("python:"):
+        return workloads.start_group_consumer(family.split(":", 1)[1], bootstrap, topic, group)
+    make = process_producers.PROCESS_CONSUMERS[family]
+    return make(bootstrap, topic, group, log_dir=tmp_path).start()
+
+
+@pytest.mark.parametrize("family", CONSUMER_FAMILIES)
+def test_a_group_consumer_of_every_family_through_the_gateway_receives_every_record_once_numbered(
+    kafka_single: Cluster, gateway_factory: Any, family: str, tmp_path: Path
+) -> None:
+    clusters = {"main": kafka_single.bootstrap, "failover": kafka_single.bootstrap}
+    gateway = gateway_factory(clusters)
+    topic = new_topic(kafka_single)
+    producer = workloads.SequencedProducer(
+        workloads.PRODUCER_CLIENTS["confluent-kafka"](kafka_single.bootstrap, {}),
+        topic,
+        rate=RATE,
+        first_seq=FIRST_SEQ,
+    ).start()
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    consumer = start_consumer(family, gateway.bootstrap, topic, group, tmp_path)
+    try:
+        time.sleep(RECORDS / RATE)
+        producer.stop(flush_timeout=30)
+        acked = set(producer.log.snapshot()[1])
+        deadline = time.monotonic() + ACK_TIMEOUT_SECONDS
+        while {r.seq for r in consumer.received()} < acked and time.monotonic() < deadline:
+            assert consumer.failure is None, consumer.failure
+            time.sleep(0.1)
+    finally:
+        consumer.stop()
+
+    received = consumer.received()
+    assert acked and {r.seq for r in received} >= acked, "every acknowledged record received"
+    assert len({(r.partition, r.offset) for r in received}) == len(received), "nothing twice"

@@ -150,3 +150,22 @@ def test_a_go_binary_is_cached_under_a_name_that_changes_with_its_sources_and_th
     assert before.name.startswith("sequence-producer-v")
     assert copy.path("go1.26.8") != before
     assert binary.path("go1.26.0") != before
+
+
+# Consumer programs
+
+
+def test_a_recv_line_is_a_receipt_on_the_local_clock_and_not_a_producer_event() -> None:
+    output = read("RECV 42 1 17 1700000009750")
+
+    assert [(r.seq, r.partition, r.offset) for r in output.receipts] == [(42, 1, 17)]
+    assert output.receipts[0].at == pytest.approx(499.75)
+    assert output.log.snapshot() == ({}, {}, {})
+
+
+def test_a_recv_line_missing_its_time_is_ignored_as_chatter() -> None:
+    assert read("RECV 42 1 17").receipts == []
+
+
+def test_each_program_family_has_a_consumer_named_after_it() -> None:
+    assert set(process_producers.PROCESS_CONSUMERS) == set(process_producers.PROCESS_PRODUCERS)
