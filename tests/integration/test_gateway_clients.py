@@ -44,3 +44,32 @@ def test_a_client_round_trips_keyed_records_through_the_gateway(
     assert sorted(consumed) == sorted(records)
     assert sorted(direct) == sorted(records)
     assert gateway.state()["openConnections"]["failover"] == 0
+
+
+@pytest.mark.parametrize("backend", ["kafka_single", "kafka_newest", "tansu"], indirect=True)
+def test_an_idempotent_producer_writes_through_the_gateway_to_every_backend(
+    backend: Cluster, kafka_failover: Cluster, gateway_factory: Any
+) -> None:
+    """The client holds the gateway's tagged producer id; the broker must get the one it issued.
+    Apache Kafka takes any id, Tansu refuses one it never issued (UNKNOWN_PRODUCER_ID): so a
+    gateway forwarding the tagged id, to save the rewrite, fails here on Tansu."""
+    from confluent_kafka import Producer
+
+    gateway = gateway_factory({"main": backend.bootstrap, "failover": kafka_failover.bootstrap})
+    topic = f"idempotent-{uuid.uuid4().hex[:8]}"
+    clients.CLIENTS["confluent_kafka"].create_topic(backend.bootstrap, topic, PARTITIONS)
+    producer = Producer({"bootstrap.servers": gateway.bootstrap, "enable.idempotence": True})
+    failures: list[str] = []
+    records = keyed_records()
+    for key, value in records:
+        producer.produce(
+            topic, value.encode(), key.encode(),
+            on_delivery=lambda error, _msg: failures.append(str(error)) if error else None,
+        )  # fmt: skip
+    assert producer.flush(30) == 0
+    direct = clients.CLIENTS["confluent_kafka"].consume(
+        backend.bootstrap, topic, group=f"direct-{topic}", count=len(records), timeout=45
+    )
+
+    assert not failures
+    assert sorted(direct) == sorted(records)
