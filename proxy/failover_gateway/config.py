@@ -147,6 +147,23 @@ class AdminConfig(_Frozen):
     host: str = "0.0.0.0"
     port: int = Field(default=8888, ge=1, le=65535)
     tls: AdminTls | None = None
+    # Abuse limits (README, "Admin API under abuse"). Admin bodies are small JSON objects.
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=16 * 1024 * 1024, alias="maxBodyBytes"
+    )
+    # Time for a request body to arrive once its headers have.
+    body_timeout_ms: int = Field(default=10_000, ge=100, le=600_000, alias="bodyTimeoutMs")
+    # A connection must send complete request headers within this long of opening or of its
+    # last answer: idle keep-alive connections and slowly sent headers both end here.
+    keepalive_timeout_ms: int = Field(
+        default=15_000, ge=100, le=3_600_000, alias="keepaliveTimeoutMs"
+    )
+    # Wrong credentials per client address: this many at once, refilled at the rate below;
+    # beyond that the address gets 429 without its credentials being checked.
+    auth_failure_burst: int = Field(default=10, ge=1, le=10_000, alias="authFailureBurst")
+    auth_failures_per_minute: float = Field(
+        default=6.0, gt=0, le=60_000, alias="authFailuresPerMinute"
+    )
 
 
 class LimitsConfig(_Frozen):

@@ -147,6 +147,14 @@ def test_a_yaml_file_is_loaded_and_an_unreadable_one_is_named(tmp_path: Path) ->
             lambda d: d["gateway"].update({"switchover": {"maxCatchUpSeconds": 0}}),
             r"gateway.switchover.maxCatchUpSeconds: .*greater than 0",
         ),
+        (
+            lambda d: d["gateway"].update({"admin": {"maxBodyBytes": 10}}),
+            r"gateway.admin.maxBodyBytes: .*greater than or equal to 1024 \(got 10\)",
+        ),
+        (
+            lambda d: d["gateway"].update({"admin": {"authFailuresPerMinute": 0}}),
+            r"gateway.admin.authFailuresPerMinute: .*greater than 0",
+        ),
         (lambda d: d["config"].pop("failover"), r"needs at least two clusters"),
         (
             lambda d: d.update({"extra": 1}),
@@ -161,6 +169,19 @@ def test_bad_config_is_refused_with_the_key_the_value_and_what_is_valid(
     change(raw)
     with pytest.raises(ConfigError, match=message):
         config_from_mapping(raw)
+
+
+def test_admin_abuse_limits_have_small_defaults_and_take_camel_case_keys() -> None:
+    raw = document()
+    defaults = config_from_mapping(raw).gateway.admin
+    assert (defaults.max_body_bytes, defaults.keepalive_timeout_ms) == (64 * 1024, 15_000)
+    raw["gateway"]["admin"] = {"maxBodyBytes": 2048, "authFailureBurst": 3, "bodyTimeoutMs": 500}
+    admin = config_from_mapping(raw).gateway.admin
+    assert (admin.max_body_bytes, admin.auth_failure_burst, admin.body_timeout_ms) == (
+        2048,
+        3,
+        500,
+    )
 
 
 def test_mirror_maker_topic_names_follow_the_replication_policy() -> None:

@@ -3,8 +3,9 @@
 Why it exists: one call must switch a gateway. Runbooks written for Conduktor Gateway call
 ``POST /admin/pclusters/v1/pcluster/main/switch?to=failover``; the operator uses the native
 ``PUT /api/v1/active`` with an epoch so that a stale command can never flip a gateway back.
-Both need HTTP basic auth (constant-time comparison, failures logged without the password and
-slowed down); health and metrics do not, so probes and scrapers need no credentials.
+Both need HTTP basic auth (constant-time comparison, failures logged without the password,
+slowed down and limited per client address by ``admin_guarding``); health and metrics do not, so
+probes and scrapers need no credentials, and a flood of wrong passwords never stops them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 import logging
@@ -21,6 +23,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from failover_gateway.config import AdminCredentials
+from failover_gateway.server import admin_guarding
 from failover_gateway.server.switching import FenceAnswer, SwitchRecord, SwitchRefused
 
 log = logging.getLogger("failover_gateway.admin")
@@ -74,26 +77,37 @@ def _credentials_match(header: str | None, expected: AdminCredentials) -> tuple[
         user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return False, "-"
-    user_ok = hmac.compare_digest(user.encode(), expected.user.encode())
-    password_ok = hmac.compare_digest(password.encode(), expected.password.encode())
+    user_ok = _same_secret(user, expected.user)
+    password_ok = _same_secret(password, expected.password)
     return user_ok and password_ok, user
 
 
-def _auth_middleware(credentials: AdminCredentials) -> Any:
+def _same_secret(given: str, expected: str) -> bool:
+    # Digests first: compare_digest takes as long for any value of one length, but leaks how
+    # long the expected value is; two digests always have the same length.
+    return hmac.compare_digest(
+        hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest()
+    )
+
+
+def _auth_middleware(credentials: AdminCredentials, guard: admin_guarding.AdminGuard) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith(_PROTECTED_PREFIXES):
             return await handler(request)
+        address = request.remote or "-"
+        wait = guard.logins.retry_after(address)
+        if wait is not None:
+            return _error(
+                429,
+                f"too many failed admin logins from {address}; credentials are checked again "
+                f"in {wait}s",
+                headers={"Retry-After": str(wait)},
+            )
         ok, user = _credentials_match(request.headers.get("Authorization"), credentials)
         if ok:
             return await handler(request)
-        log.warning(
-            "admin auth failed from %s for user %r on %s %s",
-            request.remote,
-            user,
-            request.method,
-            request.path,
-        )
+        guard.logins.failed(address, user, f"{request.method} {request.path}")
         await asyncio.sleep(_FAILED_AUTH_DELAY_SECONDS)
         return _error(
             401,
@@ -277,9 +291,19 @@ class _Routes:
         )
 
 
-def build_app(backend: AdminBackend, credentials: AdminCredentials) -> web.Application:
+def build_app(
+    backend: AdminBackend, credentials: AdminCredentials, guard: admin_guarding.AdminGuard
+) -> web.Application:
+    """The admin app; serve it with ``admin_guarding.serve`` for the connection deadline.
+
+    Credentials are checked before any body is read, so an unauthenticated client never has
+    its body read, whatever its size."""
     routes = _Routes(backend)
-    app = web.Application(middlewares=[_auth_middleware(credentials)])
+    app = web.Application(
+        middlewares=[guard.track, _auth_middleware(credentials, guard), guard.read_body],
+        client_max_size=guard.config.max_body_bytes,
+    )
+    app.cleanup_ctx.append(guard.summarizing)
     app.router.add_post("/admin/pclusters/v1/pcluster/{pcluster}/switch", routes.conduktor_switch)
     app.router.add_put("/api/v1/active", routes.put_active)
     app.router.add_put("/api/v1/fence", routes.put_fence)

@@ -17,6 +17,18 @@ from prometheus_client.registry import Collector
 
 
 @dataclass
+class AdminAbuse:
+    """What the admin API refused to protect itself (failover_gateway.server.admin_guarding)."""
+
+    auth_failures: int = 0  # wrong or missing credentials, answered 401
+    auth_throttled: int = 0  # answered 429: the address was over its failure limit
+    # Requests refused before their handler ran, by reason ("body_too_large", "body_too_slow").
+    refused: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Connections closed for sending no complete request headers in time (idle or slowloris).
+    connections_timed_out: int = 0
+
+
+@dataclass
 class Traffic:
     """Counters the data path updates; keys are (cluster, api_key)."""
 
@@ -42,6 +54,7 @@ class Traffic:
     planned_switches: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     last_fence_seconds: float = 0.0  # write unavailability of the last planned switch
     last_catch_up_lag_records: int = 0  # records replication had to copy when it began
+    admin: AdminAbuse = field(default_factory=AdminAbuse)
 
 
 @dataclass(frozen=True)
@@ -98,15 +111,15 @@ class _GatewayCollector(Collector):
             value=t.connections_refused,
         )
         yield CounterMetricFamily("kafka_failover_switches", "Switches done", value=t.switches)
-        moved = CounterMetricFamily(
+        yield _by_label(
             "kafka_failover_switched_connections",
             "Connections a switch took off the old cluster: moved under their client, or closed",
-            labels=["outcome"],
+            "outcome",
+            t.switched_connections,
+            ("moved", "closed"),
         )
-        for outcome in ("moved", "closed"):
-            moved.add_metric([outcome], t.switched_connections[outcome])
-        yield moved
         yield from self._switchover_families()
+        yield from _admin_families(t.admin)
         yield GaugeMetricFamily(
             "kafka_failover_last_switch_duration_seconds",
             "Duration of the last switch",
@@ -115,14 +128,13 @@ class _GatewayCollector(Collector):
 
     def _switchover_families(self) -> Iterator[Metric]:
         t = self._traffic
-        planned = CounterMetricFamily(
+        yield _by_label(
             "kafka_failover_planned_switches",
             "Planned switchovers, by outcome (switched, aborted)",
-            labels=["outcome"],
+            "outcome",
+            t.planned_switches,
+            ("switched", "aborted"),
         )
-        for outcome in ("switched", "aborted"):
-            planned.add_metric([outcome], t.planned_switches.get(outcome, 0))
-        yield planned
         yield GaugeMetricFamily(
             "kafka_failover_last_fence_duration_seconds",
             "Write unavailability of the last planned switchover (fence to switch)",
@@ -168,6 +180,41 @@ class _GatewayCollector(Collector):
             reachable.add_metric([cluster], 1.0 if snap.reachable.get(cluster) else 0.0)
             down.add_metric([cluster], snap.down_for_seconds.get(cluster, 0.0))
         yield from (active, opened, reachable, down)
+
+
+def _by_label(
+    name: str, doc: str, label: str, counts: Mapping[str, int], values: tuple[str, ...]
+) -> CounterMetricFamily:
+    """A counter with one series per value of ``label``, all of them shown from 0."""
+    family = CounterMetricFamily(name, doc, labels=[label])
+    for value in values:
+        family.add_metric([value], counts.get(value, 0))
+    return family
+
+
+def _admin_families(admin: AdminAbuse) -> Iterator[Metric]:
+    yield CounterMetricFamily(
+        "kafka_failover_admin_auth_failures",
+        "Admin API requests with missing or wrong credentials (answered 401)",
+        value=admin.auth_failures,
+    )
+    yield CounterMetricFamily(
+        "kafka_failover_admin_auth_throttled",
+        "Admin API requests answered 429: their address was over its credential failure limit",
+        value=admin.auth_throttled,
+    )
+    yield _by_label(
+        "kafka_failover_admin_requests_refused",
+        "Admin API requests refused before their handler ran, by reason",
+        "reason",
+        admin.refused,
+        ("body_too_large", "body_too_slow"),
+    )
+    yield CounterMetricFamily(
+        "kafka_failover_admin_connections_timed_out",
+        "Admin API connections closed for not sending complete request headers in time",
+        value=admin.connections_timed_out,
+    )
 
 
 def build_registry(traffic: Traffic, snapshot: Callable[[], Snapshot]) -> CollectorRegistry:

@@ -39,6 +39,7 @@ from failover_gateway.routing.broker_directory import BrokerDirectory
 from failover_gateway.server import (
     active_file,
     admin_api,
+    admin_guarding,
     cluster_admin,
     metrics,
     security_setup,
@@ -122,6 +123,7 @@ class GatewayRuntime:
         self.started_at = time.time()
         self._servers: list[asyncio.Server] = []
         self._admin_runner: web.AppRunner | None = None
+        self._admin_server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._refreshing: dict[str, asyncio.Task[None]] = {}
         self.listening = False
@@ -667,13 +669,17 @@ class GatewayRuntime:
 
     async def _start_admin(self) -> None:
         admin = self.config.gateway.admin
-        app = admin_api.build_app(self, self._credentials)
+        guard = admin_guarding.AdminGuard(admin, self.traffic.admin)
+        app = admin_api.build_app(self, self._credentials, guard)
         self._admin_runner = web.AppRunner(app, access_log=None)
         await self._admin_runner.setup()
-        site = web.TCPSite(
-            self._admin_runner, admin.host, admin.port, ssl_context=self.security.admin
+        self._admin_server = await admin_guarding.serve(
+            self._admin_runner,
+            guard,
+            host=admin.host,
+            port=admin.port,
+            ssl_context=self.security.admin,
         )
-        await site.start()
         log.info("admin API on %s:%d", admin.host, admin.port)
 
     async def stop(self) -> None:
@@ -695,5 +701,7 @@ class GatewayRuntime:
                 "aborting connection of %s after the shutdown grace period", connection.peer
             )
             connection.abort()
+        if self._admin_server is not None:
+            self._admin_server.close()
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
