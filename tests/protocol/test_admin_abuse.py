@@ -8,12 +8,14 @@ import asyncio
 import base64
 import logging
 import os
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import pytest
+import trustme
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -100,7 +102,7 @@ async def serve_admin() -> AsyncIterator[Callable[..., Awaitable[Served]]]:
     """The admin API served as the gateway serves it (admin_guarding.serve), on a free port."""
     stops: list[tuple[asyncio.Server, web.AppRunner]] = []
 
-    async def start(**config: Any) -> Served:
+    async def start(ssl_context: ssl.SSLContext | None = None, **config: Any) -> Served:
         admin = AdminConfig.model_validate(config)
         backend = FakeBackend()
         backend.traffic = metrics.Traffic()
@@ -108,7 +110,7 @@ async def serve_admin() -> AsyncIterator[Callable[..., Awaitable[Served]]]:
         runner = web.AppRunner(admin_api.build_app(backend, CREDENTIALS, guard), access_log=None)
         await runner.setup()
         server = await admin_guarding.serve(
-            runner, guard, host="127.0.0.1", port=0, ssl_context=None
+            runner, guard, host="127.0.0.1", port=0, ssl_context=ssl_context
         )
         stops.append((server, runner))
         return Served(server.sockets[0].getsockname()[1], guard, backend.traffic.admin)
@@ -117,6 +119,11 @@ async def serve_admin() -> AsyncIterator[Callable[..., Awaitable[Served]]]:
     for server, runner in stops:
         server.close()
         await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def certificate_authority() -> trustme.CA:
+    return trustme.CA()
 
 
 @pytest.fixture
@@ -298,6 +305,24 @@ async def test_a_long_request_is_not_cut_off_by_the_header_deadline(
     writer.write(body)
     status, answer = await read_answer(reader)
     assert status == 200, answer
+    writer.close()
+
+
+async def test_over_tls_the_admin_api_answers_and_still_cuts_off_silent_connections(
+    serve_admin: Callable[..., Awaitable[Served]], certificate_authority: trustme.CA
+) -> None:
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate_authority.issue_cert("127.0.0.1").configure_cert(server_side)
+    client_side = ssl.create_default_context()
+    certificate_authority.configure_trust(client_side)
+    served = await serve_admin(ssl_context=server_side, keepaliveTimeoutMs=500)
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port, ssl=client_side)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await read_answer(reader))[0] == 200
+    silent, _ = await asyncio.open_connection("127.0.0.1", served.port, ssl=client_side)
+    assert await closed_by_peer(silent)
+    assert await closed_by_peer(reader)
+    assert served.counts.connections_timed_out == 2
     writer.close()
 
 
