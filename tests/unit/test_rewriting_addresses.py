@@ -241,3 +241,25 @@ def test_an_address_bearing_response_above_the_rewritten_versions_is_refused(
 def test_a_truncated_address_bearing_response_raises_malformed_frame(api_key: int, version: int):
     with pytest.raises(errors.MalformedFrame):
         address_rewriting.rewrite_response(api_key, version, b"\x00\x00\x00", gateway_address)
+
+
+NULL_BROKER_LISTS = {
+    "metadata": (3, 4, {"ThrottleTimeMs": 0, "Brokers": None, "ClusterId": None,
+                        "ControllerId": 1, "Topics": []}),
+    "find-coordinator": (10, 4, {"ThrottleTimeMs": 0, "Coordinators": None}),
+    "describe-cluster": (60, 0, {"ThrottleTimeMs": 0, "ErrorCode": 0, "ErrorMessage": None,
+                                 "ClusterId": "c", "ControllerId": 1, "Brokers": None,
+                                 "ClusterAuthorizedOperations": 0}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", NULL_BROKER_LISTS)
+def test_a_null_broker_list_from_a_broken_broker_is_a_codec_error_never_a_crash(
+    name: str,
+) -> None:
+    api_key, version, values = NULL_BROKER_LISTS[name]
+    spec = specs.response(api_key)
+    assert spec is not None
+    body = schema.encode(spec, version, values)  # writes the list's length as -1
+    with pytest.raises(errors.MalformedFrame, match="is null, which the spec does not allow"):
+        address_rewriting.rewrite_response(api_key, version, body, gateway_address)

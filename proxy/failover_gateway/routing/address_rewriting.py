@@ -129,7 +129,7 @@ def rewrite_metadata(api_version: int, body: Buffer, advertise: Advertise) -> Re
     """Metadata v0-13: rewrite ``Brokers``, splice the rest (topics, tags) back untouched."""
     spec = specs.message("MetadataResponse")
     head, rest_at = schema.decode_prefix(spec, api_version, body, stop_after_field="Brokers")
-    seen = _rewrite_entries(head["Brokers"], "NodeId", advertise)
+    seen = _rewrite_entries(_listed(head, "Brokers", spec), "NodeId", advertise)
     new_head = schema.encode_prefix(spec, api_version, head, stop_after_field="Brokers")
     return RewriteResult(b"".join((new_head, body[rest_at:])), seen)
 
@@ -142,7 +142,7 @@ def rewrite_find_coordinator(api_version: int, body: Buffer, advertise: Advertis
     spec = specs.message("FindCoordinatorResponse")
     values = schema.decode(spec, api_version, body)
     if api_version >= _FIRST_BATCHED_FIND_COORDINATOR:
-        found = [entry for entry in values["Coordinators"] if _names_a_broker(entry)]
+        found = [e for e in _listed(values, "Coordinators", spec) if _names_a_broker(e)]
     else:
         found = [values] if _names_a_broker(values) else []
     if not found:
@@ -155,7 +155,7 @@ def rewrite_describe_cluster(api_version: int, body: Buffer, advertise: Advertis
     """DescribeCluster v0-2: rewrite every entry of ``Brokers``."""
     spec = specs.message("DescribeClusterResponse")
     values = schema.decode(spec, api_version, body)
-    seen = _rewrite_entries(values["Brokers"], "BrokerId", advertise)
+    seen = _rewrite_entries(_listed(values, "Brokers", spec), "BrokerId", advertise)
     return RewriteResult(schema.encode(spec, api_version, values), seen)
 
 
@@ -177,6 +177,15 @@ def rewrite_node_endpoints(
     seen = _rewrite_entries(endpoints, "NodeId", advertise)
     new_tail = schema.encode_suffix(spec, api_version, tail, from_field=NODE_ENDPOINTS)
     return RewriteResult(b"".join((body[:start], new_tail)), seen)
+
+
+def _listed(values: Mapping[str, Any], field: str, spec: specs.MessageSpec) -> list[Any]:
+    """The broker list ``field``; a null one (length -1, which the codec reads as None whatever
+    the spec says, and Kafka's own decoders refuse) is malformed."""
+    entries = values[field]
+    if entries is None:
+        raise errors.MalformedFrame(f"{spec.name}.{field} is null, which the spec does not allow")
+    return list(entries)
 
 
 def _names_a_broker(entry: Mapping[str, Any]) -> bool:
