@@ -15,15 +15,13 @@ and connection. Binds 127.0.0.0/8 addresses only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import itertools
-import threading
 from collections.abc import Sequence
 
+from kafka_testbed import loop_threads
 from kafka_testbed.errors import TestbedError
 
-START_TIMEOUT_SECONDS = 10.0
 _CHUNK = 256 * 1024
 
 
@@ -38,24 +36,16 @@ class ServiceBalancer:
         self.pods = tuple(pods)
         self.connections = 0
         self._next_pod = itertools.cycle(range(len(self.pods)))
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="service-balancer")
-        self._thread.daemon = True
+        self._loop = loop_threads.LoopThread("service-balancer")
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> ServiceBalancer:
-        self._thread.start()
-        future = asyncio.run_coroutine_threadsafe(self._listen(), self._loop)
-        future.result(START_TIMEOUT_SECONDS)
+        self._loop.start(self._listen())
         return self
 
     def stop(self) -> None:
-        future = asyncio.run_coroutine_threadsafe(self._close(), self._loop)
-        with contextlib.suppress(Exception):
-            future.result(START_TIMEOUT_SECONDS)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(START_TIMEOUT_SECONDS)
+        self._loop.stop(self._close())
 
     @property
     def bootstrap(self) -> str:
