@@ -187,6 +187,10 @@ class TimeoutsConfig(_Frozen):
     # uses an id the gateway cannot translate yet); see failover_gateway.routing.topic_ids.
     topic_refresh_ms: int = Field(default=60_000, ge=1000, alias="topicRefreshMs")
     drain_ms: int = Field(default=0, ge=0, le=60_000, alias="drainMs")
+    # How long a broker may take over one response frame once it has begun (time spent holding
+    # the broker back for a slow client not counted) before that client's connection is closed;
+    # 0: no bound. Generous: every client family gives up on a request sooner by default.
+    response_frame_ms: int = Field(default=120_000, ge=0, alias="responseFrameMs")
     active_file_poll_ms: int = Field(default=1000, ge=100, alias="activeFilePollMs")
 
 

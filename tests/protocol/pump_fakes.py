@@ -81,6 +81,7 @@ class FakeGateway:
     def __init__(self, limits: LimitsConfig | None = None) -> None:
         self.limits = limits or LimitsConfig()
         self.connect_timeout = 1.0
+        self.response_frame_timeout = 0.0  # no bound unless a test sets one
         self.upstream = FakeTransport(("127.0.0.1", 9092))
         self.upstream_protocol: asyncio.Protocol | None = None
         self.dial_gate = asyncio.Event()

@@ -187,3 +187,29 @@ def test_a_whole_frame_from_a_buffered_read_is_handed_over_mutable_for_an_in_pla
     read_into(recorder.splitter, frame(b"Bwhole") + frame(b"Bnext"), most=100)
     assert recorder.frames == [frame(b"Bwhole"), frame(b"Bnext")]
     assert all(isinstance(whole, bytearray) for whole in recorder.frames)
+
+
+@pytest.mark.parametrize("decide", [Decision.PASS, Decision.BUFFER])
+def test_a_frame_partly_through_says_how_many_bytes_it_still_awaits(decide: Decision) -> None:
+    recorder = Recorder(decide)
+    splitter = recorder.splitter
+    assert splitter.idle and splitter.missing == 0
+    splitter.feed(b"\x00\x00")
+    assert not splitter.idle and splitter.missing is None  # its size is not known yet
+    splitter.feed(b"\x00\x0a" + b"ab")
+    assert not splitter.idle and splitter.missing == 8  # its header not all in: not classified
+    splitter.feed(b"cdef")
+    assert not splitter.idle and splitter.missing == 4
+    splitter.feed(b"ghij")
+    assert splitter.idle and splitter.missing == 0
+
+
+def test_frames_are_counted_once_each_as_they_begin_however_they_are_cut() -> None:
+    stream = frame(b"abcdefgh") + frame(b"12")
+    recorder = Recorder(prefix_bytes=6)
+    for byte in stream[:7]:  # the first frame's size and part of its prefix
+        recorder.splitter.feed(bytes([byte]))
+    assert recorder.splitter.frames_begun == 0
+    for byte in stream[7:]:
+        recorder.splitter.feed(bytes([byte]))
+    assert recorder.splitter.frames_begun == 2

@@ -27,7 +27,7 @@ from typing import Any, Protocol, cast
 from failover_gateway.codec import errors, headers, transactional
 from failover_gateway.codec.primitives import Buffer
 from failover_gateway.config import HostPort, LimitsConfig
-from failover_gateway.pump import client_auth, framing, inflight
+from failover_gateway.pump import client_auth, framing, inflight, response_bound
 from failover_gateway.pump.internal_requests import InternalRequests
 from failover_gateway.pump.rejoin_gate import FETCH, GROUP_MEMBERSHIP, OFFSET_FETCH, RejoinGate
 from failover_gateway.pump.write_fence import WriteFence
@@ -50,6 +50,7 @@ _GATE_WATCHED = GROUP_MEMBERSHIP | {OFFSET_FETCH}
 _GATE_READS = _GATE_WATCHED | {FETCH}
 # Correlation id plus, for a v0 response header, the error code that opens a raw SASL exchange.
 _RESPONSE_PREFIX_BYTES = 6
+_CORRELATION_ID_BYTES = 4
 # Requests a moving connection may leave unanswered by the old cluster: the gateway answers them
 # itself (a fetch waiting for data, answered with none; see ClientConnection.move).
 _ANSWERED_AT_MOVE = frozenset({FETCH})
@@ -63,6 +64,11 @@ class Gateway(Protocol):
 
     @property
     def connect_timeout(self) -> float: ...
+
+    @property
+    def response_frame_timeout(self) -> float:
+        """Seconds a broker may take over one begun response frame (0: no bound)."""
+        ...
 
     def route(self, slot: int | None) -> tuple[str, list[HostPort]]: ...
 
@@ -198,6 +204,9 @@ class ClientConnection(asyncio.BufferedProtocol):
         self._parked: deque[bytes | bytearray] | None = None
         self._park_reason = ""
         self._reauth: asyncio.TimerHandle | None = None
+        # The client reads slower than the broker sends: the gateway holds the broker back, so
+        # an unfinished response frame is not the broker's doing.
+        self._client_slow = False
         limits = gateway.limits
         self._requests = framing.FrameSplitter(
             classify=self._classify_request,
@@ -213,6 +222,12 @@ class ClientConnection(asyncio.BufferedProtocol):
             on_pass_end=self._send_local_answers,
             max_frame_bytes=limits.max_frame_bytes,
             prefix_bytes=_RESPONSE_PREFIX_BYTES,
+        )
+        self._frame_bound = response_bound.ResponseFrameBound(
+            self._responses,
+            gateway.response_frame_timeout,
+            overdue=self._response_frame_overdue,
+            held_back=lambda: self._client_slow,
         )
 
     # -- client side -----------------------------------------------------------------------
@@ -330,21 +345,38 @@ class ClientConnection(asyncio.BufferedProtocol):
             self.close(f"bad request from client: {error}")
 
     def eof_received(self) -> bool | None:
-        self.close("client closed the connection")
+        self.close(self._unfinished_response() or "client closed the connection")
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.closing_reason is None:
-            self.closing_reason = f"client connection lost: {exc}" if exc else "client left"
+            unfinished = self._unfinished_response()
+            if unfinished is not None:
+                self.close(unfinished)
+            else:
+                self.closing_reason = f"client connection lost: {exc}" if exc else "client left"
+        self._frame_bound.cancel()
         if self._upstream is not None:
             self._upstream.close()
         self._gateway.connection_closed(self)
 
+    def _unfinished_response(self) -> str | None:
+        """Why the client left, when the broker is to blame: it had begun a response and not
+        finished it (a slow or stalled broker; the client's request timeout ran out)."""
+        if self._upstream is None or self._responses.idle or self._client_slow:
+            return None
+        return (
+            f"{self._broker} left a response frame unfinished ({self._missing_bytes()}) "
+            "until the client gave up"
+        )
+
     def pause_writing(self) -> None:
+        self._client_slow = True
         if self._upstream is not None:
             self._upstream.pause_reading()
 
     def resume_writing(self) -> None:
+        self._client_slow = False
         if self._upstream is not None and not self._upstream.is_closing():
             self._upstream.resume_reading()
 
@@ -723,19 +755,41 @@ class ClientConnection(asyncio.BufferedProtocol):
             framing.FrameError,
             inflight.OutOfSyncResponse,
             request_policy.RequestRefused,
+            errors.CodecError,
         ) as error:
-            self.close(f"bad response from broker {self._upstream_address}: {error}")
+            self.close(f"{self._broker} sent a bad response: {error}")
+            return
+        self._frame_bound.bytes_read()
 
     def upstream_lost(self, exc: Exception | None) -> None:
+        midway = "" if self._responses.idle else f" mid-frame ({self._missing_bytes()})"
         self._upstream = None
+        self.close(f"{self._broker} closed the connection{midway}" + (f": {exc}" if exc else ""))
+
+    @property
+    def _broker(self) -> str:
+        """The broker serving this connection, for log lines: cluster and address."""
+        return f"broker {self.cluster} {self._upstream_address}"
+
+    def _missing_bytes(self) -> str:
+        missing = self._responses.missing
+        return "its size incomplete" if missing is None else f"{missing} bytes still to come"
+
+    def _response_frame_overdue(self) -> None:
+        timeout_ms = round(self._frame_bound.seconds * 1000)
         self.close(
-            f"broker {self._upstream_address} closed the connection" + (f": {exc}" if exc else "")
+            f"{self._broker} stalled: a response frame unfinished after {timeout_ms} ms "
+            f"({self._missing_bytes()}; timeouts.responseFrameMs)"
         )
 
     def _classify_response(self, prefix: memoryview, frame_size: int) -> framing.Decision:
         if self._raw_sasl_rounds:
             self._raw_sasl_rounds -= 1
             return framing.Decision.PASS
+        if frame_size < _CORRELATION_ID_BYTES:
+            raise framing.FrameError(
+                f"frame of {frame_size} bytes has no room for a response header"
+            )
         correlation_id = int.from_bytes(prefix[:4], "big", signed=True)
         for answer in self.in_flight.take_local_answers():  # earlier requests, answered here
             self._send_client(answer)
@@ -767,8 +821,16 @@ class ClientConnection(asyncio.BufferedProtocol):
         if request.on_answer is not None:
             request.on_answer(bytes(frame))
         else:
-            self._send_client(self._gateway.rewrite_response(self.cluster, request, frame))
+            self._send_client(self._rewritten(request, frame))
         self._send_local_answers()
+
+    def _rewritten(self, request: inflight.PendingRequest, frame: bytes | bytearray) -> Buffer:
+        try:
+            return self._gateway.rewrite_response(self.cluster, request, frame)
+        except errors.CodecError as error:
+            raise errors.MalformedFrame(
+                f"malformed api key {request.api_key} v{request.api_version} response: {error}"
+            ) from error
 
     def _answered(self) -> None:
         if len(self.in_flight) < self._gateway.limits.max_in_flight:
@@ -872,6 +934,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.closing_reason = reason
         if self._reauth is not None:
             self._reauth.cancel()
+        self._frame_bound.cancel()
         self._internal.fail_all(ConnectionError(reason))
         if reason.startswith("switch"):
             audit.info(

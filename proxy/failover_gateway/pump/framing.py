@@ -49,6 +49,7 @@ class FrameSplitter:
         "_classify",
         "_filled",
         "_frame",
+        "_frames_begun",
         "_into_frame",
         "_max_frame",
         "_on_frame",
@@ -81,6 +82,7 @@ class FrameSplitter:
         self._frame: bytearray | None = None
         self._filled = 0
         self._into_frame = False  # the last get_buffer handed out the frame's own buffer
+        self._frames_begun = 0  # frames classified: tells one frame in progress from the next
 
     @property
     def buffered(self) -> int:
@@ -88,8 +90,26 @@ class FrameSplitter:
 
     @property
     def idle(self) -> bool:
-        """True when no frame is partly through: none streaming, none being collected."""
-        return self._remaining == 0 and self._frame is None
+        """True when no frame is partly through: none streaming, none being collected, no part
+        of a size prefix or header waiting for the rest."""
+        return self._remaining == 0 and self._frame is None and not self._buffer
+
+    @property
+    def frames_begun(self) -> int:
+        """How many frames have begun (size and prefix read, classified) so far."""
+        return self._frames_begun
+
+    @property
+    def missing(self) -> int | None:
+        """Bytes the frame partly through still awaits (0 when idle; None while its size
+        prefix is incomplete)."""
+        if self._remaining:
+            return self._remaining
+        if self._frame is not None:
+            return len(self._frame) - self._filled
+        if len(self._buffer) >= _SIZE:
+            return _SIZE + int.from_bytes(self._buffer[:_SIZE], "big") - len(self._buffer)
+        return None if self._buffer else 0
 
     @property
     def at_frame_boundary(self) -> bool:
@@ -173,6 +193,7 @@ class FrameSplitter:
             if available < wanted:
                 break
             decision = self._classify(memoryview(data)[pos + _SIZE : pos + _SIZE + wanted], size)
+            self._frames_begun += 1
             if decision is Decision.BUFFER:
                 if available < size:
                     self._start_collecting(memoryview(data)[pos:], size)

@@ -97,8 +97,12 @@ class InFlightTable:
             )
         oldest = self._pending[0]
         if oldest.correlation_id != correlation_id:
+            later = any(p.correlation_id == correlation_id for p in self._pending)
             raise OutOfSyncResponse(
-                f"response with correlation id {correlation_id} while the oldest request in "
-                f"flight has {oldest.correlation_id} (api key {oldest.api_key})"
-            )
+                f"response with correlation id {correlation_id} "
+                + ("answers a later request first (out of order)" if later
+                   else "answers no request in flight (unknown correlation id)")
+                + f"; the oldest request in flight has {oldest.correlation_id} "
+                f"(api key {oldest.api_key})"
+            )  # fmt: skip
         return self._pending.popleft()

@@ -142,6 +142,10 @@ class GatewayRuntime:
     def connect_timeout(self) -> float:
         return self.config.gateway.timeouts.upstream_connect_ms / 1000
 
+    @property
+    def response_frame_timeout(self) -> float:
+        return self.config.gateway.timeouts.response_frame_ms / 1000
+
     def route(self, slot: int | None) -> tuple[str, list[HostPort]]:
         cluster = self.switchboard.active
         if slot is not None and not self.directory.brokers(cluster):
