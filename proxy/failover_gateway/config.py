@@ -192,6 +192,12 @@ class TimeoutsConfig(_Frozen):
     # 0: no bound. Generous: every client family gives up on a request sooner by default.
     response_frame_ms: int = Field(default=120_000, ge=0, alias="responseFrameMs")
     active_file_poll_ms: int = Field(default=1000, ge=100, alias="activeFilePollMs")
+    # Bounds on slow and half-open client connections (failover_gateway.pump.client_deadlines):
+    # the first request complete after the accept, SASL over after the accept (SASL listeners),
+    # a started frame complete (reading time: pauses of the gateway's own do not count).
+    client_first_request_ms: int = Field(default=10_000, ge=100, alias="clientFirstRequestMs")
+    client_authentication_ms: int = Field(default=30_000, ge=100, alias="clientAuthenticationMs")
+    client_frame_ms: int = Field(default=60_000, ge=100, alias="clientFrameMs")
 
 
 class MirrorMaker2Config(_Frozen):

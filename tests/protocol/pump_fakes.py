@@ -16,8 +16,8 @@ from typing import Any
 from failover_gateway.auth.users import UserStore
 from failover_gateway.codec import headers, schema, specs
 from failover_gateway.codec.primitives import Buffer
-from failover_gateway.config import HostPort, LimitsConfig
-from failover_gateway.pump import inflight
+from failover_gateway.config import HostPort, LimitsConfig, TimeoutsConfig
+from failover_gateway.pump import client_deadlines, inflight
 from failover_gateway.pump.client_auth import ClientAuthenticator
 from failover_gateway.pump.connection import ClientConnection
 from failover_gateway.pump.rejoin_gate import RejoinGate
@@ -78,8 +78,12 @@ class FakeTransport(asyncio.Transport):
 class FakeGateway:
     """The server layer's side of the pump, with a fake dialer and the real rewrite."""
 
-    def __init__(self, limits: LimitsConfig | None = None) -> None:
+    def __init__(
+        self, limits: LimitsConfig | None = None, timeouts: TimeoutsConfig | None = None
+    ) -> None:
         self.limits = limits or LimitsConfig()
+        self.timeouts = timeouts or TimeoutsConfig()
+        self.slow_clients: list[client_deadlines.Bound] = []
         self.connect_timeout = 1.0
         self.response_frame_timeout = 0.0  # no bound unless a test sets one
         self.upstream = FakeTransport(("127.0.0.1", 9092))
@@ -153,6 +157,9 @@ class FakeGateway:
 
     def connection_closed(self, connection: ClientConnection) -> None:
         pass
+
+    def count_slow_client(self, bound: client_deadlines.Bound) -> None:
+        self.slow_clients.append(bound)
 
     def rewrite_response(
         self, cluster: str, request: inflight.PendingRequest, frame: Buffer

@@ -26,8 +26,8 @@ from typing import Any, Protocol, cast
 
 from failover_gateway.codec import errors, headers, transactional
 from failover_gateway.codec.primitives import Buffer
-from failover_gateway.config import HostPort, LimitsConfig
-from failover_gateway.pump import client_auth, framing, inflight, response_bound
+from failover_gateway.config import HostPort, LimitsConfig, TimeoutsConfig
+from failover_gateway.pump import client_auth, client_deadlines, framing, inflight, response_bound
 from failover_gateway.pump.internal_requests import InternalRequests
 from failover_gateway.pump.rejoin_gate import FETCH, GROUP_MEMBERSHIP, OFFSET_FETCH, RejoinGate
 from failover_gateway.pump.write_fence import WriteFence
@@ -63,6 +63,9 @@ class Gateway(Protocol):
     def limits(self) -> LimitsConfig: ...
 
     @property
+    def timeouts(self) -> TimeoutsConfig: ...
+
+    @property
     def connect_timeout(self) -> float: ...
 
     @property
@@ -96,6 +99,9 @@ class Gateway(Protocol):
     def connection_opened(self, connection: ClientConnection) -> bool: ...
 
     def connection_closed(self, connection: ClientConnection) -> None: ...
+
+    def count_slow_client(self, bound: client_deadlines.Bound) -> None:
+        """A connection was closed for overrunning one of the client bounds."""
 
     def rewrite_response(
         self, cluster: str, request: inflight.PendingRequest, frame: Buffer
@@ -207,6 +213,11 @@ class ClientConnection(asyncio.BufferedProtocol):
         # The client reads slower than the broker sends: the gateway holds the broker back, so
         # an unfinished response frame is not the broker's doing.
         self._client_slow = False
+        # Set once accepted under the connection limit (:mod:`.client_deadlines`); one timer.
+        self.deadlines: client_deadlines.ClientDeadlines | None = None
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._deadline_at = 0.0
+        self._frames_seen = 0
         limits = gateway.limits
         self._requests = framing.FrameSplitter(
             classify=self._classify_request,
@@ -242,6 +253,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         if not self._gateway.connection_opened(self):
             self.close("connection limit reached")
             return
+        self._start_deadlines()
         context = self._gateway.listener_tls()
         if context is None:
             self._accepted(transport)
@@ -301,6 +313,9 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.principal = self._gateway.certificate_principal(transport) or self.principal
         self._auth = self._gateway.client_authenticator()
         self._authenticated = self._auth is None
+        if self._auth is not None and self.deadlines is not None:
+            self.deadlines.expect_authentication()
+            self._arm_deadline()
         self.cluster, self._targets = self._gateway.route(self.slot)
         audit.info(
             "open client=%s principal=%s port=%d cluster=%s",
@@ -331,6 +346,8 @@ class ClientConnection(asyncio.BufferedProtocol):
             self._requests.buffer_updated(nbytes)
         except (framing.FrameError, request_policy.RequestRefused) as error:
             self.close(f"bad request from client: {error}")
+            return
+        self._frames_read()
 
     def data_received(self, data: bytes) -> None:
         """Bytes from the client in hand (held before TLS, or a test's)."""
@@ -343,6 +360,8 @@ class ClientConnection(asyncio.BufferedProtocol):
             self._requests.feed(data)
         except (framing.FrameError, request_policy.RequestRefused) as error:
             self.close(f"bad request from client: {error}")
+            return
+        self._frames_read()
 
     def eof_received(self) -> bool | None:
         self.close(self._unfinished_response() or "client closed the connection")
@@ -356,6 +375,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             else:
                 self.closing_reason = f"client connection lost: {exc}" if exc else "client left"
         self._frame_bound.cancel()
+        self._stop_deadlines()
         if self._upstream is not None:
             self._upstream.close()
         self._gateway.connection_closed(self)
@@ -606,6 +626,8 @@ class ClientConnection(asyncio.BufferedProtocol):
             self.close(f"client authentication failed: {step.failure}")
         elif step.principal is not None and not self._authenticated:
             self.principal, self._authenticated = step.principal, True
+            if self.deadlines is not None:
+                self.deadlines.authenticated()
             audit.info(
                 "authenticated client=%s principal=%s mechanism=%s",
                 self.peer,
@@ -840,11 +862,76 @@ class ClientConnection(asyncio.BufferedProtocol):
         if self._transport is not None:
             self._transport.write(chunk)
 
+    # -- slow and half-open clients ------------------------------------------------------------
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
+    def _start_deadlines(self) -> None:
+        timeouts = self._gateway.timeouts
+        self.deadlines = client_deadlines.ClientDeadlines(
+            opened_at=self._now(),
+            first_request=timeouts.client_first_request_ms / 1000,
+            frame=timeouts.client_frame_ms / 1000,
+            authentication=timeouts.client_authentication_ms / 1000,
+        )
+        self._arm_deadline()
+
+    def _frames_read(self) -> None:
+        """After a read: a frame that ended stops its clock, a frame begun starts one."""
+        deadlines = self.deadlines
+        if deadlines is None:
+            return
+        splitter = self._requests
+        if splitter.completed != self._frames_seen:
+            self._frames_seen = splitter.completed
+            deadlines.request_completed()
+            deadlines.frame_ended()
+        if not deadlines.in_frame and not splitter.idle:
+            deadlines.frame_started(self._now())
+            self._arm_deadline()
+
+    def _arm_deadline(self) -> None:
+        """Keep one timer at or before the next deadline (an early one looks and re-arms)."""
+        deadlines = self.deadlines
+        if deadlines is None or self.closing_reason is not None:
+            return
+        when = deadlines.next_deadline()
+        timer = self._deadline_timer
+        if when is None or (timer is not None and self._deadline_at <= when):
+            return
+        if timer is not None:
+            timer.cancel()
+        self._deadline_at = when
+        loop = asyncio.get_running_loop()
+        self._deadline_timer = loop.call_at(when, lambda: self.enforce_deadlines(loop.time()))
+
+    def enforce_deadlines(self, now: float) -> None:
+        """Close the connection if it overran a bound at ``now``, else look again later."""
+        self._deadline_timer = None
+        deadlines = self.deadlines
+        if deadlines is None or self.closing_reason is not None:
+            return
+        overrun = deadlines.overrun(now)
+        if overrun is None:
+            self._arm_deadline()
+            return
+        self._gateway.count_slow_client(overrun.bound)
+        self.close(overrun.describe())
+
+    def _stop_deadlines(self) -> None:
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
+
     # -- flow control and closing ----------------------------------------------------------
 
     def pause_reading(self, reason: str) -> None:
         if not self._pause_reasons and self._transport is not None:
             self._transport.pause_reading()
+            if self.deadlines is not None:
+                self.deadlines.paused(self._now())
         self._pause_reasons.add(reason)
 
     def resume_reading(self, reason: str) -> None:
@@ -854,6 +941,9 @@ class ClientConnection(asyncio.BufferedProtocol):
         transport = self._transport
         if not self._pause_reasons and transport is not None and not transport.is_closing():
             transport.resume_reading()
+            if self.deadlines is not None:
+                self.deadlines.resumed(self._now())
+                self._arm_deadline()
 
     # -- moving to another cluster -----------------------------------------------------------
 
@@ -932,6 +1022,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         if self.closing_reason is not None:
             return
         self.closing_reason = reason
+        self._stop_deadlines()
         if self._reauth is not None:
             self._reauth.cancel()
         self._frame_bound.cancel()

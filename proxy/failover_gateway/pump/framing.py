@@ -57,6 +57,7 @@ class FrameSplitter:
         "_prefix_bytes",
         "_remaining",
         "_sink",
+        "completed",
     )
 
     def __init__(
@@ -83,6 +84,9 @@ class FrameSplitter:
         self._filled = 0
         self._into_frame = False  # the last get_buffer handed out the frame's own buffer
         self._frames_begun = 0  # frames classified: tells one frame in progress from the next
+        # Frames whose last byte has arrived, so far: a reader can tell a frame ended during a
+        # read even when the next one began in the same read (:mod:`.client_deadlines`).
+        self.completed = 0
 
     @property
     def buffered(self) -> int:
@@ -152,6 +156,7 @@ class FrameSplitter:
         self._filled += nbytes
         if self._filled == len(frame):
             self._frame, self._filled = None, 0
+            self.completed += 1
             self._on_frame(frame)
 
     def _collect(self, data: bytes | bytearray) -> bytes | bytearray:
@@ -163,6 +168,7 @@ class FrameSplitter:
         if self._filled < len(frame):
             return b""
         self._frame, self._filled = None, 0
+        self.completed += 1
         self._on_frame(frame)
         return data[take:]
 
@@ -180,6 +186,7 @@ class FrameSplitter:
         return rest
 
     def _pass_ended(self) -> None:
+        self.completed += 1
         if self._on_pass_end is not None:
             self._on_pass_end()
 
@@ -199,6 +206,7 @@ class FrameSplitter:
                     self._start_collecting(memoryview(data)[pos:], size)
                     return
                 whole = pos == 0 and end == _SIZE + size
+                self.completed += 1
                 self._on_frame(data if whole else data[pos : pos + _SIZE + size])
                 pos += _SIZE + size
                 continue

@@ -45,6 +45,8 @@ class Traffic:
     )
     connections_total: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     connections_refused: int = 0
+    # Connections closed for overrunning a client bound, by bound (pump.client_deadlines).
+    slow_clients_closed: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     switches: int = 0
     last_switch_seconds: float = 0.0
     # Connections a switch took off the old cluster, by how: "moved" (under the client) or
@@ -110,6 +112,15 @@ class _GatewayCollector(Collector):
             "Client connections refused at the connection limit",
             value=t.connections_refused,
         )
+        slow = CounterMetricFamily(
+            "kafka_failover_slow_clients_closed",
+            "Client connections closed for overrunning a bound: first_request, authentication "
+            "or frame (gateway.timeouts.client*Ms)",
+            labels=["bound"],
+        )
+        for bound in ("first_request", "authentication", "frame"):
+            slow.add_metric([bound], t.slow_clients_closed[bound])
+        yield slow
         yield CounterMetricFamily("kafka_failover_switches", "Switches done", value=t.switches)
         yield _by_label(
             "kafka_failover_switched_connections",

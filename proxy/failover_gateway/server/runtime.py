@@ -22,8 +22,14 @@ from aiohttp import web
 
 from failover_gateway.codec import errors, headers
 from failover_gateway.codec.primitives import Buffer
-from failover_gateway.config import AdminCredentials, GatewayConfig, HostPort, LimitsConfig
-from failover_gateway.pump import inflight
+from failover_gateway.config import (
+    AdminCredentials,
+    GatewayConfig,
+    HostPort,
+    LimitsConfig,
+    TimeoutsConfig,
+)
+from failover_gateway.pump import client_deadlines, inflight
 from failover_gateway.pump.client_auth import ClientAuthenticator
 from failover_gateway.pump.connection import ClientConnection
 from failover_gateway.pump.rejoin_gate import RejoinGate
@@ -139,6 +145,10 @@ class GatewayRuntime:
         return self.config.gateway.limits
 
     @property
+    def timeouts(self) -> TimeoutsConfig:
+        return self.config.gateway.timeouts
+
+    @property
     def connect_timeout(self) -> float:
         return self.config.gateway.timeouts.upstream_connect_ms / 1000
 
@@ -206,6 +216,9 @@ class GatewayRuntime:
 
     def connection_closed(self, connection: ClientConnection) -> None:
         self.switchboard.connections.discard(connection)
+
+    def count_slow_client(self, bound: client_deadlines.Bound) -> None:
+        self.traffic.slow_clients_closed[bound.value] += 1
 
     def rewrite_response(
         self, cluster: str, request: inflight.PendingRequest, frame: Buffer
