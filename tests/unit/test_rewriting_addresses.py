@@ -263,3 +263,13 @@ def test_a_null_broker_list_from_a_broken_broker_is_a_codec_error_never_a_crash(
     body = schema.encode(spec, version, values)  # writes the list's length as -1
     with pytest.raises(errors.MalformedFrame, match="is null, which the spec does not allow"):
         address_rewriting.rewrite_response(api_key, version, body, gateway_address)
+
+
+def test_a_broker_with_a_null_host_is_refused_as_a_malformed_frame() -> None:
+    spec = specs.response(3)
+    assert spec is not None
+    broker = {"NodeId": 1, "Host": None, "Port": 9092, "Rack": None}
+    values = {"Brokers": [broker], "ControllerId": 1, "Topics": []}
+    body = schema.encode(spec, 1, values)  # writes the host's length as -1
+    with pytest.raises(errors.MalformedFrame, match="null host"):
+        address_rewriting.rewrite_response(3, 1, body, gateway_address)

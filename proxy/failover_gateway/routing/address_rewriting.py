@@ -197,6 +197,8 @@ def _rewrite_entries(
 ) -> tuple[BrokerAddress, ...]:
     seen = []
     for entry in entries:
+        if entry["Host"] is None:  # found by tests/fuzz/fuzz_address_rewriting.py
+            raise errors.MalformedFrame(f"broker {entry[id_field]} has a null host")
         real = BrokerAddress(entry[id_field], entry["Host"], entry["Port"])
         entry["Host"], entry["Port"] = advertise(real.node_id, real.host, real.port)
         seen.append(real)
