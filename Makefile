@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml operator/pyproject.toml l
 SOURCES := proxy operator lab tests bench scripts
 
 .PHONY: help venv fetch fetch-kafka fetch-kube lint typecheck imports test test-fast demo drill \
-	bench bench-smoke clean distclean chart-sync pin-runtime images kind-e2e
+	bench bench-smoke clean distclean chart-sync pin-runtime images kind-e2e fuzz
 
 help:
 	@echo "make demo   - start two local Kafka clusters, the gateway, a producer and a consumer, switch, print a timeline"
@@ -16,6 +16,7 @@ help:
 	@echo "make test   - install everything into $(VENV), fetch test jars, build the images, lint, type-check and run the whole suite"
 	@echo "make images - build the gateway and operator images (docker, else podman from Debian) and print their sizes"
 	@echo "make bench  - direct Kafka, the gateway and peer proxies on one broker: throughput, latency, CPU, memory; switch latency"
+	@echo "make fuzz   - coverage-guided fuzzing (atheris) of the frame splitter and the address rewriter, FUZZ_SECONDS each (default 600)"
 	@echo "make kind-e2e - build both images, install the Helm chart on a kind cluster, switch, check (needs Docker)"
 
 # The product (the gateway at the root, the operator in operator/) and the test lab (lab/) are
@@ -65,6 +66,17 @@ test: lint typecheck imports fetch images
 test-fast: $(STAMP)
 	$(PY) -m pytest tests/unit tests/protocol
 
+# Each target of tests/fuzz for FUZZ_SECONDS; the corpus grows in .fuzz/<target>/ across runs
+# and an input that breaks a target is saved next to it (make test runs each for 10 s).
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	@for target in tests/fuzz/fuzz_*.py; do \
+		name=$$(basename $$target .py); mkdir -p .fuzz/$$name/corpus; \
+		echo "fuzzing $$name for $(FUZZ_SECONDS) s"; \
+		$(PY) $$target -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 \
+			-artifact_prefix=.fuzz/$$name/ .fuzz/$$name/corpus || exit 1; \
+	done
+
 # DRILL_ARGS="--via kubectl" runs the planned and the automatic modes through the operator.
 drill: fetch
 	$(PY) -m kafka_testbed.drill $(DRILL_ARGS)
@@ -91,7 +103,7 @@ kind-e2e:
 	bash scripts/kind-e2e.sh
 
 clean:
-	rm -rf .pytest_cache .mypy_cache .ruff_cache test-logs
+	rm -rf .pytest_cache .mypy_cache .ruff_cache test-logs .fuzz
 
 # Downloads, builds and the Debian image base live in ~/.cache/kafka-failover, shared by clones.
 distclean: clean
