@@ -339,3 +339,11 @@ async def test_the_gateways_own_requests_slip_in_at_a_frame_boundary_and_stay_hi
     from_broker(gateway, response(17, 1, internal_id, {"ErrorCode": 0, "Mechanisms": ["PLAIN"]}))
     assert (await asyncio.wait_for(waiting, 1))["Mechanisms"] == ["PLAIN"]
     assert bytes(client.written) == produce_response(7), "the client sees only its own answer"
+
+
+async def test_a_malformed_request_before_authentication_closes_only_that_connection() -> None:
+    connection, client, gateway = await sasl_gateway()
+    bad_client_id = b"\x00\x11\x00\x01\x00\x00\x00\x01\x00\x02\xe0\x80"  # not UTF-8
+    deliver(connection, len(bad_client_id).to_bytes(4, "big") + bad_client_id)
+    assert client.closed and gateway.dials == 0
+    assert "malformed SASL-phase request" in (connection.closing_reason or "")

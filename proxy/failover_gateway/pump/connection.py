@@ -639,12 +639,15 @@ class ClientConnection(asyncio.BufferedProtocol):
     def _authentication_request(
         self, auth: client_auth.ClientAuthenticator, body: memoryview
     ) -> client_auth.AuthStep | None:
-        header = headers.parse_request_header(body)
-        payload = body[header.body_offset :]
-        if header.api_key == client_auth.SASL_HANDSHAKE:
-            return auth.handshake(header.api_version, header.correlation_id, payload)
-        if header.api_key == client_auth.SASL_AUTHENTICATE:
-            return auth.authenticate(header.api_version, header.correlation_id, payload)
+        try:
+            header = headers.parse_request_header(body)
+            payload = body[header.body_offset :]
+            if header.api_key == client_auth.SASL_HANDSHAKE:
+                return auth.handshake(header.api_version, header.correlation_id, payload)
+            if header.api_key == client_auth.SASL_AUTHENTICATE:
+                return auth.authenticate(header.api_version, header.correlation_id, payload)
+        except errors.CodecError as error:  # closes this connection alone (buffer_updated)
+            raise request_policy.RequestRefused(f"malformed SASL-phase request: {error}") from error
         if header.api_key == client_auth.API_VERSIONS:
             self._send_client(
                 self._gateway.api_versions_answer(
