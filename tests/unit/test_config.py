@@ -155,6 +155,10 @@ def test_a_yaml_file_is_loaded_and_an_unreadable_one_is_named(tmp_path: Path) ->
             lambda d: d["gateway"].update({"admin": {"authFailuresPerMinute": 0}}),
             r"gateway.admin.authFailuresPerMinute: .*greater than 0",
         ),
+        (
+            lambda d: d["gateway"].update({"timeouts": {"clientFrameMs": 5}}),
+            r"gateway.timeouts.clientFrameMs: .*greater than or equal to 100 \(got 5\)",
+        ),
         (lambda d: d["config"].pop("failover"), r"needs at least two clusters"),
         (
             lambda d: d.update({"extra": 1}),
@@ -182,6 +186,19 @@ def test_admin_abuse_limits_have_small_defaults_and_take_camel_case_keys() -> No
         3,
         500,
     )
+
+
+def test_client_bounds_default_to_what_no_real_client_comes_near() -> None:
+    raw = document()
+    timeouts = config_from_mapping(raw).gateway.timeouts
+    assert (
+        timeouts.client_first_request_ms,
+        timeouts.client_authentication_ms,
+        timeouts.client_frame_ms,
+    ) == (10_000, 30_000, 60_000)
+    raw["gateway"]["timeouts"] = {"clientFirstRequestMs": 2000, "clientAuthenticationMs": 4000}
+    timeouts = config_from_mapping(raw).gateway.timeouts
+    assert (timeouts.client_first_request_ms, timeouts.client_authentication_ms) == (2000, 4000)
 
 
 def test_mirror_maker_topic_names_follow_the_replication_policy() -> None:
