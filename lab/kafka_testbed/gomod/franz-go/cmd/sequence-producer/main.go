@@ -17,6 +17,8 @@
 //	                         and UNKNOWN_PRODUCER_ID fail the producer ID instead of franz-go's
 //	                         default epoch bump, and the producer is FATAL
 //	client-id=ID             kgo.ClientID
+//	compression=CODEC        kgo.ProducerBatchCompression with one codec: none, gzip, snappy,
+//	                         lz4 or zstd (default: franz-go's snappy, falling back to none)
 //	flush-timeout=DURATION   how long the final flush may take (default 2m)
 //
 // DURATION is Go's syntax (500ms, 30s). Values are the sequence number as 12 digits
@@ -165,6 +167,10 @@ func (s *settings) set(key, value string) error {
 		s.opts = append(s.opts, kgo.RecordRetries(number))
 	case "client-id":
 		s.opts = append(s.opts, kgo.ClientID(value))
+	case "compression":
+		var codec kgo.CompressionCodec
+		codec, err = compressionCodec(value)
+		s.opts = append(s.opts, kgo.ProducerBatchCompression(codec))
 	case "stop-on-data-loss":
 		var stop bool
 		if stop, err = strconv.ParseBool(value); stop {
@@ -174,6 +180,22 @@ func (s *settings) set(key, value string) error {
 		err = errors.New("unknown option")
 	}
 	return err
+}
+
+var compressionCodecs = map[string]kgo.CompressionCodec{
+	"none":   kgo.NoCompression(),
+	"gzip":   kgo.GzipCompression(),
+	"snappy": kgo.SnappyCompression(),
+	"lz4":    kgo.Lz4Compression(),
+	"zstd":   kgo.ZstdCompression(),
+}
+
+func compressionCodec(name string) (kgo.CompressionCodec, error) {
+	codec, ok := compressionCodecs[name]
+	if !ok {
+		return codec, errors.New("expected none, gzip, snappy, lz4 or zstd")
+	}
+	return codec, nil
 }
 
 type producer struct {
