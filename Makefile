@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml operator/pyproject.toml l
 SOURCES := proxy operator lab tests bench scripts
 
 .PHONY: help venv fetch fetch-kafka fetch-kube lint typecheck imports test test-fast demo drill \
-	bench bench-smoke clean distclean chart-sync pin-runtime images kind-e2e fuzz
+	bench bench-smoke soak clean distclean chart-sync pin-runtime images kind-e2e fuzz
 
 help:
 	@echo "make demo   - start two local Kafka clusters, the gateway, a producer and a consumer, switch, print a timeline"
@@ -15,6 +15,7 @@ help:
 	@echo "              (DRILL_ARGS=\"--via kubectl\": planned, then automatic failover by the operator)"
 	@echo "make test   - install everything into $(VENV), fetch test jars, build the images, lint, type-check and run the whole suite"
 	@echo "make images - build the gateway and operator images (docker, else podman from Debian) and print their sizes"
+	@echo "make soak   - SOAK_MINUTES (60) of load through 3 gateways with switches and faults: loss, memory, fds"
 	@echo "make bench  - direct Kafka, the gateway and peer proxies on one broker: throughput, latency, CPU, memory; switch latency"
 	@echo "make fuzz   - coverage-guided fuzzing (atheris) of the frame splitter and the address rewriter, FUZZ_SECONDS each (default 600)"
 	@echo "make kind-e2e - build both images, install the Helm chart on a kind cluster, switch, check (needs Docker)"
@@ -83,6 +84,11 @@ drill: fetch
 
 demo: fetch-kafka
 	$(PY) -m kafka_testbed.demo
+
+# Issue 19's soak; the report goes to soak-report.json, exit 1 when a goal is missed.
+SOAK_MINUTES ?= 60
+soak: fetch
+	$(PY) -m kafka_testbed.soaking --minutes $(SOAK_MINUTES)
 
 bench: fetch-kafka
 	$(PY) bench/run.py

@@ -479,7 +479,7 @@ def _ensure_active(gateway: SwitchableGateway, cluster: str) -> None:
 
 
 def _start_clients(lab: DrillLab, topic: str, config: DrillConfig) -> _Clients:
-    settings = _client_settings(lab.workdir)
+    settings = client_log_settings(lab.workdir)
     tails = {
         MAIN: ClusterTail(lab.main.bootstrap, topic, PARTITIONS, cluster=MAIN).start(),
         FAILOVER: ClusterTail(lab.failover.bootstrap, topic, PARTITIONS, cluster=FAILOVER).start(),
@@ -510,7 +510,7 @@ def _stop_clients(clients: _Clients) -> None:
         tail.stop()
 
 
-def _client_settings(workdir: Path) -> dict[str, Any]:
+def client_log_settings(workdir: Path) -> dict[str, Any]:
     """Client logs (disconnects around a switch are expected) go to a file, not the screen."""
     logger = logging.getLogger(f"kafka_testbed.drill.clients.{workdir.name}")
     if not logger.handlers:
