@@ -306,12 +306,19 @@ class GatewaySampler:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             for pod in self.fleet.pods:
-                with contextlib.suppress(OSError, ValueError):  # a pod being restarted
+                try:
                     self.samples[pod.host].append(self._read(pod.process.pid))
+                except (OSError, ValueError, IndexError):
+                    pass  # a pod being killed or restarted: its next sample comes
+                except Exception:  # a sampler that dies silently reports a flat line
+                    log.exception("sampling gateway %s failed", pod.host)
 
     def _read(self, pid: int) -> Sample:
         status = Path(f"/proc/{pid}/status").read_text().splitlines()
-        rss = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+        found = [int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:")]
+        if not found:  # a killed process not yet reaped (a zombie) has no memory to report
+            raise ValueError(f"pid {pid} has no VmRSS")
+        rss = found[0]
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks = os.sysconf("SC_CLK_TCK")
         cpu = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime

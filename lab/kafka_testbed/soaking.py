@@ -193,6 +193,7 @@ def run_soak(config: SoakConfig, workdir: Path) -> dict[str, Any]:
             heartbeat_seconds=config.heartbeat_seconds,
         ).start()
         families: list[Family] = []
+        stopping: dict[str, str | None] = {}
         try:
             families = [_start_family(lab, name, config, seconds) for name in config.families]
             started = time.monotonic()
@@ -204,7 +205,7 @@ def run_soak(config: SoakConfig, workdir: Path) -> dict[str, Any]:
             _wait_until(started + seconds, families)
             load_seconds = time.monotonic() - started
             idle_counts = dataclasses.asdict(idle.counts)
-            stopping = {family.name: _stop_producer(family) for family in families}
+            stopping.update((family.name, _stop_producer(family)) for family in families)
             sampler.stop()
             return _report(
                 config,
@@ -218,7 +219,7 @@ def run_soak(config: SoakConfig, workdir: Path) -> dict[str, Any]:
         finally:
             idle.stop()
             for family in families:
-                _stop_quietly(family)
+                _stop_quietly(family, producer=family.name not in stopping)
 
 
 def _wait_until(deadline: float, families: Sequence[Family]) -> None:
@@ -227,9 +228,11 @@ def _wait_until(deadline: float, families: Sequence[Family]) -> None:
         revive_consumers(families)
 
 
-def _stop_quietly(family: Family) -> None:
-    with contextlib.suppress(Exception):
-        family.producer.stop(1.0)
+def _stop_quietly(family: Family, *, producer: bool) -> None:
+    """After the report, or after an error: stop whatever still runs, errors aside."""
+    if producer:
+        with contextlib.suppress(Exception):
+            family.producer.stop(1.0)
     for member in [*family.retired, family.consumer]:
         with contextlib.suppress(Exception):
             member.stop()
