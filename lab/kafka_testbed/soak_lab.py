@@ -227,7 +227,9 @@ class FaultRunner:
             return f"aborted ({answer.status}): {answer.body}", True
         self.switches["planned"] += 1
         write_active(self.lab.active_file, FAILOVER, self.lab.fleet.epoch)
-        return f"fence {answer.body.get('fenceMs')} ms", True
+        report = answer.body.get("switchover", answer.body)
+        phases = {p.get("phase"): p.get("ms") for p in report.get("phases", [])}
+        return f"phases {phases}, groups handed off {report.get('groupsHandedOff')}", True
 
     def _immediate(self, to: str) -> tuple[str, bool]:
         acked = {family.name: family.acked() for family in self.families}
