@@ -18,12 +18,11 @@ import asyncio
 import contextlib
 import random
 import struct
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from failover_gateway.codec import headers, schema, specs
-from kafka_testbed import networking
+from kafka_testbed import loop_threads, networking
 from kafka_testbed.errors import TestbedError
 
 API_VERSIONS, METADATA = 18, 3
@@ -31,7 +30,6 @@ CONNECT_SPREAD_SECONDS = 20.0
 """Opening is spread over this long: thousands of services do not start in one millisecond."""
 RECONNECT_BACKOFF_SECONDS = (1.0, 5.0)
 ANSWER_TIMEOUT_SECONDS = 30.0
-STOP_TIMEOUT_SECONDS = 30.0
 _LENGTH = struct.Struct(">i")
 
 
@@ -72,22 +70,15 @@ class IdleConnections:
         self.count = count
         self.heartbeat_seconds = heartbeat_seconds
         self.counts = IdleCounts()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="idle-connections")
-        self._thread.daemon = True
+        self._loop = loop_threads.LoopThread("idle-connections")
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> IdleConnections:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(STOP_TIMEOUT_SECONDS)
+        self._loop.start(self._start())
         return self
 
     def stop(self) -> None:
-        future = asyncio.run_coroutine_threadsafe(self._stop(), self._loop)
-        with contextlib.suppress(Exception):
-            future.result(STOP_TIMEOUT_SECONDS)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(STOP_TIMEOUT_SECONDS)
+        self._loop.stop(self._stop())
 
     async def _start(self) -> None:
         for index in range(self.count):
