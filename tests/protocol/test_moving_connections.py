@@ -25,6 +25,7 @@ from pump_fakes import (
     response,
 )
 
+from failover_gateway.codec import headers, schema, specs
 from failover_gateway.pump.connection import ClientConnection
 from failover_gateway.server.switching import Switchboard, SwitchRecord
 
@@ -166,3 +167,48 @@ async def test_a_fetch_behind_a_produce_in_flight_keeps_the_connection_from_movi
     connection.data_received(produce_request(1, acks=1) + request(FETCH, 12, 2, FETCH_BODY))
     record = await switched(gateway, connection)
     assert record.closed_connections == 1 and client.closed
+
+
+HEARTBEAT, LEAVE_GROUP = 12, 13
+
+
+def heartbeat(correlation_id: int, member: str, instance: str | None = None) -> bytes:
+    body = {"GroupId": "readers", "GenerationId": 3, "MemberId": member}
+    return request(HEARTBEAT, 4, correlation_id, {**body, "GroupInstanceId": instance})
+
+
+def leave_groups_sent(written: bytes) -> list[dict[str, Any]]:
+    """The LeaveGroup requests among the frames written to a broker."""
+    left, view, pos = [], memoryview(written), 0
+    while pos < len(written):
+        size = int.from_bytes(written[pos : pos + 4], "big")
+        frame = view[pos + 4 : pos + 4 + size]
+        header = headers.parse_request_header(frame)
+        if header.api_key == LEAVE_GROUP:
+            spec = specs.request(LEAVE_GROUP)
+            assert spec is not None
+            left.append(schema.decode(spec, header.api_version, frame[header.body_offset :]))
+        pos += 4 + size
+    return left
+
+
+async def test_a_switch_tells_the_old_coordinator_that_the_clients_member_left_its_group() -> None:
+    connection, _, gateway = await connected()
+    old = gateway.upstream
+    connection.data_received(heartbeat(1, "member-1"))
+    from_broker(gateway, response(HEARTBEAT, 4, 1, {"ThrottleTimeMs": 0, "ErrorCode": 0}))
+    await switched(gateway, connection)
+    left = leave_groups_sent(bytes(old.written))
+    assert left == [
+        {"GroupId": "readers", "Members": [{"MemberId": "member-1", "GroupInstanceId": None}]}
+    ]
+    assert leave_groups_sent(bytes(gateway.upstream.written)) == [], "nothing left on failover"
+
+
+async def test_a_static_member_is_not_made_to_leave_at_a_switch() -> None:
+    connection, _, gateway = await connected()
+    old = gateway.upstream
+    connection.data_received(heartbeat(1, "member-1", instance="reader-a"))
+    from_broker(gateway, response(HEARTBEAT, 4, 1, {"ThrottleTimeMs": 0, "ErrorCode": 0}))
+    await switched(gateway, connection)
+    assert leave_groups_sent(bytes(old.written)) == []

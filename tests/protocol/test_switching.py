@@ -12,7 +12,8 @@ from failover_gateway.server.switching import Switchboard, SwitchRefused
 
 
 class StubConnection:
-    """Stands in for a client connection: the switchboard only closes and pauses it."""
+    """Stands in for a client connection: the switchboard pauses it, makes it leave its groups
+    and closes it."""
 
     def __init__(self, cluster: str, in_flight: int = 0) -> None:
         self.cluster = cluster
@@ -22,6 +23,11 @@ class StubConnection:
         self.closed_because: str | None = None
         self.paused: set[str] = set()
         self.aborted = False
+        self.left_groups_before_close: bool | None = None
+
+    def leave_groups(self) -> int:
+        self.left_groups_before_close = self.closed_because is None
+        return 0
 
     @property
     def is_closing(self) -> bool:
@@ -51,6 +57,13 @@ async def test_a_switch_closes_every_connection_of_the_old_cluster_and_keeps_the
     assert record.closed_connections == 1 and record.changed
     assert old.closed_because == "switch main -> failover (epoch 3)"
     assert new.closed_because is None
+
+
+async def test_a_switch_has_each_old_connection_leave_its_groups_before_it_closes() -> None:
+    old, new = StubConnection("main"), StubConnection("failover")
+    await board(old, new).switch("failover", epoch=1, source="test")
+    assert old.left_groups_before_close is True
+    assert new.left_groups_before_close is None
 
 
 async def test_an_older_epoch_is_refused_with_409_and_changes_nothing() -> None:

@@ -31,7 +31,13 @@ from failover_gateway.pump import client_auth, client_deadlines, framing, inflig
 from failover_gateway.pump.internal_requests import InternalRequests
 from failover_gateway.pump.rejoin_gate import FETCH, GROUP_MEMBERSHIP, OFFSET_FETCH, RejoinGate
 from failover_gateway.pump.write_fence import WriteFence
-from failover_gateway.routing import producer_identity, request_policy, topic_ids, upstream_sasl
+from failover_gateway.routing import (
+    group_leaving,
+    producer_identity,
+    request_policy,
+    topic_ids,
+    upstream_sasl,
+)
 from failover_gateway.routing.producer_ids import ProducerIdCodec
 from failover_gateway.routing.topic_ids import TopicIdTable
 
@@ -217,6 +223,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.deadlines: client_deadlines.ClientDeadlines | None = None
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._deadline_at = 0.0
+        # Group -> member id of this client's classic-protocol memberships seen here.
+        self._group_members: dict[str, str] = {}
         self._frames_seen = 0
         limits = gateway.limits
         self._requests = framing.FrameSplitter(
@@ -488,12 +496,44 @@ class ClientConnection(asyncio.BufferedProtocol):
         client = (self._host, client_id)
         if api_key in GROUP_MEMBERSHIP:
             gate.saw_member(self.cluster, client)
+            if api_key in group_leaving.TRACKED:
+                self._note_membership(api_key, frame)
         elif api_key == OFFSET_FETCH:
             gate.rejoined(client)
         elif gate.holds(client, self.cluster):
             self._park(frame, "rejoin", lambda: gate.wait(client))
             return True
         return False
+
+    def _note_membership(self, api_key: int, frame: bytes | bytearray) -> None:
+        try:
+            member = group_leaving.membership(api_key, frame)
+        except errors.CodecError as error:
+            raise request_policy.RequestRefused(f"malformed group request: {error}") from error
+        if member is not None:
+            group, member_id = member
+            self._group_members[group] = member_id
+
+    def leave_groups(self) -> int:
+        """At a switch: tell the old coordinator this client's dynamic members left their groups
+        (:mod:`..routing.group_leaving`); how many LeaveGroup requests were sent."""
+        members, self._group_members = self._group_members, {}
+        upstream = self._upstream
+        if not members or upstream is None or upstream.is_closing():
+            return 0
+        if not self._requests.at_frame_boundary:
+            return 0  # a request is half through to the broker: nothing may go in between
+        for group, member_id in members.items():
+            upstream.write(group_leaving.leave_request(group, member_id))
+            log.info(
+                "client %s (%s): left group %s as member %s on %s at the switch",
+                self.peer,
+                self.principal,
+                group,
+                member_id,
+                self.cluster,
+            )
+        return len(members)
 
     def _hold_write(self, frame: bytes | bytearray) -> None:
         """A fenced write waits for the fence to lift, unless it belongs to a transaction that

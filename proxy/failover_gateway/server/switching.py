@@ -156,6 +156,8 @@ class Switchboard:
         victims = [c for c in self.connections if c.cluster != to and not c.is_closing]
         await _drain(victims, self.default_drain_ms if drain_ms is None else drain_ms)
         reason = f"switch {previous} -> {to} (epoch {new_epoch})"
+        for connection in victims:
+            connection.leave_groups()  # before its old broker connection goes
         moving = self._may_move is not None and self._may_move()
         closed = [c for c in victims if not (moving and c.move(reason))]
         for connection in closed:
