@@ -395,6 +395,14 @@ def build_sequence_producer(*, log: bool = True) -> Path:
         raise FranzGoError(str(error)) from error
 
 
+def build_sequence_consumer(*, log: bool = True) -> Path:
+    """Make sure franz-go's sequence consumer (:mod:`kafka_testbed.process_producers`) is built."""
+    try:
+        return go_programs.build(go_programs.sequence_consumer(), log=log)
+    except go_programs.GoBuildError as error:
+        raise FranzGoError(str(error)) from error
+
+
 # Running
 
 
@@ -508,6 +516,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{binary} ({time.monotonic() - started:.0f}s)")
         started = time.monotonic()
         print(f"{build_sequence_producer()} ({time.monotonic() - started:.0f}s)")
+        started = time.monotonic()
+        print(f"{build_sequence_consumer()} ({time.monotonic() - started:.0f}s)")
         if args.seeds:
             run = run_selection(binary, args.seeds, log_dir=Path(tempfile.mkdtemp(prefix="kgo-")))
             for name, result in run.results.items():
