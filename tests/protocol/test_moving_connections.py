@@ -212,35 +212,3 @@ async def test_a_static_member_is_not_made_to_leave_at_a_switch() -> None:
     from_broker(gateway, response(HEARTBEAT, 4, 1, {"ThrottleTimeMs": 0, "ErrorCode": 0}))
     await switched(gateway, connection)
     assert leave_groups_sent(bytes(old.written)) == []
-
-
-async def test_a_member_the_broker_named_in_a_join_answer_is_left_at_a_switch() -> None:
-    """KIP-394: a first join (no member id) is answered MEMBER_ID_REQUIRED with the id of a
-    pending member the broker now holds; a switch before the second join must still leave it."""
-    connection, client, gateway = await connected()
-    old = gateway.upstream
-    join = {
-        "GroupId": "readers",
-        "SessionTimeoutMs": 45000,
-        "RebalanceTimeoutMs": 300000,
-        "MemberId": "",
-        "GroupInstanceId": None,
-        "ProtocolType": "consumer",
-        "Protocols": [],
-    }
-    connection.data_received(request(11, 5, 1, join))
-    answer = {
-        "ThrottleTimeMs": 0,
-        "ErrorCode": 79,
-        "GenerationId": -1,
-        "ProtocolName": "",
-        "Leader": "",
-        "MemberId": "pending-7",
-        "Members": [],
-    }
-    from_broker(gateway, response(11, 5, 1, answer))
-    assert bytes(client.written) == response(11, 5, 1, answer), "forwarded unchanged"
-    await switched(gateway, connection)
-    assert leave_groups_sent(bytes(old.written)) == [
-        {"GroupId": "readers", "Members": [{"MemberId": "pending-7", "GroupInstanceId": None}]}
-    ]

@@ -34,31 +34,9 @@ def test_a_join_with_the_member_id_the_broker_gave_names_the_member(version: int
     assert group_leaving.membership(11, frame) == ("readers", "m-1")
 
 
-def test_a_first_join_names_its_group_and_no_member_yet() -> None:
+def test_a_first_join_without_a_member_id_names_nobody() -> None:
     frame = framed(11, 9, {**JOIN, "MemberId": "", "GroupInstanceId": None})
-    assert group_leaving.membership(11, frame) == ("readers", "")
-
-
-@pytest.mark.parametrize("version", [5, 9])
-def test_the_member_id_a_join_answer_gives_is_read_even_with_member_id_required(
-    version: int,
-) -> None:
-    spec = specs.response(11)
-    assert spec is not None
-    body = {
-        "ThrottleTimeMs": 0,
-        "ErrorCode": 79,  # MEMBER_ID_REQUIRED: the broker already holds this pending member
-        "GenerationId": -1,
-        "ProtocolType": None,
-        "ProtocolName": None,
-        "Leader": "",
-        "SkipAssignment": False,
-        "MemberId": "m-9",
-        "Members": [],
-    }
-    payload = headers.encode_response_header(5, 11, version) + schema.encode(spec, version, body)
-    frame = len(payload).to_bytes(4, "big") + payload
-    assert group_leaving.joined_member(version, frame) == "m-9"
+    assert group_leaving.membership(11, frame) is None
 
 
 @pytest.mark.parametrize("api_key", [11, 12])

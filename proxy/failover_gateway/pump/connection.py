@@ -223,10 +223,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.deadlines: client_deadlines.ClientDeadlines | None = None
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._deadline_at = 0.0
-        # Group -> member id of this client's classic-protocol memberships seen here, and the
-        # groups of its JoinGroup requests awaiting an answer, by correlation id.
+        # Group -> member id of this client's classic-protocol memberships seen here.
         self._group_members: dict[str, str] = {}
-        self._joins: dict[int, str] = {}
         self._frames_seen = 0
         limits = gateway.limits
         self._requests = framing.FrameSplitter(
@@ -512,30 +510,14 @@ class ClientConnection(asyncio.BufferedProtocol):
             member = group_leaving.membership(api_key, frame)
         except errors.CodecError as error:
             raise request_policy.RequestRefused(f"malformed group request: {error}") from error
-        if member is None:
-            return
-        group, member_id = member
-        if member_id:
-            self._group_members[group] = member_id
-        if api_key == group_leaving.JOIN_GROUP:  # its answer may name a member: read it
-            self._joins[headers.peek_request_ids(memoryview(frame)[4:])[2]] = group
-
-    def _joined(self, request: inflight.PendingRequest, frame: bytes | bytearray) -> None:
-        group = self._joins.pop(request.correlation_id, None)
-        if group is None:
-            return
-        try:
-            member_id = group_leaving.joined_member(request.api_version, frame)
-        except errors.CodecError as error:
-            raise errors.MalformedFrame(f"malformed JoinGroup response: {error}") from error
-        if member_id:
+        if member is not None:
+            group, member_id = member
             self._group_members[group] = member_id
 
     def leave_groups(self) -> int:
         """At a switch: tell the old coordinator this client's dynamic members left their groups
         (:mod:`..routing.group_leaving`); how many LeaveGroup requests were sent."""
         members, self._group_members = self._group_members, {}
-        self._joins.clear()
         upstream = self._upstream
         if not members or upstream is None or upstream.is_closing():
             return 0
@@ -884,9 +866,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             self._start_raw_sasl(prefix)
         self._answered()
         self._gateway.count_response(self.cluster, request.api_key, frame_size)
-        if request_policy.response_needs_rewrite(request.api_key, request.api_version) or (
-            request.api_key == group_leaving.JOIN_GROUP and correlation_id in self._joins
-        ):
+        if request_policy.response_needs_rewrite(request.api_key, request.api_version):
             self._buffered_request = request
             return framing.Decision.BUFFER
         return framing.Decision.PASS
@@ -906,8 +886,6 @@ class ClientConnection(asyncio.BufferedProtocol):
         if request.on_answer is not None:
             request.on_answer(bytes(frame))
         else:
-            if request.api_key == group_leaving.JOIN_GROUP:
-                self._joined(request, frame)
             self._send_client(self._rewritten(request, frame))
         self._send_local_answers()
 

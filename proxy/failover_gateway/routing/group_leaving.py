@@ -31,26 +31,16 @@ CLIENT_ID = "kafka-failover-gateway"
 
 def membership(api_key: int, frame: Buffer) -> tuple[str, str] | None:
     """(group, member id) of a dynamic member's JoinGroup, SyncGroup or Heartbeat request frame
-    (size prefix included); None for a static member. The member id is "" in a first join."""
+    (size prefix included); None for a static member, or a request without a member id."""
     view = memoryview(frame)[4:]
     header = headers.parse_request_header(view)
     spec = specs.request(api_key)
     assert spec is not None
     values, _ = schema.decode_tolerant(spec, header.api_version, view[header.body_offset :])
-    if values.get("GroupInstanceId"):
+    member = values.get("MemberId") or ""
+    if not member or values.get("GroupInstanceId"):
         return None
-    return str(values["GroupId"]), str(values.get("MemberId") or "")
-
-
-def joined_member(api_version: int, frame: Buffer) -> str:
-    """The member id in a JoinGroup response frame (size prefix included): the one a first join
-    is given with MEMBER_ID_REQUIRED, or the member's own after a join; "" when there is none."""
-    view = memoryview(frame)[4:]
-    header = headers.parse_response_header(view, JOIN_GROUP, api_version)
-    spec = specs.response(JOIN_GROUP)
-    assert spec is not None
-    values, _ = schema.decode_tolerant(spec, api_version, view[header.body_offset :])
-    return str(values.get("MemberId") or "")
+    return str(values["GroupId"]), str(member)
 
 
 def leave_request(group: str, member_id: str) -> bytes:
