@@ -376,9 +376,15 @@ class GroupConsumer(_PollingThread):
 
 
 class _ReceivingThread:
-    """A group member of another library, polled by a daemon thread until :meth:`stop`."""
+    """A group member of ``library`` (defaults but ``auto_offset_reset="earliest"``), polled by a
+    daemon thread until :meth:`stop`."""
 
-    def __init__(self, name: str) -> None:
+    library = ""
+
+    def __init__(self, bootstrap: str, topic: str, group: str) -> None:
+        name = f"{self.library}-{group}"
+        self._settings = {"bootstrap_servers": bootstrap, "group_id": group}
+        self.topic = topic
         self.receipts: list[Receipt] = []
         self.failure: BaseException | None = None
         self._lock = threading.Lock()
@@ -416,10 +422,7 @@ class _ReceivingThread:
 class KafkaPythonGroupConsumer(_ReceivingThread):
     """kafka-python's KafkaConsumer in a group, defaults but ``auto_offset_reset='earliest'``."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str) -> None:
-        super().__init__(f"kafka-python-{group}")
-        self._settings = {"bootstrap_servers": bootstrap, "group_id": group}
-        self.topic = topic
+    library = "kafka-python"
 
     def _run(self) -> None:
         from kafka import KafkaConsumer
@@ -443,10 +446,7 @@ class AiokafkaGroupConsumer(_ReceivingThread):
     """aiokafka's AIOKafkaConsumer in a group on a loop of its own, defaults but
     ``auto_offset_reset='earliest'``."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str) -> None:
-        super().__init__(f"aiokafka-{group}")
-        self._settings = {"bootstrap_servers": bootstrap, "group_id": group}
-        self.topic = topic
+    library = "aiokafka"
 
     def _run(self) -> None:
         try:
