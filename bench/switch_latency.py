@@ -105,6 +105,9 @@ learned (which the gateway keeps serving). The Java client runs in both a curren
 newest one without KIP-899 (3.7); franz-go runs as a Go program of its own
 (:mod:`kafka_testbed.process_producers`).
 """
+PROGRAM_CONSUMER_SETTINGS: dict[str, dict[str, Any]] = {"franz-go": {"log-level": "info"}}
+"""franz-go's group log (joins, errors and back-offs) goes to its output file in the work folder:
+how its rejoin back-off was found to grow by one step per switch."""
 JAVA_JARS: dict[str, Callable[[], Path]] = {
     "java": fetching.fetch_kafka_jars,
     "java-old": fetching.fetch_old_clients,
@@ -273,7 +276,12 @@ def _start_consumer(lab: Lab, client: str, topic: str, plan: Plan) -> workloads.
     if library in PROGRAM_CONSUMERS:
         make = process_producers.PROCESS_CONSUMERS[PROGRAM_CONSUMERS[library]]
         return make(
-            lab.gateway.bootstrap, topic, group, seconds=PROCESS_SECONDS, log_dir=lab.workdir
+            lab.gateway.bootstrap,
+            topic,
+            group,
+            seconds=PROCESS_SECONDS,
+            settings=PROGRAM_CONSUMER_SETTINGS.get(library),
+            log_dir=lab.workdir,
         ).start()
     if library == "confluent-kafka":
         chosen = {**settings, **plan.settings}

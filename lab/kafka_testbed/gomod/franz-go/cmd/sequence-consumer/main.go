@@ -10,6 +10,8 @@
 // offset there. Options:
 //
 //	client-id=ID             kgo.ClientID
+//	log-level=LEVEL          franz-go's own log to stderr (which the lab records with stdout):
+//	                         error, warn, info or debug; none by default
 //
 // Prints, one line each (times are the wall clock in epoch milliseconds):
 //
@@ -35,6 +37,13 @@ import (
 )
 
 const exitUsage = 2
+
+var logLevels = map[string]kgo.LogLevel{
+	"error": kgo.LogLevelError,
+	"warn":  kgo.LogLevelWarn,
+	"info":  kgo.LogLevelInfo,
+	"debug": kgo.LogLevelDebug,
+}
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -79,6 +88,12 @@ func parseOptions(pairs []string) ([]kgo.Opt, error) {
 		switch key {
 		case "client-id":
 			opts = append(opts, kgo.ClientID(value))
+		case "log-level":
+			level, ok := logLevels[value]
+			if !ok {
+				return nil, fmt.Errorf("%s: log-level is one of error, warn, info, debug", pair)
+			}
+			opts = append(opts, kgo.WithLogger(kgo.BasicLogger(os.Stderr, level, nil)))
 		default:
 			return nil, fmt.Errorf("%s: unknown option", pair)
 		}
