@@ -22,7 +22,13 @@ from failover_gateway.pump.client_auth import ClientAuthenticator
 from failover_gateway.pump.connection import ClientConnection
 from failover_gateway.pump.rejoin_gate import RejoinGate
 from failover_gateway.pump.write_fence import WriteFence
-from failover_gateway.routing import api_versions, producer_ids, response_rewriting, topic_ids
+from failover_gateway.routing import (
+    api_versions,
+    group_leaving,
+    producer_ids,
+    response_rewriting,
+    topic_ids,
+)
 from failover_gateway.routing.producer_ids import ProducerIdCodec
 
 PRODUCE, METADATA, API_VERSIONS = 0, 3, 18
@@ -105,6 +111,7 @@ class FakeGateway:
         self.looks = 0
         self.write_fence = WriteFence()
         self.rejoin_gate = RejoinGate()
+        self.left_members = group_leaving.LeftMembers()
         self.open_transactions: set[str] = set()
         self.transaction_checks: list[tuple[str, str]] = []
         self.active = "main"

@@ -169,7 +169,17 @@ async def test_a_fetch_behind_a_produce_in_flight_keeps_the_connection_from_movi
     assert record.closed_connections == 1 and client.closed
 
 
-HEARTBEAT, LEAVE_GROUP = 12, 13
+JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 11, 12, 13, 14
+JOIN = {
+    "GroupId": "readers",
+    "SessionTimeoutMs": 45000,
+    "RebalanceTimeoutMs": 300000,
+    "MemberId": "",
+    "GroupInstanceId": None,
+    "ProtocolType": "consumer",
+    "Protocols": [{"Name": "range", "Metadata": b"x"}],
+    "Reason": None,
+}
 
 
 def heartbeat(correlation_id: int, member: str, instance: str | None = None) -> bytes:
@@ -177,19 +187,24 @@ def heartbeat(correlation_id: int, member: str, instance: str | None = None) -> 
     return request(HEARTBEAT, 4, correlation_id, {**body, "GroupInstanceId": instance})
 
 
-def leave_groups_sent(written: bytes) -> list[dict[str, Any]]:
-    """The LeaveGroup requests among the frames written to a broker."""
-    left, view, pos = [], memoryview(written), 0
+def requests_sent(written: bytes, api_key: int) -> list[dict[str, Any]]:
+    """The requests of ``api_key`` among the frames written to a broker, decoded."""
+    found, view, pos = [], memoryview(written), 0
     while pos < len(written):
         size = int.from_bytes(written[pos : pos + 4], "big")
         frame = view[pos + 4 : pos + 4 + size]
         header = headers.parse_request_header(frame)
-        if header.api_key == LEAVE_GROUP:
-            spec = specs.request(LEAVE_GROUP)
+        if header.api_key == api_key:
+            spec = specs.request(api_key)
             assert spec is not None
-            left.append(schema.decode(spec, header.api_version, frame[header.body_offset :]))
+            found.append(schema.decode(spec, header.api_version, frame[header.body_offset :]))
         pos += 4 + size
-    return left
+    return found
+
+
+def leave_groups_sent(written: bytes) -> list[dict[str, Any]]:
+    """The LeaveGroup requests among the frames written to a broker."""
+    return requests_sent(written, LEAVE_GROUP)
 
 
 async def test_a_switch_tells_the_old_coordinator_that_the_clients_member_left_its_group() -> None:
@@ -212,3 +227,93 @@ async def test_a_static_member_is_not_made_to_leave_at_a_switch() -> None:
     from_broker(gateway, response(HEARTBEAT, 4, 1, {"ThrottleTimeMs": 0, "ErrorCode": 0}))
     await switched(gateway, connection)
     assert leave_groups_sent(bytes(old.written)) == []
+
+
+async def test_a_member_the_broker_named_in_a_join_answer_is_left_at_a_switch() -> None:
+    """KIP-394: a first join (no member id) is answered MEMBER_ID_REQUIRED with the id of a
+    pending member the broker now holds; a switch before the second join must still leave it."""
+    connection, client, gateway = await connected()
+    old = gateway.upstream
+    connection.data_received(request(JOIN_GROUP, 5, 1, JOIN))
+    answer = {
+        "ThrottleTimeMs": 0,
+        "ErrorCode": 79,
+        "GenerationId": -1,
+        "ProtocolName": "",
+        "Leader": "",
+        "MemberId": "pending-7",
+        "Members": [],
+    }
+    from_broker(gateway, response(11, 5, 1, answer))
+    assert bytes(client.written) == response(11, 5, 1, answer), "forwarded unchanged"
+    await switched(gateway, connection)
+    assert leave_groups_sent(bytes(old.written)) == [
+        {"GroupId": "readers", "Members": [{"MemberId": "pending-7", "GroupInstanceId": None}]}
+    ]
+
+
+async def member_left_at_a_switch() -> tuple[
+    ClientConnection, pump_fakes.FakeTransport, FakeGateway
+]:
+    connection, client, gateway = await connected()
+    connection.data_received(heartbeat(1, "member-1"))
+    from_broker(gateway, response(HEARTBEAT, 4, 1, {"ThrottleTimeMs": 0, "ErrorCode": 0}))
+    await switched(gateway, connection)
+    client.written.clear()
+    return connection, client, gateway
+
+
+async def test_a_heartbeat_of_a_member_left_at_a_switch_is_told_to_rejoin_by_the_gateway() -> None:
+    """The new cluster never knew the member: the gateway answers REBALANCE_IN_PROGRESS, which
+    every client takes as "rejoin" (the cluster's UNKNOWN_MEMBER_ID is an error to franz-go)."""
+    connection, client, gateway = await member_left_at_a_switch()
+    connection.data_received(heartbeat(2, "member-1"))
+    assert decode_response(HEARTBEAT, 4, bytes(client.written)) == (
+        2,
+        {"ThrottleTimeMs": 0, "ErrorCode": 27},
+    )
+    assert requests_sent(bytes(gateway.upstream.written), HEARTBEAT) == []
+
+
+async def test_a_sync_of_a_member_left_at_a_switch_is_told_to_rejoin_by_the_gateway() -> None:
+    connection, client, gateway = await member_left_at_a_switch()
+    sync = {
+        "GroupId": "readers",
+        "GenerationId": 3,
+        "MemberId": "member-1",
+        "GroupInstanceId": None,
+        "ProtocolType": "consumer",
+        "ProtocolName": "range",
+        "Assignments": [],
+    }
+    connection.data_received(request(SYNC_GROUP, 5, 2, sync))
+    correlation_id, answer = decode_response(SYNC_GROUP, 5, bytes(client.written))
+    assert (correlation_id, answer["ErrorCode"]) == (2, 27)
+    assert requests_sent(bytes(gateway.upstream.written), SYNC_GROUP) == []
+
+
+async def test_a_join_of_a_member_left_at_a_switch_reaches_the_new_cluster_as_a_first_join() -> (
+    None
+):
+    connection, _, gateway = await member_left_at_a_switch()
+    connection.data_received(request(JOIN_GROUP, 9, 2, {**JOIN, "MemberId": "member-1"}))
+    await asyncio.sleep(0)
+    joins = requests_sent(bytes(gateway.upstream.written), JOIN_GROUP)
+    assert joins == [{**JOIN, "MemberId": ""}]
+
+
+async def test_a_member_left_through_one_connection_is_told_to_rejoin_on_another() -> None:
+    """The client's other connection (or its next one) to the same pod gets the same answer."""
+    _, _, gateway = await member_left_at_a_switch()
+    other, client, _ = await connected(gateway)
+    other.data_received(heartbeat(7, "member-1"))
+    assert decode_response(HEARTBEAT, 4, bytes(client.written))[1]["ErrorCode"] == 27
+
+
+async def test_a_heartbeat_of_a_member_never_left_goes_to_the_cluster() -> None:
+    connection, client, gateway = await member_left_at_a_switch()
+    connection.data_received(heartbeat(2, "member-2"))
+    assert client.written == b""
+    assert [h["MemberId"] for h in requests_sent(bytes(gateway.upstream.written), HEARTBEAT)] == [
+        "member-2"
+    ]

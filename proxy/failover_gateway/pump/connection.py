@@ -140,6 +140,11 @@ class Gateway(Protocol):
         """Fetches of group members wait for their rejoin after a planned switch."""
         ...
 
+    @property
+    def left_members(self) -> group_leaving.LeftMembers:
+        """The group members this pod left at switches (:mod:`..routing.group_leaving`)."""
+        ...
+
     async def transaction_open(self, cluster: str, transactional_id: str) -> bool:
         """Whether ``cluster`` says ``transactional_id`` has a transaction open now (False when
         it cannot say): its writes pass the fence, so that it can end."""
@@ -223,8 +228,10 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.deadlines: client_deadlines.ClientDeadlines | None = None
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._deadline_at = 0.0
-        # Group -> member id of this client's classic-protocol memberships seen here.
+        # Group -> member id of this client's classic-protocol memberships seen here, and the
+        # groups of its JoinGroup requests awaiting an answer, by correlation id.
         self._group_members: dict[str, str] = {}
+        self._joins: dict[int, str] = {}
         self._frames_seen = 0
         limits = gateway.limits
         self._requests = framing.FrameSplitter(
@@ -471,6 +478,10 @@ class ClientConnection(asyncio.BufferedProtocol):
             return
         if request.api_key in _GATE_READS and self._held_for_rejoin(request.api_key, frame):
             return
+        if request.api_key in group_leaving.TRACKED:
+            frame = self._membership(request, frame)
+            if not frame:
+                return  # answered: a member the gateway left at a switch must rejoin
         forwarded: Buffer = frame
         if request.held:
             outcome = self._translate_ids(request, frame, may_wait=may_wait)
@@ -496,8 +507,6 @@ class ClientConnection(asyncio.BufferedProtocol):
         client = (self._host, client_id)
         if api_key in GROUP_MEMBERSHIP:
             gate.saw_member(self.cluster, client)
-            if api_key in group_leaving.TRACKED:
-                self._note_membership(api_key, frame)
         elif api_key == OFFSET_FETCH:
             gate.rejoined(client)
         elif gate.holds(client, self.cluster):
@@ -505,22 +514,58 @@ class ClientConnection(asyncio.BufferedProtocol):
             return True
         return False
 
-    def _note_membership(self, api_key: int, frame: bytes | bytearray) -> None:
+    def _membership(
+        self, request: request_policy.InspectedRequest, frame: bytes | bytearray
+    ) -> bytes | bytearray:
+        """Note the member of a JoinGroup, SyncGroup or Heartbeat (to leave it at a switch); the
+        frame to forward, or b"" when the request was answered here because its member is one
+        this gateway left (:mod:`..routing.group_leaving`)."""
+        api_key = request.api_key
         try:
             member = group_leaving.membership(api_key, frame)
+            if (
+                member is not None
+                and member[1]
+                and self._gateway.left_members.gone(*member, self._now())
+            ):
+                if api_key != group_leaving.JOIN_GROUP:
+                    if request.expects_response:
+                        self._answer_locally(request, group_leaving.rejoin_answer(api_key, frame))
+                    return b""
+                frame, member = group_leaving.without_member_id(frame), (member[0], "")
         except errors.CodecError as error:
             raise request_policy.RequestRefused(f"malformed group request: {error}") from error
-        if member is not None:
-            group, member_id = member
+        if member is None:
+            return frame
+        group, member_id = member
+        if member_id:
+            self._group_members[group] = member_id
+        if api_key == group_leaving.JOIN_GROUP:  # its answer may name a member: read it
+            self._joins[request.correlation_id] = group
+        return frame
+
+    def _joined(self, request: inflight.PendingRequest, frame: bytes | bytearray) -> None:
+        group = self._joins.pop(request.correlation_id, None)
+        if group is None:
+            return
+        try:
+            member_id = group_leaving.joined_member(request.api_version, frame)
+        except errors.CodecError as error:
+            raise errors.MalformedFrame(f"malformed JoinGroup response: {error}") from error
+        if member_id:
             self._group_members[group] = member_id
 
     def leave_groups(self) -> int:
         """At a switch: tell the old coordinator this client's dynamic members left their groups
         (:mod:`..routing.group_leaving`); how many LeaveGroup requests were sent."""
         members, self._group_members = self._group_members, {}
+        self._joins.clear()
         upstream = self._upstream
         if not members or upstream is None or upstream.is_closing():
             return 0
+        left = self._gateway.left_members
+        for group, member_id in members.items():
+            left.left(group, member_id, self._now())
         if not self._requests.at_frame_boundary:
             return 0  # a request is half through to the broker: nothing may go in between
         for group, member_id in members.items():
@@ -866,7 +911,9 @@ class ClientConnection(asyncio.BufferedProtocol):
             self._start_raw_sasl(prefix)
         self._answered()
         self._gateway.count_response(self.cluster, request.api_key, frame_size)
-        if request_policy.response_needs_rewrite(request.api_key, request.api_version):
+        if request_policy.response_needs_rewrite(request.api_key, request.api_version) or (
+            request.api_key == group_leaving.JOIN_GROUP and correlation_id in self._joins
+        ):
             self._buffered_request = request
             return framing.Decision.BUFFER
         return framing.Decision.PASS
@@ -886,6 +933,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         if request.on_answer is not None:
             request.on_answer(bytes(frame))
         else:
+            if request.api_key == group_leaving.JOIN_GROUP:
+                self._joined(request, frame)
             self._send_client(self._rewritten(request, frame))
         self._send_local_answers()
 

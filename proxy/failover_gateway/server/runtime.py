@@ -36,6 +36,7 @@ from failover_gateway.pump.rejoin_gate import RejoinGate
 from failover_gateway.pump.write_fence import FENCED_WRITES, WriteFence
 from failover_gateway.routing import (
     api_versions,
+    group_leaving,
     producer_ids,
     response_rewriting,
     topic_ids,
@@ -120,6 +121,7 @@ class GatewayRuntime:
         self._fence_admin_lock = asyncio.Lock()
         self.transactional_writes_admitted = 0
         self._rejoin_gate = RejoinGate()
+        self._left_members = group_leaving.LeftMembers()
         # Who is a member of which group on the fenced cluster (client.id -> groups), read when
         # the fence goes up, so every pod holds the fetches of members seen through any pod.
         self._fenced_members: asyncio.Task[dict[str, set[str]]] | None = None
@@ -388,6 +390,10 @@ class GatewayRuntime:
     @property
     def rejoin_gate(self) -> RejoinGate:
         return self._rejoin_gate
+
+    @property
+    def left_members(self) -> group_leaving.LeftMembers:
+        return self._left_members
 
     def lift_fence(self) -> None:
         """Let held writes go on to the cluster they were bound to (an aborted switchover)."""
