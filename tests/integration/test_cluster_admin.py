@@ -4,7 +4,10 @@ last stable offset), consumer groups and their commits, and reading a partition.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from failover_gateway.codec import record_batches
 from failover_gateway.config import ClusterConfig, HostPort
@@ -60,3 +63,44 @@ def test_a_partition_that_does_not_exist_is_named_in_the_error(kafka_single: Clu
         return ""
 
     assert "no partition no-such-topic-here-0" in asyncio.run(run())
+
+
+def test_a_member_left_by_the_gateway_is_out_of_its_group_and_must_rejoin(
+    kafka_single: Cluster,
+) -> None:
+    """LeaveGroup on the gateway's own connection (as at a switch with the client's JoinGroup in
+    flight): the member's next heartbeat finds itself gone and it rejoins under a new id."""
+    from confluent_kafka import Consumer
+
+    topic, group = f"leave-{uuid.uuid4().hex[:6]}", f"group-{uuid.uuid4().hex[:6]}"
+    admin.create_topic(kafka_single.bootstrap, topic, partitions=1)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka_single.bootstrap,
+            "group.id": group,
+            "heartbeat.interval.ms": 500,
+        }
+    )
+    try:
+        consumer.subscribe([topic])
+        poll_until(consumer, lambda: bool(consumer.assignment() and consumer.memberid()))
+        member = consumer.memberid()
+        asyncio.run(leave(kafka_single, group, member))
+        poll_until(consumer, lambda: consumer.memberid() not in (None, "", member))
+        asyncio.run(leave(kafka_single, group, member))  # already gone: no error
+    finally:
+        consumer.close()
+
+
+async def leave(cluster: Cluster, group: str, member: str) -> None:
+    async with admin_of(cluster) as calls:
+        await calls.leave_group(group, member)
+
+
+def poll_until(consumer: Any, check: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        consumer.poll(0.2)
+        if check():
+            return
+    raise AssertionError(f"not within {seconds} s")

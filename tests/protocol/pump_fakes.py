@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from failover_gateway.auth.users import UserStore
@@ -112,6 +112,7 @@ class FakeGateway:
         self.write_fence = WriteFence()
         self.rejoin_gate = RejoinGate()
         self.left_members = group_leaving.LeftMembers()
+        self.left_apart: list[tuple[str, dict[str, str]]] = []  # (cluster, group -> member)
         self.open_transactions: set[str] = set()
         self.transaction_checks: list[tuple[str, str]] = []
         self.active = "main"
@@ -139,6 +140,9 @@ class FakeGateway:
 
     def client_authenticator(self) -> ClientAuthenticator | None:
         return ClientAuthenticator(("PLAIN", "SCRAM-SHA-512"), self.users) if self.users else None
+
+    def leave_groups_apart(self, cluster: str, members: Mapping[str, str]) -> None:
+        self.left_apart.append((cluster, dict(members)))
 
     async def transaction_open(self, cluster: str, transactional_id: str) -> bool:
         self.transaction_checks.append((cluster, transactional_id))

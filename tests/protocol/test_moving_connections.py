@@ -317,3 +317,15 @@ async def test_a_heartbeat_of_a_member_never_left_goes_to_the_cluster() -> None:
     assert [h["MemberId"] for h in requests_sent(bytes(gateway.upstream.written), HEARTBEAT)] == [
         "member-2"
     ]
+
+
+async def test_a_member_with_a_join_in_flight_is_left_on_a_connection_of_the_gateways_own() -> None:
+    """A broker reads nothing behind a request it has not answered (a JoinGroup may wait for a
+    rebalance), so a LeaveGroup written behind it would be lost with the closing connection."""
+    connection, client, gateway = await connected()
+    old = gateway.upstream
+    connection.data_received(request(JOIN_GROUP, 5, 1, {**JOIN, "MemberId": "pending-7"}))
+    record = await switched(gateway, connection)
+    assert record.closed_connections == 1 and client.closed
+    assert leave_groups_sent(bytes(old.written)) == []
+    assert gateway.left_apart == [("main", {"readers": "pending-7"})]

@@ -21,7 +21,7 @@ import ssl
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, cast
 
 from failover_gateway.codec import errors, headers, transactional
@@ -144,6 +144,10 @@ class Gateway(Protocol):
     def left_members(self) -> group_leaving.LeftMembers:
         """The group members this pod left at switches (:mod:`..routing.group_leaving`)."""
         ...
+
+    def leave_groups_apart(self, cluster: str, members: Mapping[str, str]) -> None:
+        """Leave ``members`` (group -> member id) on ``cluster`` through connections of the
+        gateway's own, in the background."""
 
     async def transaction_open(self, cluster: str, transactional_id: str) -> bool:
         """Whether ``cluster`` says ``transactional_id`` has a transaction open now (False when
@@ -557,17 +561,27 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     def leave_groups(self) -> int:
         """At a switch: tell the old coordinator this client's dynamic members left their groups
-        (:mod:`..routing.group_leaving`); how many LeaveGroup requests were sent."""
+        (:mod:`..routing.group_leaving`); how many members were left.
+
+        On this connection's own broker connection when nothing is in flight there; otherwise on
+        connections of the gateway's own, since a broker reads no request behind one it has not
+        answered (a JoinGroup can wait seconds for a rebalance) and this one is about to go."""
         members, self._group_members = self._group_members, {}
         self._joins.clear()
-        upstream = self._upstream
-        if not members or upstream is None or upstream.is_closing():
+        if not members:
             return 0
         left = self._gateway.left_members
         for group, member_id in members.items():
             left.left(group, member_id, self._now())
-        if not self._requests.at_frame_boundary:
-            return 0  # a request is half through to the broker: nothing may go in between
+        upstream = self._upstream
+        if (
+            upstream is None
+            or upstream.is_closing()
+            or len(self.in_flight)
+            or not self._requests.at_frame_boundary
+        ):
+            self._gateway.leave_groups_apart(self.cluster, members)
+            return len(members)
         for group, member_id in members.items():
             upstream.write(group_leaving.leave_request(group, member_id))
             log.info(

@@ -30,12 +30,13 @@ from failover_gateway.server.upstream_connecting import StreamConnection, Upstre
 TopicPartition = tuple[str, int]
 T = TypeVar("T")
 METADATA, LIST_OFFSETS, FETCH, OFFSET_COMMIT, OFFSET_FETCH = 3, 2, 1, 8, 9
-FIND_COORDINATOR, LIST_GROUPS, DESCRIBE_GROUPS = 10, 16, 15
+FIND_COORDINATOR, LIST_GROUPS, DESCRIBE_GROUPS, LEAVE_GROUP = 10, 16, 15, 13
 CONSUMER_GROUP_DESCRIBE = 69
 GROUP_ID_NOT_FOUND = 69  # DescribeGroups on a group of the consumer protocol (KIP-848)
 DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 65, 66
 GROUP_KEY, TRANSACTION_KEY = 0, 1
 TRANSACTIONAL_ID_NOT_FOUND = 105
+UNKNOWN_MEMBER_ID = 25
 OPEN_TRANSACTION_STATES = ("Ongoing", "PrepareCommit", "PrepareAbort")
 LATEST = -1
 READ_UNCOMMITTED, READ_COMMITTED = 0, 1
@@ -242,6 +243,17 @@ class ClusterAdmin:
             if node not in layout.brokers:
                 layout.brokers[node] = HostPort(found["Host"], found["Port"])
         return nodes
+
+    async def leave_group(self, group: str, member_id: str) -> None:
+        """Take dynamic member ``member_id`` out of ``group`` on its coordinator (LeaveGroup v3,
+        as the member would on a clean close)."""
+        node = await self._retrying(functools.partial(self.coordinator, group))
+        body = {"GroupId": group, "Members": [{"MemberId": member_id, "GroupInstanceId": None}]}
+        answer = await self._call(node, LEAVE_GROUP, 3, body)
+        self._check(answer["ErrorCode"], f"LeaveGroup {group}")
+        for member in answer["Members"]:
+            if member["ErrorCode"] != UNKNOWN_MEMBER_ID:  # already gone: nothing to leave
+                self._check(member["ErrorCode"], f"LeaveGroup {group} member {member_id}")
 
     async def group_members(self, groups: Iterable[str]) -> dict[str, list[GroupMember]]:
         """The members of each of ``groups`` (an unknown or empty group has none): classic

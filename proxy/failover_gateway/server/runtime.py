@@ -15,7 +15,7 @@ import logging
 import math
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -122,6 +122,7 @@ class GatewayRuntime:
         self.transactional_writes_admitted = 0
         self._rejoin_gate = RejoinGate()
         self._left_members = group_leaving.LeftMembers()
+        self._leaving: set[asyncio.Task[None]] = set()
         # Who is a member of which group on the fenced cluster (client.id -> groups), read when
         # the fence goes up, so every pod holds the fetches of members seen through any pod.
         self._fenced_members: asyncio.Task[dict[str, set[str]]] | None = None
@@ -458,6 +459,25 @@ class GatewayRuntime:
             self._fence_admin.close()
             self._fence_admin = None
 
+    def leave_groups_apart(self, cluster: str, members: Mapping[str, str]) -> None:
+        """Send ``cluster`` a LeaveGroup for each group -> member id, on connections of the
+        gateway's own: the client's connection had a request in flight, behind which the broker
+        would not read a LeaveGroup before the connection closes
+        (:mod:`..routing.group_leaving`)."""
+        task = asyncio.get_running_loop().create_task(self._leave(cluster, dict(members)))
+        self._leaving.add(task)
+        task.add_done_callback(self._leaving.discard)
+
+    async def _leave(self, cluster: str, members: dict[str, str]) -> None:
+        async with self.cluster_admin(cluster) as admin:
+            for group, member_id in members.items():
+                try:
+                    await admin.leave_group(group, member_id)
+                except (cluster_admin.ClusterCallFailed, errors.CodecError) as error:
+                    log.info("could not leave group %s as member %s: %s", group, member_id, error)
+                else:
+                    log.info("left group %s as member %s on %s", group, member_id, cluster)
+
     async def transaction_open(self, cluster: str, transactional_id: str) -> bool:
         """Whether ``cluster``'s transaction coordinator says ``transactional_id`` has a
         transaction ongoing (then its fenced writes pass, so it can end); False when it cannot
@@ -711,7 +731,7 @@ class GatewayRuntime:
             server.close()
         lookups = [t for t in (self._fenced_members, self._rejoin_look) if t is not None]
         for task in [*self._tasks, *self._refreshing.values(), *self._topic_fetches.values(),
-                     *lookups]:  # fmt: skip
+                     *lookups, *self._leaving]:  # fmt: skip
             task.cancel()
         connections = list(self.switchboard.connections)
         for connection in connections:
