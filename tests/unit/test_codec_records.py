@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+import cramjam
 import pytest
 from kafka.record.default_records import DefaultRecordBatchBuilder
 from kafka.record.util import calc_crc32c, encode_varint
@@ -113,12 +114,74 @@ def test_a_batch_of_another_magic_is_refused():
         records.batches(bytes(data))
 
 
-@pytest.mark.parametrize(("codec", "name"), [(2, "snappy"), (3, "lz4"), (4, "zstd")])
-def test_a_batch_compressed_with_a_codec_other_than_gzip_is_refused_by_name(codec: int, name: str):
-    plain = _batch(_ENTRIES)
-    data = _patched(plain, _ATTRIBUTES_AT, ">h", _attributes(plain) | codec)
+_RECORDS_AT = 61  # the batch header's size: the records section follows
 
-    with pytest.raises(errors.CodecError, match=name):
+
+def _recompressed(plain: bytes, codec: int, records_section: bytes) -> bytes:
+    """``plain`` (an uncompressed batch) with ``records_section`` instead of its records, the
+    codec set in its attributes, its length and CRC made right."""
+    data = bytearray(plain[:_RECORDS_AT] + records_section)
+    struct.pack_into(">i", data, 8, len(data) - 12)
+    struct.pack_into(">h", data, _ATTRIBUTES_AT, _attributes(plain) | codec)
+    struct.pack_into(">I", data, _CRC_AT, calc_crc32c(bytes(data[_ATTRIBUTES_AT:])))
+    return bytes(data)
+
+
+def _xerial(raw: bytes, block: int) -> bytes:
+    """Snappy in the xerial framing Java's producer writes: a header, then sized raw blocks."""
+    out = b"\x82SNAPPY\x00" + struct.pack(">ii", 1, 1)
+    for at in range(0, len(raw), block):
+        chunk = bytes(cramjam.snappy.compress_raw(raw[at : at + block]))
+        out += struct.pack(">i", len(chunk)) + chunk
+    return out
+
+
+_COMPRESSORS = {
+    "snappy raw (librdkafka)": (2, lambda raw: bytes(cramjam.snappy.compress_raw(raw))),
+    "snappy xerial (Java)": (2, lambda raw: _xerial(raw, block=100)),
+    "lz4 frame": (3, lambda raw: bytes(cramjam.lz4.compress(raw))),
+    "zstd": (4, lambda raw: bytes(cramjam.zstd.compress(raw))),
+}
+_MANY: list[tuple[bytes | None, bytes | None, Headers]] = [
+    (b"key", b"compressible " * 50, [("h", b"v")]) for _ in range(20)
+]
+
+
+@pytest.mark.parametrize("kind", list(_COMPRESSORS))
+def test_a_snappy_lz4_or_zstd_batch_decodes_to_the_records_of_the_uncompressed_one(kind: str):
+    codec, compress = _COMPRESSORS[kind]
+    plain = _batch(_MANY, base_offset=7)
+    data = _recompressed(plain, codec, compress(plain[_RECORDS_AT:]))
+
+    (batch,) = records.batches(data)
+
+    assert batch.compression == codec
+    assert batch.records == records.batches(plain)[0].records
+
+
+@pytest.mark.parametrize("kind", list(_COMPRESSORS))
+def test_a_compressed_batch_inflating_past_the_limit_is_refused(kind: str):
+    codec, compress = _COMPRESSORS[kind]
+    plain = _batch([(None, b"z" * 4_000, [])])
+    data = _recompressed(plain, codec, compress(plain[_RECORDS_AT:]))
+
+    with pytest.raises(errors.CodecError, match="inflates past"):
+        records.batches(data, max_inflated=1_000)
+
+
+@pytest.mark.parametrize(("codec", "name"), [(2, "snappy"), (3, "lz4"), (4, "zstd")])
+def test_a_batch_that_does_not_decompress_is_refused_naming_its_codec(codec: int, name: str):
+    data = _recompressed(_batch(_ENTRIES), codec, b"\x05not compressed at all")
+
+    with pytest.raises(errors.MalformedFrame, match=name):
+        records.batches(data)
+
+
+def test_a_batch_of_an_unknown_codec_is_refused_by_number():
+    plain = _batch(_ENTRIES)
+    data = _patched(plain, _ATTRIBUTES_AT, ">h", _attributes(plain) | 5)
+
+    with pytest.raises(errors.CodecError, match="unknown codec 5"):
         records.batches(data)
 
 
