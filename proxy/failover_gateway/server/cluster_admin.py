@@ -43,6 +43,7 @@ READ_UNCOMMITTED, READ_COMMITTED = 0, 1
 NO_GENERATION = -1
 _NO_ID = uuid.UUID(int=0)  # Metadata v10+: a topic named, not identified
 _NOT_COORDINATOR = frozenset({14, 15, 16})  # load in progress, not available, not coordinator
+_LEADER_MOVED = frozenset({5, 6, 74, 75})  # no leader yet, not the leader, leader epoch off
 
 
 class ClusterCallFailed(Exception):
@@ -373,7 +374,12 @@ class ClusterAdmin:
 
     async def read(self, tp: TopicPartition, offset: int, max_bytes: int = 1 << 20) -> bytes:
         """Record batches of ``tp`` from ``offset`` on (read_uncommitted), as the broker sent
-        them."""
+        them. A leader that moved or is not elected yet is looked up again until the deadline:
+        a planned switchover must not abort on a partition MirrorMaker has only just created, or
+        on a broker restart it already rides out."""
+        return await self._retrying(lambda: self._read(tp, offset, max_bytes))
+
+    async def _read(self, tp: TopicPartition, offset: int, max_bytes: int) -> bytes:
         layout = self._layout or await self.layout({tp[0]})
         if tp not in layout.leaders:
             layout = await self.layout({tp[0]})
@@ -409,6 +415,13 @@ class ClusterAdmin:
         self._check(answer["ErrorCode"], f"Fetch {tp[0]}-{tp[1]}")
         [topic] = answer["Responses"]
         [partition] = topic["Partitions"]
+        if partition["ErrorCode"] in _LEADER_MOVED:
+            self._layout = None
+            raise ClusterCallFailed(
+                f"cluster {self.name}: Fetch {tp[0]}-{tp[1]}: Kafka error "
+                f"{partition['ErrorCode']} (leader moving)",
+                retriable=True,
+            )
         self._check(partition["ErrorCode"], f"Fetch {tp[0]}-{tp[1]}")
         return bytes(partition["Records"] or b"")
 
