@@ -8,6 +8,7 @@ policy are the real ones.
 from __future__ import annotations
 
 import asyncio
+import math
 import struct
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -113,6 +114,7 @@ class FakeGateway:
         self.rejoin_gate = RejoinGate()
         self.left_members = group_leaving.LeftMembers()
         self.left_apart: list[tuple[str, dict[str, str]]] = []  # (cluster, group -> member)
+        self.last_switch_at = -math.inf
         self.open_transactions: set[str] = set()
         self.transaction_checks: list[tuple[str, str]] = []
         self.active = "main"

@@ -329,3 +329,20 @@ async def test_a_member_with_a_join_in_flight_is_left_on_a_connection_of_the_gat
     assert record.closed_connections == 1 and client.closed
     assert leave_groups_sent(bytes(old.written)) == []
     assert gateway.left_apart == [("main", {"readers": "pending-7"})]
+
+
+@pytest.mark.parametrize(("switched_ago", "seen"), [(5.0, 27), (600.0, 25)])
+async def test_the_new_clusters_unknown_member_answer_soon_after_a_switch_says_rejoin(
+    switched_ago: float, seen: int
+) -> None:
+    """The member may have been left by another pod, which this one cannot know: for a while
+    after its own switch, the pod passes the cluster's UNKNOWN_MEMBER_ID on as the rejoin signal
+    (franz-go counts the former as an error of its session); later it goes through as it is."""
+    connection, client, gateway = await connected()
+    gateway.last_switch_at = asyncio.get_running_loop().time() - switched_ago
+    connection.data_received(heartbeat(1, "member-of-another-pod"))
+    from_broker(gateway, response(HEARTBEAT, 4, 1, {"ThrottleTimeMs": 0, "ErrorCode": 25}))
+    assert decode_response(HEARTBEAT, 4, bytes(client.written)) == (
+        1,
+        {"ThrottleTimeMs": 0, "ErrorCode": seen},
+    )

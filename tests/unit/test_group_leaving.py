@@ -129,3 +129,24 @@ def test_a_join_without_its_member_id_keeps_everything_else(version: int) -> Non
     join["Protocols"] = [{"Name": "range", "Metadata": b"\x00\x01"}]
     rewritten = group_leaving.without_member_id(framed(11, version, join))
     assert rewritten == framed(11, version, {**join, "MemberId": ""})
+
+
+@pytest.mark.parametrize(("api_key", "version"), [(12, 0), (12, 4), (14, 0), (14, 5)])
+@pytest.mark.parametrize(("code", "unknown"), [(25, True), (27, False), (0, False)])
+def test_an_unknown_member_answer_is_recognised_in_every_version(
+    api_key: int, version: int, code: int, unknown: bool
+) -> None:
+    spec = specs.response(api_key)
+    assert spec is not None
+    body = {
+        "ThrottleTimeMs": 0,
+        "ErrorCode": code,
+        "ProtocolType": None,
+        "ProtocolName": None,
+        "Assignment": b"",
+    }
+    payload = headers.encode_response_header(5, api_key, version) + schema.encode(
+        spec, version, body
+    )
+    frame = len(payload).to_bytes(4, "big") + payload
+    assert group_leaving.member_unknown(api_key, version, frame) is unknown

@@ -149,6 +149,11 @@ class Gateway(Protocol):
         """Leave ``members`` (group -> member id) on ``cluster`` through connections of the
         gateway's own, in the background."""
 
+    @property
+    def last_switch_at(self) -> float:
+        """When this pod last switched (event loop time; minus infinity before any switch)."""
+        ...
+
     async def transaction_open(self, cluster: str, transactional_id: str) -> bool:
         """Whether ``cluster`` says ``transactional_id`` has a transaction open now (False when
         it cannot say): its writes pass the fence, so that it can end."""
@@ -559,6 +564,17 @@ class ClientConnection(asyncio.BufferedProtocol):
         if member_id:
             self._group_members[group] = member_id
 
+    def _just_switched(self) -> bool:
+        return self._now() - self._gateway.last_switch_at < group_leaving.SWITCH_GRACE_SECONDS
+
+    def _member_unknown(self, request: inflight.PendingRequest, frame: bytes | bytearray) -> bool:
+        try:
+            return group_leaving.member_unknown(request.api_key, request.api_version, frame)
+        except errors.CodecError as error:
+            raise errors.MalformedFrame(
+                f"malformed api key {request.api_key} response: {error}"
+            ) from error
+
     def leave_groups(self) -> int:
         """At a switch: tell the old coordinator this client's dynamic members left their groups
         (:mod:`..routing.group_leaving`); how many members were left.
@@ -925,8 +941,10 @@ class ClientConnection(asyncio.BufferedProtocol):
             self._start_raw_sasl(prefix)
         self._answered()
         self._gateway.count_response(self.cluster, request.api_key, frame_size)
-        if request_policy.response_needs_rewrite(request.api_key, request.api_version) or (
-            request.api_key == group_leaving.JOIN_GROUP and correlation_id in self._joins
+        if (
+            request_policy.response_needs_rewrite(request.api_key, request.api_version)
+            or (request.api_key == group_leaving.JOIN_GROUP and correlation_id in self._joins)
+            or (request.api_key in group_leaving.REJOIN_ANSWERED and self._just_switched())
         ):
             self._buffered_request = request
             return framing.Decision.BUFFER
@@ -949,6 +967,14 @@ class ClientConnection(asyncio.BufferedProtocol):
         else:
             if request.api_key == group_leaving.JOIN_GROUP:
                 self._joined(request, frame)
+            elif request.api_key in group_leaving.REJOIN_ANSWERED and self._member_unknown(
+                request, frame
+            ):
+                frame = bytearray(
+                    group_leaving.rejoin_answer_to(
+                        request.api_key, request.api_version, request.correlation_id
+                    )
+                )
             self._send_client(self._rewritten(request, frame))
         self._send_local_answers()
 

@@ -14,7 +14,10 @@ LeaveGroup for them, as the client itself would on a clean close.
 A member it left is dead on both clusters (the old one was told, the new one never knew it), so
 its next Heartbeat or SyncGroup is answered by the gateway with REBALANCE_IN_PROGRESS, the
 broker's own "rejoin now" (:class:`LeftMembers`), and its JoinGroup goes on with the member id
-taken out, so the new cluster hands it a fresh one (KIP-394) in one round trip. The new cluster
+taken out, so the new cluster hands it a fresh one (KIP-394) in one round trip. Pods share no
+state, and a client's next connection may land on another pod, which never saw the member: for
+:data:`SWITCH_GRACE_SECONDS` after its own switch a pod also turns the new cluster's
+UNKNOWN_MEMBER_ID answer to a Heartbeat or SyncGroup into REBALANCE_IN_PROGRESS. The new cluster
 would have said UNKNOWN_MEMBER_ID, which every client survives, but franz-go counts it as an
 error of its group session, and those errors only reset on a clean rebalance: with one per switch
 its rejoin back-off grew 250 ms, 500 ms, 1 s ... up to 5 s per switch, measured
@@ -38,7 +41,11 @@ TRACKED = frozenset({JOIN_GROUP, HEARTBEAT, SYNC_GROUP})
 LEAVE_VERSION = 3  # the first with member identities; every Kafka from 2.4 to 4.x takes it
 LEAVE_CORRELATION_ID = 0x7FFF_FFF0  # its answer is never read: the connection is going
 CLIENT_ID = "kafka-failover-gateway"
-REBALANCE_IN_PROGRESS = 27
+UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS = 25, 27
+REJOIN_ANSWERED = frozenset({HEARTBEAT, SYNC_GROUP})
+SWITCH_GRACE_SECONDS = 120.0
+"""After a pod's switch, an UNKNOWN_MEMBER_ID answer to a Heartbeat or SyncGroup through it
+becomes REBALANCE_IN_PROGRESS for this long: the member may have been left by another pod."""
 LEFT_MEMBER_SECONDS = 600.0
 """How long a left member's requests are answered: its client notices within one heartbeat."""
 LEFT_MEMBERS_KEPT = 50_000
@@ -107,10 +114,14 @@ def joined_member(api_version: int, frame: Buffer) -> str:
 def rejoin_answer(api_key: int, frame: Buffer) -> bytes:
     """The whole response frame to a Heartbeat or SyncGroup request frame (size prefix included)
     that tells the member to rejoin: REBALANCE_IN_PROGRESS, as a coordinator says it."""
-    view = memoryview(frame)[4:]
-    header = headers.parse_request_header(view)
+    header = headers.parse_request_header(memoryview(frame)[4:])
+    return rejoin_answer_to(api_key, header.api_version, header.correlation_id)
+
+
+def rejoin_answer_to(api_key: int, api_version: int, correlation_id: int) -> bytes:
+    """:func:`rejoin_answer` for a request known by its api key, version and correlation id."""
     spec = specs.response(api_key)
-    assert spec is not None and api_key in (HEARTBEAT, SYNC_GROUP)
+    assert spec is not None and api_key in REJOIN_ANSWERED
     values = {
         "ThrottleTimeMs": 0,
         "ErrorCode": REBALANCE_IN_PROGRESS,
@@ -118,9 +129,20 @@ def rejoin_answer(api_key: int, frame: Buffer) -> bytes:
         "ProtocolName": None,
         "Assignment": b"",
     }
-    body = schema.encode(spec, header.api_version, values)
-    head = headers.encode_response_header(header.correlation_id, api_key, header.api_version)
+    body = schema.encode(spec, api_version, values)
+    head = headers.encode_response_header(correlation_id, api_key, api_version)
     return (len(head) + len(body)).to_bytes(4, "big") + head + body
+
+
+def member_unknown(api_key: int, api_version: int, frame: Buffer) -> bool:
+    """Whether a Heartbeat or SyncGroup response frame (size prefix included) is the
+    coordinator's UNKNOWN_MEMBER_ID."""
+    view = memoryview(frame)[4:]
+    header = headers.parse_response_header(view, api_key, api_version)
+    spec = specs.response(api_key)
+    assert spec is not None
+    values, _ = schema.decode_tolerant(spec, api_version, view[header.body_offset :])
+    return values.get("ErrorCode") == UNKNOWN_MEMBER_ID
 
 
 def without_member_id(frame: Buffer) -> bytes:

@@ -123,6 +123,7 @@ class GatewayRuntime:
         self._rejoin_gate = RejoinGate()
         self._left_members = group_leaving.LeftMembers()
         self._leaving: set[asyncio.Task[None]] = set()
+        self.last_switch_at = -math.inf  # event loop time of this pod's last switch
         # Who is a member of which group on the fenced cluster (client.id -> groups), read when
         # the fence goes up, so every pod holds the fetches of members seen through any pod.
         self._fenced_members: asyncio.Task[dict[str, set[str]]] | None = None
@@ -563,6 +564,7 @@ class GatewayRuntime:
             codec.generation = current  # ids issued before this change are stale from now
 
     def _switched(self, record: SwitchRecord) -> None:
+        self.last_switch_at = asyncio.get_running_loop().time()
         self.traffic.switches += 1
         self.traffic.last_switch_seconds = record.duration_ms / 1000
         self.traffic.switched_connections["moved"] += record.moved_connections
