@@ -65,6 +65,7 @@ from failover_gateway.server.switching import (
 log = logging.getLogger("failover_gateway")
 
 _SHUTDOWN_GRACE_SECONDS = 5.0
+_LEAVING_AT_ONCE = 8  # admin connections leaving groups apart at once, after a switch
 _FENCE_POLL_SECONDS = 0.005
 # After a planned switch, a group member's fetches wait at most this long for its rejoin: more
 # than a heartbeat interval (3 s in librdkafka and Java, 5 s with KIP-848's protocol).
@@ -123,6 +124,7 @@ class GatewayRuntime:
         self._rejoin_gate = RejoinGate()
         self._left_members = group_leaving.LeftMembers()
         self._leaving: set[asyncio.Task[None]] = set()
+        self._leave_slots = asyncio.Semaphore(_LEAVING_AT_ONCE)
         self.last_switch_at = -math.inf  # event loop time of this pod's last switch
         # Who is a member of which group on the fenced cluster (client.id -> groups), read when
         # the fence goes up, so every pod holds the fetches of members seen through any pod.
@@ -470,7 +472,7 @@ class GatewayRuntime:
         task.add_done_callback(self._leaving.discard)
 
     async def _leave(self, cluster: str, members: dict[str, str]) -> None:
-        async with self.cluster_admin(cluster) as admin:
+        async with self._leave_slots, self.cluster_admin(cluster) as admin:
             for group, member_id in members.items():
                 try:
                     await admin.leave_group(group, member_id)
