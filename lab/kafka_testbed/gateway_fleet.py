@@ -55,8 +55,10 @@ class GatewayFleet:
             fenced = list(
                 pool.map(lambda pod: pod.request("PUT", "/api/v1/fence", fence), self.pods)
             )
-        prepared = (
-            self.pods[0].request("POST", "/api/v1/switchover/prepare", {"to": to})
+        prepared = (  # catching up may take the fence's whole time: wait for its answer
+            self.pods[0].request(
+                "POST", "/api/v1/switchover/prepare", {"to": to}, timeout=fence_seconds + 30
+            )
             if all(answer.status == 200 for answer in fenced)
             else next(answer for answer in fenced if answer.status != 200)
         )

@@ -30,6 +30,8 @@ from kafka_testbed.errors import ClusterStartError
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "test-admin-secret-7f3a"
 START_TIMEOUT_SECONDS = 30.0
+ADMIN_TIMEOUT_SECONDS = 30.0
+"""How long an admin call may take before the lab gives up on its answer."""
 CONTAINER_CONFIG_DIR = "/etc/kafka-failover"
 
 
@@ -72,7 +74,13 @@ class GatewayProcess:
         return f"http://{self.host}:{self.admin_port}"
 
     def request(
-        self, method: str, path: str, body: Any = None, *, auth: tuple[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        auth: tuple[str, str] | None = None,
+        timeout: float = ADMIN_TIMEOUT_SECONDS,
     ) -> AdminAnswer:
         user, password = auth if auth is not None else (self.user, self.password)
         data = None if body is None else json.dumps(body).encode()
@@ -81,7 +89,7 @@ class GatewayProcess:
         request.add_header("Authorization", f"Basic {token}")
         request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return AdminAnswer(response.status, _json(response.read()))
         except urllib.error.HTTPError as error:
             return AdminAnswer(error.code, _json(error.read()))
