@@ -275,7 +275,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self._host = str(peer[0]) if isinstance(peer, tuple) else str(peer)
         if not self._gateway.connection_opened(self):
-            self.close("connection limit reached")
+            self.close("connection limit reached", logged=False)  # the gateway logs a summary
             return
         self._start_deadlines()
         context = self._gateway.listener_tls()
@@ -1149,8 +1149,9 @@ class ClientConnection(asyncio.BufferedProtocol):
     def is_closing(self) -> bool:
         return self.closing_reason is not None
 
-    def close(self, reason: str) -> None:
-        """Close both sides; pending response bytes already buffered still reach the client."""
+    def close(self, reason: str, *, logged: bool = True) -> None:
+        """Close both sides; pending response bytes already buffered still reach the client.
+        ``logged``: with a line of its own (a refusal in a storm is counted, not logged)."""
         if self.closing_reason is not None:
             return
         self.closing_reason = reason
@@ -1165,7 +1166,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             )
         level = logging.INFO if reason.startswith(("switch", "client")) else logging.WARNING
         log.log(
-            level,
+            level if logged else logging.DEBUG,
             "closing client %s principal=%s (%s, port %d): %s",
             self.peer,
             self.principal,

@@ -66,6 +66,7 @@ log = logging.getLogger("failover_gateway")
 
 _SHUTDOWN_GRACE_SECONDS = 5.0
 _LEAVING_AT_ONCE = 8  # admin connections leaving groups apart at once, after a switch
+_REFUSALS_LOGGED_EVERY = 10.0  # seconds between the summary lines of refused connections
 _FENCE_POLL_SECONDS = 0.005
 # After a planned switch, a group member's fetches wait at most this long for its rejoin: more
 # than a heartbeat interval (3 s in librdkafka and Java, 5 s with KIP-848's protocol).
@@ -126,6 +127,7 @@ class GatewayRuntime:
         self._leaving: set[asyncio.Task[None]] = set()
         self._leave_slots = asyncio.Semaphore(_LEAVING_AT_ONCE)
         self.last_switch_at = -math.inf  # event loop time of this pod's last switch
+        self._refusals_logged_at, self._refusals_logged = -math.inf, 0
         # Who is a member of which group on the fenced cluster (client.id -> groups), read when
         # the fence goes up, so every pod holds the fetches of members seen through any pod.
         self._fenced_members: asyncio.Task[dict[str, set[str]]] | None = None
@@ -215,10 +217,26 @@ class GatewayRuntime:
     def connection_opened(self, connection: ClientConnection) -> bool:
         if len(self.switchboard.connections) >= self.limits.max_connections:
             self.traffic.connections_refused += 1
+            self._log_refusals()
             return False
         self.switchboard.connections.add(connection)
         self.traffic.connections_total[self.switchboard.active] += 1
         return True
+
+    def _log_refusals(self) -> None:
+        """One WARNING per :data:`_REFUSALS_LOGGED_EVERY` seconds in a storm, not one a
+        connection: the count since the last line (the metric has every one)."""
+        now = time.monotonic()
+        if now - self._refusals_logged_at < _REFUSALS_LOGGED_EVERY:
+            return
+        refused = self.traffic.connections_refused - self._refusals_logged
+        self._refusals_logged_at, self._refusals_logged = now, self.traffic.connections_refused
+        log.warning(
+            "refused %d client connection(s) since the last such line: "
+            "gateway.limits.maxConnections=%d reached",
+            refused,
+            self.limits.max_connections,
+        )
 
     def connection_closed(self, connection: ClientConnection) -> None:
         self.switchboard.connections.discard(connection)
