@@ -131,11 +131,15 @@ def _start_family(lab: SoakLab, name: str, config: SoakConfig, run_seconds: floa
 
 
 def _stop_producer(family: Family) -> str | None:
-    """Stop and flush; the failure as text when the producer had died."""
+    """Stop and flush; the failure as text when the producer had died or could not flush (a
+    client library's own timeout, such as kafka-python's KafkaTimeoutError): reported, counted
+    against the run, and never allowed to take the report down with it."""
     try:
         family.producer.stop(FLUSH_TIMEOUT_SECONDS)
     except TestbedError as error:
         return f"{error}: {error.__cause__!r}"
+    except Exception as error:  # any client library's failure to flush
+        return f"stopping failed: {type(error).__name__}: {error}"
     return None
 
 

@@ -7,11 +7,12 @@ rules that compute them, so the rules are checked here without a cluster.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+import types
+from typing import Any, cast
 
 import pytest
 
-from kafka_testbed import soak_accounting, soak_schedule
+from kafka_testbed import soak_accounting, soak_lab, soak_schedule, soaking
 from kafka_testbed.soak_accounting import FamilyRecords, Sample
 from kafka_testbed.soak_schedule import CYCLE, Fault
 
@@ -141,3 +142,17 @@ def test_loss_fatal_errors_failed_faults_and_a_growing_gateway_each_miss_a_goal(
 def test_a_short_run_is_not_judged_on_its_memory_slope() -> None:
     report = _report(minutes=3.0, gateways={"127.0.0.111": {"rss_slope_bytes_per_hour": None}})
     assert soak_schedule.missed_goals(report) == []
+
+
+def test_a_producer_that_cannot_flush_at_the_end_is_reported_not_fatal_to_the_report() -> None:
+    """kafka-python's close raises its own KafkaTimeoutError when a flush runs out of time: the
+    one-hour soak lost its whole report to it once."""
+
+    class Stuck:
+        def stop(self, flush_timeout: float) -> None:
+            raise TimeoutError(f"Timeout waiting for future after {flush_timeout} s")
+
+    family = cast(soak_lab.Family, types.SimpleNamespace(producer=Stuck()))
+    assert soaking._stop_producer(family) == (
+        "stopping failed: TimeoutError: Timeout waiting for future after 30.0 s"
+    )
