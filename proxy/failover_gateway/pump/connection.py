@@ -539,7 +539,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             ):
                 if api_key != group_leaving.JOIN_GROUP:
                     if request.expects_response:
-                        self._answer_locally(request, group_leaving.rejoin_answer(api_key, frame))
+                        self._answer_locally(request, self._rejoin_answer(request))
                     return b""
                 frame, member = group_leaving.without_member_id(frame), (member[0], "")
         except errors.CodecError as error:
@@ -563,6 +563,12 @@ class ClientConnection(asyncio.BufferedProtocol):
             raise errors.MalformedFrame(f"malformed JoinGroup response: {error}") from error
         if member_id:
             self._group_members[group] = member_id
+
+    @staticmethod
+    def _rejoin_answer(request: request_policy.InspectedRequest | inflight.PendingRequest) -> bytes:
+        return group_leaving.rejoin_answer_to(
+            request.api_key, request.api_version, request.correlation_id
+        )
 
     def _just_switched(self) -> bool:
         return self._now() - self._gateway.last_switch_at < group_leaving.SWITCH_GRACE_SECONDS
@@ -970,11 +976,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             elif request.api_key in group_leaving.REJOIN_ANSWERED and self._member_unknown(
                 request, frame
             ):
-                frame = bytearray(
-                    group_leaving.rejoin_answer_to(
-                        request.api_key, request.api_version, request.correlation_id
-                    )
-                )
+                frame = bytearray(self._rejoin_answer(request))
             self._send_client(self._rewritten(request, frame))
         self._send_local_answers()
 

@@ -49,13 +49,13 @@ becomes REBALANCE_IN_PROGRESS for this long: the member may have been left by an
 LEFT_MEMBER_SECONDS = 600.0
 """How long a left member's requests are answered: its client notices within one heartbeat."""
 LEFT_MEMBERS_KEPT = 50_000
-"""At most this many left members remembered (the oldest forgotten first), about 10 MB."""
+"""At most this many left members remembered (the oldest forgotten first)."""
 
 
 class LeftMembers:
     """The (group, member id) pairs this gateway left at switches, each for
-    :data:`LEFT_MEMBER_SECONDS`. Per pod: a client whose next connection lands on another pod gets
-    the new cluster's UNKNOWN_MEMBER_ID instead, as before."""
+    :data:`LEFT_MEMBER_SECONDS`. Per pod: another pod covers them only through its
+    :data:`SWITCH_GRACE_SECONDS` window."""
 
     def __init__(
         self, *, seconds: float = LEFT_MEMBER_SECONDS, kept: int = LEFT_MEMBERS_KEPT
