@@ -12,7 +12,12 @@ import pytest
 from failover_gateway.config import SwitchoverConfig
 from failover_gateway.routing.offset_syncs import OffsetSync
 from failover_gateway.server import switchover
-from failover_gateway.server.cluster_admin import Layout, TopicPartition
+from failover_gateway.server.cluster_admin import (
+    ClusterCallFailed,
+    GroupMember,
+    Layout,
+    TopicPartition,
+)
 from failover_gateway.server.switching import FenceAnswer, SwitchRecord, SwitchRefused
 
 TP = ("orders", 0)
@@ -25,6 +30,9 @@ class FakeCluster:
     stable: dict[TopicPartition, int] | None = None
     groups: dict[str, dict[TopicPartition, int]] = field(default_factory=dict)
     transactions: list[str] = field(default_factory=list)
+    members: dict[str, list[GroupMember]] = field(default_factory=dict)
+    members_leave_after: int | None = None  # describes answered before they go
+    members_join_before_commit: bool = False
 
     async def __aenter__(self) -> FakeCluster:
         return self
@@ -51,7 +59,18 @@ class FakeCluster:
         return dict(self.groups[group])
 
     async def commit(self, group: str, offsets: dict[TopicPartition, int]) -> None:
+        if self.members_join_before_commit:
+            self.members[group] = [GroupMember("direct-reader", True)]
+        if self.members.get(group):
+            raise ClusterCallFailed(f"OffsetCommit {group}: Kafka error 25", code=25)
         self.groups[group] = dict(offsets)
+
+    async def group_members(self, groups: list[str]) -> dict[str, list[GroupMember]]:
+        if self.members_leave_after is not None:
+            if self.members_leave_after == 0:
+                self.members.clear()
+            self.members_leave_after -= 1
+        return {g: list(self.members[g]) for g in groups if g in self.members}
 
 
 @dataclass
@@ -154,6 +173,34 @@ def test_without_declared_replication_a_planned_switch_is_refused_with_what_to_s
     with pytest.raises(SwitchRefused, match=r"gateway\.switchover\.replication") as refused:
         run(backend, config(replication="none"))
     assert refused.value.status == 400 and not backend.fenced
+
+
+def test_members_left_on_failover_that_expire_in_time_let_the_offsets_over() -> None:
+    main = FakeCluster("main", {TP: 10}, groups={"billing": {TP: 10}})
+    zombie = [GroupMember("billing-1", True)]
+    failover = FakeCluster("failover", {TP: 10}, members={"billing": zombie}, members_leave_after=2)
+    backend = FakeBackend({"main": main, "failover": failover})
+    run(backend, config())
+    assert backend.switched_to == "failover" and failover.groups == {"billing": {TP: 10}}
+
+
+def test_a_group_read_on_failover_directly_aborts_naming_the_group_and_its_clients() -> None:
+    main = FakeCluster("main", {TP: 10}, groups={"billing": {TP: 10}})
+    readers = [GroupMember("dr-site-reader", True), GroupMember("dr-site-reader", True)]
+    failover = FakeCluster("failover", {TP: 10}, members={"billing": readers})
+    backend = FakeBackend({"main": main, "failover": failover})
+    with pytest.raises(SwitchRefused, match=r"group billing \(2 member\(s\), client ids dr-site"):
+        run(backend, config())
+    assert backend.switched_to is None and not backend.fenced and failover.groups == {}
+
+
+def test_a_member_joining_failover_just_before_the_hand_off_aborts_with_the_same_reason() -> None:
+    main = FakeCluster("main", {TP: 10}, groups={"billing": {TP: 10}})
+    failover = FakeCluster("failover", {TP: 10}, members_join_before_commit=True)
+    backend = FakeBackend({"main": main, "failover": failover})
+    with pytest.raises(SwitchRefused, match=r"members on failover already: group billing"):
+        run(backend, config())
+    assert backend.switched_to is None and not backend.fenced
 
 
 def test_a_group_at_the_fenced_end_gets_the_offset_after_the_last_copied_record() -> None:

@@ -37,6 +37,8 @@ DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 65, 66
 GROUP_KEY, TRANSACTION_KEY = 0, 1
 TRANSACTIONAL_ID_NOT_FOUND = 105
 UNKNOWN_MEMBER_ID = 25
+REBALANCE_IN_PROGRESS = 27
+GROUP_HAS_MEMBERS = frozenset({UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS})  # a memberless commit
 OPEN_TRANSACTION_STATES = ("Ongoing", "PrepareCommit", "PrepareAbort")
 LATEST = -1
 READ_UNCOMMITTED, READ_COMMITTED = 0, 1
@@ -49,9 +51,10 @@ _LEADER_MOVED = frozenset({5, 6, 74, 75})  # no leader yet, not the leader, lead
 class ClusterCallFailed(Exception):
     """An admin call failed; the message names the cluster, the call and why."""
 
-    def __init__(self, message: str, *, retriable: bool = False) -> None:
+    def __init__(self, message: str, *, retriable: bool = False, code: int = 0) -> None:
         super().__init__(message)
         self.retriable = retriable
+        self.code = code  # the Kafka error code, when the cluster answered with one
 
 
 class UnknownPartition(ClusterCallFailed):
@@ -432,6 +435,7 @@ class ClusterAdmin:
                 f"cluster {self.name}: {what}: Kafka error {code}"
                 + (" (coordinator not ready)" if retriable else ""),
                 retriable=retriable,
+                code=code,
             )
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:

@@ -26,6 +26,7 @@ from failover_gateway.codec import errors, records
 from failover_gateway.config import SwitchoverConfig
 from failover_gateway.routing import offset_syncs
 from failover_gateway.server.cluster_admin import (
+    GROUP_HAS_MEMBERS,
     ClusterAdmin,
     ClusterCallFailed,
     TopicPartition,
@@ -189,6 +190,7 @@ async def _prepare(
         flow.mirror = MirrorSyncs(old, config)
     report.catch_up_lag = await flow.caught_up(end, catch_up_by)
     report.phase("CatchingUp", lag=report.catch_up_lag)
+    await _groups_absent(new, list(commits), catch_up_by, report.target)
     report.groups_handed_off, report.records_reread = await flow.hand_off(end, commits)
     report.phase("HandingOffOffsets", groups=report.groups_handed_off)
 
@@ -242,6 +244,38 @@ async def _consumers_finish(
         if done or time.monotonic() > deadline:
             return commits
         await asyncio.sleep(POLL_SECONDS)
+
+
+async def _groups_absent(
+    new: ClusterAdmin, groups: list[str], deadline: float, target: str
+) -> None:
+    """Wait until none of ``groups`` has a member on the new cluster: Kafka takes a commit made
+    as no member only from an empty group. Members there are consumers that read the new cluster
+    directly (two sites consuming one group), or members of an earlier period on it that closed
+    without leaving and whose session has not expired yet: wait for those, name the others."""
+    while True:
+        present = {g: m for g, m in (await new.group_members(groups)).items() if m}
+        if not present:
+            return
+        if time.monotonic() > deadline:
+            raise Aborted(members_present(present, target))
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def members_present(present: Mapping[str, list[Any]], target: str) -> str:
+    """Why offsets cannot be handed off to groups that have members on ``target``."""
+    named = "; ".join(
+        f"group {group} ({len(members)} member(s), client ids "
+        + ", ".join(sorted({m.client_id for m in members})[:5])
+        + ")"
+        for group, members in sorted(present.items())[:5]
+    )
+    return (
+        f"consumer groups with members on {target} already: {named}. Their offsets are handed "
+        f"off as no member, which Kafka refuses while a group has members: stop the consumers "
+        f"that read {target} directly, or wait for the session timeout of members that closed "
+        "there without leaving, then switch again"
+    )
 
 
 @dataclass
@@ -351,7 +385,13 @@ class _Flow:
                 name = mm2.remote_topic(self.source, tp[0]) if self.mirror else tp[0]
                 mapped[(name, tp[1])], extra = _mapped(tp, committed, end[tp], self.mirror)
                 reread += extra
-            await self.new.commit(group, mapped)
+            try:
+                await self.new.commit(group, mapped)
+            except ClusterCallFailed as error:
+                if error.code not in GROUP_HAS_MEMBERS:
+                    raise
+                present = await self.new.group_members([group])
+                raise Aborted(members_present(present, self.new.name)) from None
         return len(commits), reread
 
 
