@@ -319,7 +319,7 @@ def test_a_storm_of_ten_thousand_connects_is_refused_beyond_the_limit_and_leaves
             start_session(newcomer, sasl=False)
             assert served(newcomer)
     assert metric(gateway, REFUSED) > 0
-    log = gateway.log_tail(20_000)
+    log = gateway.log_path.read_text(errors="replace")  # whole: a tail may start after the line
     assert "Traceback" not in log
     refusal_lines = log.count("gateway.limits.maxConnections=300 reached")
     assert 0 < refusal_lines < 50, "a summary every 10 s, not a line per refused connection"

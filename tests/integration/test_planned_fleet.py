@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_planned_switchover import SWITCHOVER, wait_for
+from test_planned_switchover import switchover_of, wait_for
 
 from kafka_testbed import admin, mirroring, workloads
 from kafka_testbed.clusters import Cluster
@@ -25,9 +25,20 @@ RATE = 150.0
 
 
 @pytest.fixture
-def fleet(kafka_single: Cluster, kafka_failover: Cluster, tmp_path: Path) -> Iterator[GatewayFleet]:
+def topic(kafka_single: Cluster, kafka_failover: Cluster) -> str:
+    name = f"planned-{uuid.uuid4().hex[:8]}"
+    for cluster in (kafka_failover, kafka_single):  # failover first: MirrorMaker would create it
+        admin.create_topic(cluster.bootstrap, name, partitions=PARTITIONS)
+    return name
+
+
+@pytest.fixture
+def fleet(
+    kafka_single: Cluster, kafka_failover: Cluster, tmp_path: Path, topic: str
+) -> Iterator[GatewayFleet]:
     clusters = {"main": kafka_single.bootstrap, "failover": kafka_failover.bootstrap}
-    with start_fleet(clusters, tmp_path, pods=PODS, gateway_extra=SWITCHOVER) as started:
+    extra = switchover_of(topic)
+    with start_fleet(clusters, tmp_path, pods=PODS, gateway_extra=extra) as started:
         yield started
 
 
@@ -36,10 +47,8 @@ def test_a_planned_switch_through_several_pods_rereads_nothing(
     kafka_single: Cluster,
     kafka_failover: Cluster,
     mirror_maker: mirroring.MirrorMaker,
+    topic: str,
 ) -> None:
-    topic = f"planned-{uuid.uuid4().hex[:8]}"
-    for cluster in (kafka_failover, kafka_single):  # failover first: MirrorMaker would create it
-        admin.create_topic(cluster.bootstrap, topic, partitions=PARTITIONS)
     group = f"fleet-{uuid.uuid4().hex[:6]}"
     client = workloads.ConfluentProducer(fleet.bootstrap, {"enable.idempotence": True})
     producer: workloads.SequencedProducer | None = workloads.SequencedProducer(

@@ -5,6 +5,7 @@ nothing lost, nothing written twice, nothing re-read; and an abort when replicat
 from __future__ import annotations
 
 import collections
+import re
 import threading
 import time
 import uuid
@@ -44,9 +45,17 @@ def wait_for(what: str, check: Any, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def planned_gateway(main: Cluster, failover: Cluster, workdir: Path) -> gateways.GatewayProcess:
+def switchover_of(topic: str, **overrides: Any) -> dict[str, Any]:
+    """The switchover settings for one test's topic: the clusters are shared by the session, and
+    another test's groups (some still with members on failover) are not this test's to hand off."""
+    return {"switchover": {**SWITCHOVER["switchover"], "topics": re.escape(topic), **overrides}}
+
+
+def planned_gateway(
+    main: Cluster, failover: Cluster, workdir: Path, topic: str
+) -> gateways.GatewayProcess:
     clusters = {"main": main.bootstrap, "failover": failover.bootstrap}
-    return gateways.start_gateway(clusters, gateway_extra=SWITCHOVER, workdir=workdir)
+    return gateways.start_gateway(clusters, gateway_extra=switchover_of(topic), workdir=workdir)
 
 
 def test_a_planned_switch_under_load_loses_duplicates_and_rereads_nothing(
@@ -55,8 +64,8 @@ def test_a_planned_switch_under_load_loses_duplicates_and_rereads_nothing(
     mirror_maker: mirroring.MirrorMaker,
     tmp_path: Path,
 ) -> None:
-    gateway = planned_gateway(kafka_single, kafka_failover, tmp_path)
     topic = topic_on_both(kafka_single, kafka_failover)
+    gateway = planned_gateway(kafka_single, kafka_failover, tmp_path, topic)
     group = f"planned-{uuid.uuid4().hex[:6]}"
     client = workloads.ConfluentProducer(gateway.bootstrap, {"enable.idempotence": True})
     producer = workloads.SequencedProducer(client, topic, rate=RATE).start()
@@ -115,9 +124,9 @@ def test_a_planned_switch_with_replication_stopped_aborts_and_stays_on_main(
     tmp_path: Path,
 ) -> None:
     clusters = {"main": kafka_single.bootstrap, "failover": kafka_failover.bootstrap}
-    extra = {"switchover": {**SWITCHOVER["switchover"], "maxCatchUpSeconds": 2}}
-    gateway = gateways.start_gateway(clusters, gateway_extra=extra, workdir=tmp_path)
     topic = topic_on_both(kafka_single, kafka_failover)
+    extra = switchover_of(topic, maxCatchUpSeconds=2)
+    gateway = gateways.start_gateway(clusters, gateway_extra=extra, workdir=tmp_path)
     client = workloads.ConfluentProducer(gateway.bootstrap, {"enable.idempotence": True})
     producer = workloads.SequencedProducer(client, topic, rate=RATE).start()
     try:
@@ -161,8 +170,8 @@ def test_a_planned_switch_under_a_transactional_producer_shows_each_commit_once(
     transaction once, and failover holds each of them (MirrorMaker copies committed data only)."""
     from confluent_kafka import KafkaException, Producer
 
-    gateway = planned_gateway(kafka_single, kafka_failover, tmp_path)
     topic = topic_on_both(kafka_single, kafka_failover)
+    gateway = planned_gateway(kafka_single, kafka_failover, tmp_path, topic)
     group = f"planned-{uuid.uuid4().hex[:6]}"
     consumer = workloads.GroupConsumer(
         gateway.bootstrap,
@@ -266,8 +275,8 @@ def test_a_planned_switch_loses_and_duplicates_nothing_for_every_client_family(
     family: str,
 ) -> None:
     """Held writes wait in each family's own request timeout, then go to failover."""
-    gateway = planned_gateway(kafka_single, kafka_failover, tmp_path)
     topic = topic_on_both(kafka_single, kafka_failover)
+    gateway = planned_gateway(kafka_single, kafka_failover, tmp_path, topic)
     producer = family_producer(family, gateway.bootstrap, topic, tmp_path)
     tail = workloads.ClusterTail(kafka_failover.bootstrap, topic, PARTITIONS, cluster="failover")
     tail.start()
