@@ -48,6 +48,7 @@ from failover_gateway.server import (
     admin_api,
     admin_guarding,
     cluster_admin,
+    heap,
     metrics,
     security_setup,
     switchover,
@@ -625,6 +626,13 @@ class GatewayRuntime:
                 await self.probe(cluster)
             await asyncio.sleep(interval)
 
+    async def _trim_heap_forever(self) -> None:
+        """Return the heap's free pages every :data:`heap.TRIM_EVERY_SECONDS` (the peaks of
+        switches and fences would otherwise stay resident)."""
+        while True:
+            await asyncio.sleep(heap.TRIM_EVERY_SECONDS)
+            heap.trim()
+
     async def _keep_topic_ids(self) -> None:
         """Learn every cluster's topic ids at start, again when a lookup misses (at most once per
         :data:`_TOPIC_MISS_REFETCH_SECONDS`), and at least every topic refresh interval."""
@@ -694,6 +702,7 @@ class GatewayRuntime:
         for name in self.config.clusters:
             self._tasks.append(asyncio.create_task(self._probe_forever(name)))
         self._tasks.append(asyncio.create_task(self._keep_topic_ids()))
+        self._tasks.append(asyncio.create_task(self._trim_heap_forever()))
         settings = self.config.gateway
         if settings.active_file is not None:
             self._tasks.append(
