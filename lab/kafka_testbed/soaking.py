@@ -33,8 +33,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import faulthandler
 import json
 import logging
+import math
 import re
 import resource
 import shutil
@@ -87,6 +89,9 @@ LAND_TIMEOUT_SECONDS = 90.0
 FLUSH_TIMEOUT_SECONDS = 30.0
 PROGRAM_MARGIN_SECONDS = 600.0
 REVIVE_CHECK_SECONDS = 1.0
+STALL_SECONDS = 120.0
+"""No acknowledgement for this long while records are sent: a stalled producer, logged with
+every thread's stack (an in-process library's sender thread among them)."""
 DEFAULT_REPORT = Path("soak-report.json")
 log = logging.getLogger("kafka_testbed.soaking")
 
@@ -172,6 +177,45 @@ def revive_consumers(families: Sequence[Family]) -> None:
             )
 
 
+@dataclasses.dataclass
+class StallWatch:
+    """When each family's producer stopped being acknowledged while it went on sending: logged
+    once per stall (with the time into the run), every thread's stack saved to ``workdir``."""
+
+    workdir: Path
+    started: float
+    _progress: dict[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
+    stalls: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def check(self, families: Sequence[Family], now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        for family in families:
+            log_ = family.producer.log
+            acked, sent = len(log_.acked_at), len(log_.sent_at)
+            last_acked, since = self._progress.get(family.name, (-1, now))
+            if acked != last_acked:
+                self._progress[family.name] = (acked, now)
+            elif since != -math.inf and now - since >= STALL_SECONDS and sent > acked:
+                self._stalled(family.name, acked, sent, since)
+                self._progress[family.name] = (acked, -math.inf)  # once per stall
+
+    def _stalled(self, name: str, acked: int, sent: int, since: float) -> None:
+        stacks = self.workdir / f"stall-{name}-{len(self.stalls)}.txt"
+        with stacks.open("w") as out:
+            faulthandler.dump_traceback(out, all_threads=True)
+        at = round(since - self.started, 1)
+        self.stalls.append({"family": name, "since": at, "acked": acked, "sent": sent})
+        log.warning(
+            "%s: no acknowledgement since %.0f s into the run (%d of %d sent acknowledged); "
+            "thread stacks in %s",
+            name,
+            at,
+            acked,
+            sent,
+            stacks,
+        )
+
+
 def _received(family: Family) -> list[int]:
     members = [*family.retired, family.consumer]
     return [receipt.seq for member in members for receipt in member.received()]
@@ -202,10 +246,11 @@ def run_soak(config: SoakConfig, workdir: Path) -> dict[str, Any]:
             started = time.monotonic()
             sampler = GatewaySampler(lab.fleet, config.sample_seconds, started).start()
             faults = FaultRunner(lab, families, config)
+            stalls = StallWatch(workdir, started)
             for planned in plan:
-                _wait_until(started + planned.at, families)
+                _wait_until(started + planned.at, families, stalls)
                 faults.run(planned, started)
-            _wait_until(started + seconds, families)
+            _wait_until(started + seconds, families, stalls)
             load_seconds = time.monotonic() - started
             idle_counts = dataclasses.asdict(idle.counts)
             stopping.update((family.name, _stop_producer(family)) for family in families)
@@ -218,6 +263,7 @@ def run_soak(config: SoakConfig, workdir: Path) -> dict[str, Any]:
                 stopping=stopping,
                 load_seconds=load_seconds,
                 idle=idle_counts,
+                stalls=stalls.stalls,
             )
         finally:
             idle.stop()
@@ -225,10 +271,11 @@ def run_soak(config: SoakConfig, workdir: Path) -> dict[str, Any]:
                 _stop_quietly(family, producer=family.name not in stopping)
 
 
-def _wait_until(deadline: float, families: Sequence[Family]) -> None:
+def _wait_until(deadline: float, families: Sequence[Family], stalls: StallWatch) -> None:
     while (left := deadline - time.monotonic()) > 0:
         time.sleep(min(left, REVIVE_CHECK_SECONDS))
         revive_consumers(families)
+        stalls.check(families)
 
 
 def _stop_quietly(family: Family, *, producer: bool) -> None:
@@ -259,6 +306,7 @@ def _report(
     stopping: dict[str, str | None],
     load_seconds: float,
     idle: dict[str, int],
+    stalls: list[dict[str, Any]],
 ) -> dict[str, Any]:
     per_family = {}
     for family in families:
@@ -290,6 +338,7 @@ def _report(
         "longest_ack_wait_ms": max(
             (f["longest_ack_wait_ms"] for f in per_family.values()), default=0.0
         ),
+        "producer_stalls": stalls,
     }
     report["missed_goals"] = soak_schedule.missed_goals(report)
     return report

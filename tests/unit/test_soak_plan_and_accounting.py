@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import itertools
 import types
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
-from kafka_testbed import soak_accounting, soak_lab, soak_schedule, soaking
+from kafka_testbed import soak_accounting, soak_lab, soak_schedule, soaking, workloads
 from kafka_testbed.soak_accounting import FamilyRecords, Sample
 from kafka_testbed.soak_schedule import CYCLE, Fault
 
@@ -156,3 +157,27 @@ def test_a_producer_that_cannot_flush_at_the_end_is_reported_not_fatal_to_the_re
     assert soaking._stop_producer(family) == (
         "stopping failed: TimeoutError: Timeout waiting for future after 30.0 s"
     )
+
+
+def test_a_producer_acknowledged_no_more_while_sending_is_logged_once_with_thread_stacks(
+    tmp_path: Path,
+) -> None:
+    log = workloads.ProducerLog()
+    family = cast(soak_lab.Family, types.SimpleNamespace(name="kafka-python"))
+    family.producer = types.SimpleNamespace(log=log)
+    watch = soaking.StallWatch(tmp_path, started=1000.0)
+    for seq in range(5):
+        log.sent(seq)
+        log.done(seq, None)
+    watch.check([family], now=1010.0)
+    log.sent(5)
+    watch.check([family], now=1100.0)
+    assert watch.stalls == []  # 90 s without an acknowledgement: not yet
+    watch.check([family], now=1131.0)
+    watch.check([family], now=1200.0)
+    assert watch.stalls == [{"family": "kafka-python", "since": 10.0, "acked": 5, "sent": 6}]
+    assert "most recent call first" in (tmp_path / "stall-kafka-python-0.txt").read_text()
+    log.done(5, None)
+    watch.check([family], now=1300.0)
+    watch.check([family], now=1500.0)  # acknowledged again, nothing sent since: no stall
+    assert len(watch.stalls) == 1
