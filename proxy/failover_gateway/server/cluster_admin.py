@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from failover_gateway.codec import errors
 from failover_gateway.config import ClusterConfig, HostPort
+from failover_gateway.routing.group_leaving import REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID
 from failover_gateway.server import upstream_connecting
 from failover_gateway.server.upstream_connecting import StreamConnection, UpstreamUnavailable
 
@@ -36,8 +37,6 @@ GROUP_ID_NOT_FOUND = 69  # DescribeGroups on a group of the consumer protocol (K
 DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 65, 66
 GROUP_KEY, TRANSACTION_KEY = 0, 1
 TRANSACTIONAL_ID_NOT_FOUND = 105
-UNKNOWN_MEMBER_ID = 25
-REBALANCE_IN_PROGRESS = 27
 GROUP_HAS_MEMBERS = frozenset({UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS})  # a memberless commit
 OPEN_TRANSACTION_STATES = ("Ongoing", "PrepareCommit", "PrepareAbort")
 LATEST = -1

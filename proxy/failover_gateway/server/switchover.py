@@ -29,6 +29,7 @@ from failover_gateway.server.cluster_admin import (
     GROUP_HAS_MEMBERS,
     ClusterAdmin,
     ClusterCallFailed,
+    GroupMember,
     TopicPartition,
     UnknownPartition,
 )
@@ -262,7 +263,7 @@ async def _groups_absent(
         await asyncio.sleep(POLL_SECONDS)
 
 
-def members_present(present: Mapping[str, list[Any]], target: str) -> str:
+def members_present(present: Mapping[str, list[GroupMember]], target: str) -> str:
     """Why offsets cannot be handed off to groups that have members on ``target``."""
     named = "; ".join(
         f"group {group} ({len(members)} member(s), client ids "
