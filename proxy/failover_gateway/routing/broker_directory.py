@@ -79,14 +79,24 @@ class BrokerDirectory:
         return slot if 0 <= slot < self.slot_count else None
 
     def targets(self, cluster: str, slot: int | None) -> list[HostPort]:
-        """Where to dial for a new client connection, best first, bootstrap servers as fallback."""
+        """Where to dial for a new client connection, best first.
+
+        A slot a broker of ``cluster`` owns is that broker's and no other's: when it is down the
+        client's connection fails, as it would without the gateway, and the client asks another
+        broker for metadata. Serving it from another broker instead (what this did until the
+        one-hour soak) keeps the client's connection for node N on a broker that is not N after
+        N returns: every request for a partition N leads again answered NOT_LEADER, for as long
+        as that connection lives (kafka-python's producer stuck for the rest of the run, the
+        Java producers' batches for one partition expiring for minutes). Bootstrap and unowned
+        slots (a node id only the other cluster has) may be served by any broker."""
         state = self._clusters[cluster]
+        node_id = state.slots.node_in_slot(slot) if slot is not None else None
+        if node_id is not None:
+            return [state.brokers[node_id]]
         bootstrap = self._rotated_bootstrap(state)
         if slot is None or not state.brokers:
             return bootstrap
-        node_id = state.slots.node_in_slot(slot)
-        if node_id is None:
-            node_id = node_ports.fallback_node(state.brokers, slot)
+        node_id = node_ports.fallback_node(state.brokers, slot)
         first = state.brokers[node_id] if node_id is not None else None
         return ([first] if first else []) + [b for b in bootstrap if b != first]
 

@@ -12,9 +12,12 @@ still deterministic for every pod that sees the same broker set; a collision is 
 caller and avoided by configuring more broker ports than the largest node-id spread.
 
 The reverse direction (a client connects to a port) is answered per cluster: the broker whose slot
-it is, or, when the active cluster has no broker in that slot (e.g. main has brokers 1,2,3 and
-failover only broker 7), a deterministic pick among that cluster's brokers. Any broker can answer
-any request with a metadata refresh or a NOT_LEADER error that sends the client to the right port.
+it is and no other (when it is down the connection fails, as it would without the gateway), or,
+when the active cluster has no broker in that slot (e.g. main has brokers 1,2,3 and failover only
+broker 7), a deterministic pick among that cluster's brokers. Any broker can answer any request
+with a metadata refresh or a NOT_LEADER error that sends the client to the right port; but a
+client never learns that node N's connection is served by another broker, so that substitute is
+only for slots no broker of the active cluster owns.
 """
 
 from __future__ import annotations
