@@ -111,6 +111,9 @@ def missed_goals(report: dict[str, Any]) -> list[str]:
     fatal = sum(len(family["fatal_errors"]) for family in families.values())
     if fatal:
         missed.append(f"{fatal} fatal client errors (goal 0)")
+    idle = sorted(name for name, family in families.items() if family.get("consumed") == 0)
+    if idle:
+        missed.append(f"consumer groups that consumed nothing: {', '.join(idle)} (goal: every one)")
     if report["fault_errors"]:
         missed.append(f"{len(report['fault_errors'])} faults did not complete (goal 0)")
     if report["minutes"] >= SLOPE_GOAL_MIN_MINUTES:

@@ -114,7 +114,7 @@ def test_a_restarted_gateway_is_judged_on_its_longest_lifetime_after_its_warm_up
 
 
 def _report(**changes: Any) -> dict[str, Any]:
-    family = {"lost_outside_gaps": 0, "fatal_errors": []}
+    family = {"lost_outside_gaps": 0, "fatal_errors": [], "consumed": 10}
     report: dict[str, Any] = {
         "minutes": 60.0,
         "families": {"kafka-python": family},
@@ -128,16 +128,19 @@ def test_a_clean_hour_meets_every_goal() -> None:
     assert soak_schedule.missed_goals(_report()) == []
 
 
-def test_loss_fatal_errors_failed_faults_and_a_growing_gateway_each_miss_a_goal() -> None:
-    family = {"lost_outside_gaps": 2, "fatal_errors": ["producer FATAL: fenced"]}
+def test_loss_fatal_errors_an_idle_group_failed_faults_and_a_growing_gateway_each_miss_a_goal() -> (
+    None
+):
+    family = {"lost_outside_gaps": 2, "fatal_errors": ["producer FATAL: fenced"], "consumed": 0}
     report = _report(
         families={"franz-go": family},
         fault_errors=[{"fault": "main broker killed and restarted"}],
         gateways={"127.0.0.111": {"rss_slope_bytes_per_hour": 2 * MIB}},
     )
     missed = soak_schedule.missed_goals(report)
-    assert len(missed) == 4
+    assert len(missed) == 5
     assert "2 acknowledged records lost" in missed[0]
+    assert "consumed nothing: franz-go" in missed[2]
 
 
 def test_a_short_run_is_not_judged_on_its_memory_slope() -> None:
