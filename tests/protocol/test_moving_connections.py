@@ -13,6 +13,7 @@ from typing import Any
 import pump_fakes
 import pytest
 from pump_fakes import (
+    API_VERSIONS,
     METADATA,
     METADATA_REQUEST,
     FakeGateway,
@@ -111,6 +112,77 @@ async def test_requests_sent_while_the_new_broker_is_dialled_wait_and_go_there_i
     await settle(connection)
     assert bytes(gateway.upstream.written) == first + second
     assert gateway.dialled[-1][0] == "failover"
+
+
+API_VERSIONS_BODY = {"ClientSoftwareName": "kgo", "ClientSoftwareVersion": "1.22.3"}
+
+
+async def test_a_connection_still_dialling_its_first_broker_is_rerouted_not_closed() -> None:
+    connection, client, gateway = await connected_while_dialling()
+    first_request = request(API_VERSIONS, 3, 1, API_VERSIONS_BODY)
+    connection.data_received(first_request)
+    record = await switching(gateway, connection)
+    assert record.moved_connections == 1 and record.closed_connections == 0
+    assert connection.cluster == "failover" and not client.closed
+    gateway.dial_gate.set()
+    await settle(connection)
+    await asyncio.sleep(0)
+    (_, stale), (cluster, fresh) = gateway.dialled
+    assert cluster == "failover"
+    assert stale.closed and bytes(stale.written) == b"", "the dial to main is dropped unused"
+    assert bytes(fresh.written) == first_request
+    from_broker(
+        gateway, response(API_VERSIONS, 3, 1, {"ErrorCode": 0, "ApiKeys": [], "ThrottleTimeMs": 0})
+    )
+    assert not connection.is_closing and decode_response(API_VERSIONS, 3, bytes(client.written))
+
+
+async def test_a_connection_dialling_with_more_than_api_versions_queued_is_closed() -> None:
+    connection, client, gateway = await connected_while_dialling()
+    connection.data_received(produce_request(1, acks=1))  # translated for main: cannot go on
+    record = await switching(gateway, connection)
+    assert record.closed_connections == 1 and client.closed
+    gateway.dial_gate.set()
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert all(transport.closed for _, transport in gateway.dialled)
+
+
+async def test_a_first_api_versions_unanswered_at_a_switch_is_answered_by_the_gateway() -> None:
+    connection, client, gateway = await connected()
+    old = gateway.upstream
+    connection.data_received(request(API_VERSIONS, 3, 1, API_VERSIONS_BODY))
+    assert connection.move_blocker() is None
+    record = await switched(gateway, connection)
+    assert record.moved_connections == 1 and old.closed and not client.closed
+    correlation_id, answer = decode_response(API_VERSIONS, 3, bytes(client.written))
+    assert correlation_id == 1 and answer["ErrorCode"] == 0 and answer["ApiKeys"]
+    metadata = request(METADATA, 12, 2, METADATA_REQUEST)
+    connection.data_received(metadata)
+    assert bytes(gateway.upstream.written) == metadata and gateway.dialled[-1][0] == "failover"
+
+
+async def test_a_client_logging_in_to_the_gateway_at_a_switch_reaches_the_new_cluster() -> None:
+    from test_client_connection import authenticate, handshake, plain_store
+
+    gateway = FakeGateway()
+    gateway.users = plain_store()
+    connection, client, gateway = await connected(gateway)
+    connection.data_received(handshake("PLAIN", 1))
+    record = await switching(gateway, connection)
+    assert record.moved_connections == 1 and not client.closed
+    connection.data_received(authenticate(b"\x00alice\x00alice-pw", 2))
+    await settle(connection)
+    assert [cluster for cluster, _ in gateway.dialled] == ["failover"]
+
+
+async def connected_while_dialling() -> tuple[ClientConnection, Any, FakeGateway]:
+    gateway = FakeGateway()
+    gateway.dial_gate.clear()
+    connection, client, gateway = await connected(gateway)
+    for _ in range(5):  # the dial task reaches the gate and waits there
+        await asyncio.sleep(0)
+    return connection, client, gateway
 
 
 async def test_a_connection_whose_client_logged_in_to_the_broker_itself_is_closed() -> None:

@@ -12,8 +12,8 @@ from failover_gateway.server.switching import Switchboard, SwitchRefused
 
 
 class StubConnection:
-    """Stands in for a client connection: the switchboard pauses it, makes it leave its groups
-    and closes it."""
+    """Stands in for a client connection with a broker connection: the switchboard pauses it,
+    makes it leave its groups and closes it."""
 
     def __init__(self, cluster: str, in_flight: int = 0) -> None:
         self.cluster = cluster
@@ -35,6 +35,9 @@ class StubConnection:
 
     def close(self, reason: str) -> None:
         self.closed_because = reason
+
+    def reroute(self, reason: str) -> bool:
+        return False  # connected to a broker: only a move or a close applies
 
     def pause_reading(self, reason: str) -> None:
         self.paused.add(reason)

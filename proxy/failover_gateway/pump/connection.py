@@ -58,8 +58,10 @@ _GATE_READS = _GATE_WATCHED | {FETCH}
 _RESPONSE_PREFIX_BYTES = 6
 _CORRELATION_ID_BYTES = 4
 # Requests a moving connection may leave unanswered by the old cluster: the gateway answers them
-# itself (a fetch waiting for data, answered with none; see ClientConnection.move).
-_ANSWERED_AT_MOVE = frozenset({FETCH})
+# itself (a fetch waiting for data, answered with none; ApiVersions, with the versions every
+# cluster supports, which is what the old broker's answer would have been cut to; see
+# ClientConnection.move).
+_ANSWERED_AT_MOVE = frozenset({FETCH, client_auth.API_VERSIONS})
 
 
 class Gateway(Protocol):
@@ -208,6 +210,10 @@ class ClientConnection(asyncio.BufferedProtocol):
         self._upstream_address: HostPort | None = None
         self._early: list[Buffer] = []
         self._early_bytes = 0
+        # Everything in _early is ApiVersions, which means the same to every cluster: while
+        # the first broker is dialled a switch may route the connection elsewhere (reroute).
+        self._early_only_api_versions = True
+        self._dial_generation = 0  # a dial started before the latest is dropped when it ends
         self._pause_reasons: set[str] = set()
         self._buffered_request: inflight.PendingRequest | None = None
         self._inspected: request_policy.InspectedRequest | None = None
@@ -355,7 +361,10 @@ class ClientConnection(asyncio.BufferedProtocol):
             self.data_received(bytes(held))
 
     def _start_upstream(self) -> None:
-        asyncio.get_running_loop().create_task(self._connect_upstream(self._targets))
+        self._dial_generation += 1
+        asyncio.get_running_loop().create_task(
+            self._connect_upstream(self._targets, self._dial_generation)
+        )
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._held is not None:
@@ -792,6 +801,8 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     def _record(self, request: request_policy.InspectedRequest, frame_size: int) -> None:
         self._gateway.count_request(self.cluster, request.api_key, frame_size)
+        if self._upstream is None and request.api_key != client_auth.API_VERSIONS:
+            self._early_only_api_versions = False
         if request.api_key in (client_auth.SASL_HANDSHAKE, client_auth.SASL_AUTHENTICATE):
             self._client_sasl_upstream = True
         if request.raw_sasl_rounds:
@@ -812,23 +823,31 @@ class ClientConnection(asyncio.BufferedProtocol):
 
     # -- upstream side ---------------------------------------------------------------------
 
-    async def _connect_upstream(self, targets: list[HostPort]) -> None:
+    async def _connect_upstream(self, targets: list[HostPort], generation: int) -> None:
+        """Dial ``targets`` in turn; a dial overtaken by a newer one (the connection was
+        rerouted by a switch meanwhile) ends without touching the connection."""
+        cluster = self.cluster
         failures = []
         for target in targets:
-            if self.closing_reason is not None:
+            if self.closing_reason is not None or generation != self._dial_generation:
                 return
             try:
                 transport, lifetime_ms = await asyncio.wait_for(
-                    self._gateway.dial(self.cluster, target, lambda: _Upstream(self)),
+                    self._gateway.dial(cluster, target, lambda: _Upstream(self)),
                     self._gateway.connect_timeout,
                 )
             except (OSError, TimeoutError) as error:
                 failures.append(f"{target}: {error or 'timed out'}")
                 continue
+            if generation != self._dial_generation:
+                transport.set_protocol(_Detached())
+                transport.close()
+                return
             self._upstream_ready(transport, target)
             self._schedule_reauthentication(lifetime_ms)
             return
-        self.close(f"no broker of cluster {self.cluster} reachable ({'; '.join(failures)})")
+        if generation == self._dial_generation:
+            self.close(f"no broker of cluster {cluster} reachable ({'; '.join(failures)})")
 
     def _upstream_ready(self, transport: asyncio.BaseTransport, target: HostPort) -> None:
         transport = cast(asyncio.Transport, transport)
@@ -843,6 +862,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             transport.writelines(self._early)
             self._early.clear()
             self._early_bytes = 0
+        self._early_only_api_versions = True
         self.resume_reading("upstream-connecting")
         log.debug(
             "client %s on port %d -> %s (%s)", self.peer, self.listener_port, target, self.cluster
@@ -1085,7 +1105,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         """Why the connection cannot move to another cluster under its client now, or None.
 
         Only a connection at rest moves: every request answered (but fetches waiting for data,
-        which the gateway answers with none), no frame half through either way, nothing held,
+        which the gateway answers with none, and ApiVersions, which it answers itself), no
+        frame half through either way, nothing held,
         and no state the old broker holds for this socket alone that the client would go on
         using (its own SASL login). What the new cluster does not know and clients recover from
         (a fetch session, a producer id) is answered by the new cluster with the errors every
@@ -1104,6 +1125,37 @@ class ClientConnection(asyncio.BufferedProtocol):
             return "the client logged in to the broker itself"
         return None
 
+    def reroute(self, reason: str) -> bool:
+        """Route a connection no broker has heard from yet to the cluster the gateway routes to
+        now; False (and nothing changed) when it has a broker connection or cannot be rerouted.
+
+        Such a connection is in its first exchange: its TLS handshake, its login to the gateway,
+        or waiting for its first broker with at most ApiVersions sent, which means the same to
+        every cluster. Closing it would end that exchange with an EOF, which franz-go takes for
+        a TLS or SASL mistake and fails its buffered records on (``ErrFirstReadEOF``, not
+        retried by default). A dial still running is dropped when it ends (the dial
+        generation)."""
+        if self.closing_reason is not None or self._upstream is not None:
+            return False
+        if not self.cluster:
+            return True  # TLS handshake still running: routed when it ends
+        if self._internal.pending or self._parked is not None or not self._early_only_api_versions:
+            return False
+        previous = self.cluster
+        self.cluster, self._targets = self._gateway.route(self.slot)
+        self.resume_reading("switch-drain")
+        audit.info(
+            "move client=%s principal=%s from=%s to=%s reason=%s (before any broker answered)",
+            self.peer,
+            self.principal,
+            previous,
+            self.cluster,
+            reason,
+        )
+        if self._authenticated:
+            self._start_upstream()
+        return True
+
     def move(self, reason: str) -> bool:
         """Re-dial the broker side to the cluster the gateway routes to now; False (and nothing
         changed) when :meth:`move_blocker` says the connection cannot move.
@@ -1118,18 +1170,15 @@ class ClientConnection(asyncio.BufferedProtocol):
         self._upstream = None
         old.set_protocol(_Detached())
         old.close()
+        previous = self.cluster
+        self.cluster, self._targets = self._gateway.route(self.slot)
         for pending in self.in_flight.take_all():  # fetches waiting for data, and local answers
-            self._send_client(
-                pending.local_answer
-                or request_policy.empty_fetch_answer(pending.api_version, pending.correlation_id)
-            )
+            self._send_client(pending.local_answer or self._answer_at_move(pending))
         self._answered()
         self.resume_reading("upstream-backpressure")  # that broker connection is gone
         if self._reauth is not None:
             self._reauth.cancel()
             self._reauth = None
-        previous = self.cluster
-        self.cluster, self._targets = self._gateway.route(self.slot)
         self._stale_producers.clear()
         self.resume_reading("switch-drain")
         audit.info(
@@ -1142,6 +1191,13 @@ class ClientConnection(asyncio.BufferedProtocol):
         )
         self._start_upstream()
         return True
+
+    def _answer_at_move(self, pending: inflight.PendingRequest) -> bytes:
+        if pending.api_key == client_auth.API_VERSIONS:
+            return self._gateway.api_versions_answer(
+                self.cluster, pending.api_version, pending.correlation_id
+            )
+        return request_policy.empty_fetch_answer(pending.api_version, pending.correlation_id)
 
     @property
     def upstream_connected(self) -> bool:

@@ -5,7 +5,9 @@ cluster changes, new connections are routed to it; then every connection still b
 cluster (after an optional drain of in-flight responses) is moved to the new cluster under its
 client when nothing is in flight on it, or else closed so its client reconnects and lands on the
 new cluster. Moving matters because some clients (librdkafka >= 2.10) start over from their
-bootstrap servers, and wait for a timer, when every connection they have closes at once.
+bootstrap servers, and wait for a timer, when every connection they have closes at once. A
+connection no broker has answered yet (its TLS handshake, its login, its first dial) is always
+rerouted, never closed: franz-go fails its records on an EOF in a connection's first exchange.
 Commands carry an epoch (the operator uses the KafkaFailover's ``metadata.generation``): a
 command older than the current epoch is refused and changes nothing, so a delayed retry can
 never flip a gateway back. Switches are serialised by a lock.
@@ -159,7 +161,7 @@ class Switchboard:
         for connection in victims:
             connection.leave_groups()  # before its old broker connection goes
         moving = self._may_move is not None and self._may_move()
-        closed = [c for c in victims if not (moving and c.move(reason))]
+        closed = [c for c in victims if not (c.reroute(reason) or (moving and c.move(reason)))]
         for connection in closed:
             connection.close(reason)
         asyncio.get_running_loop().call_later(_CLOSE_GRACE_SECONDS, _abort_stragglers, closed)
