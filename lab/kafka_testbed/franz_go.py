@@ -466,6 +466,37 @@ def run_selection(
     return SuiteRun(seeds, results, time.monotonic() - started, tuple(logs))
 
 
+def rerun_not_passed(
+    binary: Path,
+    run: SuiteRun,
+    tests: Sequence[str],
+    *,
+    log_dir: Path,
+    batches: Sequence[Batch] = BATCHES,
+    records: int = DEFAULT_RECORDS,
+) -> SuiteRun:
+    """``run`` with those of ``tests`` that did not pass run once more (alone, in their batch's
+    process), their new results kept: for the straight control only. franz-go's ETL tests fail
+    now and then straight against Kafka on a loaded 2-core machine (a commit refused with
+    REBALANCE_IN_PROGRESS as a member joins); a second chance for the control cannot hide a
+    gateway bug, a second chance through the gateway could."""
+    again = set(run.not_passed(tests))
+    retry = [
+        Batch(batch.name, tuple(t for t in batch.tests if t in again), batch.timeout_seconds)
+        for batch in batches
+        if again.intersection(batch.tests)
+    ]
+    if not retry:
+        return run
+    second = run_selection(binary, run.seeds, log_dir=log_dir, batches=retry, records=records)
+    return SuiteRun(
+        run.seeds,
+        {**run.results, **second.results},
+        run.seconds + second.seconds,
+        run.logs + second.logs,
+    )
+
+
 def _start(binary: Path, batch: Batch, env: Mapping[str, str], log: Path) -> supervising.Process:
     return supervising.spawn([str(binary), *binary_arguments(batch)], log, env=env, cwd=log.parent)
 

@@ -293,3 +293,65 @@ def test_a_missing_go_command_is_named_with_what_to_install(
 
     with pytest.raises(franz_go.FranzGoError, match=r"no `go` command was found.*Install Go"):
         franz_go.build()
+
+
+# Running the control again
+
+FLAKY_BINARY = """\
+#!/bin/sh
+# A stand-in for the kgo test binary: TestFlaky fails on its first run and passes after.
+if [ "$1" = "-test.list" ]; then printf 'TestSteady\\nTestFlaky\\nTestBroken\\n'; exit 0; fi
+pattern="$3"
+for name in TestSteady TestFlaky TestBroken; do
+  case "$pattern" in *"$name"*) ;; *) continue ;; esac
+  echo "=== RUN   $name"
+  if [ "$name" = TestBroken ]; then
+    echo "    x_test.go:1: always fails"; echo "--- FAIL: $name (0.01s)"
+  elif [ "$name" = TestFlaky ] && [ ! -e "$0.ran" ]; then
+    touch "$0.ran"; echo "    x_test.go:2: unable to commit"; echo "--- FAIL: $name (0.01s)"
+  else
+    echo "--- PASS: $name (0.01s)"
+  fi
+done
+"""
+
+
+@pytest.fixture
+def flaky_binary(tmp_path: Path) -> Path:
+    binary = tmp_path / "kgo.test"
+    binary.write_text(FLAKY_BINARY)
+    binary.chmod(0o755)
+    return binary
+
+
+def test_a_core_test_that_failed_straight_runs_once_more_and_its_second_result_counts(
+    flaky_binary: Path, tmp_path: Path
+) -> None:
+    batches = (franz_go.Batch("clients", ("TestSteady", "TestFlaky"), timeout_seconds=30.0),)
+    first = franz_go.run_selection(
+        flaky_binary, "seed:9092", log_dir=tmp_path / "a", batches=batches
+    )
+
+    again = franz_go.rerun_not_passed(
+        flaky_binary, first, ("TestFlaky",), log_dir=tmp_path / "b", batches=batches
+    )
+
+    assert first.not_passed(("TestSteady", "TestFlaky")) == ["TestFlaky"]
+    assert again.not_passed(("TestSteady", "TestFlaky")) == []
+    assert len(again.logs) == 2
+
+
+def test_a_core_test_that_fails_twice_straight_still_fails_the_control(
+    flaky_binary: Path, tmp_path: Path
+) -> None:
+    batches = (franz_go.Batch("clients", ("TestSteady", "TestBroken"), timeout_seconds=30.0),)
+    first = franz_go.run_selection(
+        flaky_binary, "seed:9092", log_dir=tmp_path / "a", batches=batches
+    )
+
+    again = franz_go.rerun_not_passed(
+        flaky_binary, first, ("TestSteady", "TestBroken"), log_dir=tmp_path / "b", batches=batches
+    )
+
+    assert again.not_passed(("TestSteady", "TestBroken")) == ["TestBroken"]
+    assert again.results["TestBroken"].note == "x_test.go:1: always fails"
