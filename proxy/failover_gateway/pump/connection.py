@@ -16,8 +16,11 @@ move is closed; the client reconnects and is routed to the new cluster.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import ssl
+import struct
 import time
 import uuid
 from collections import deque
@@ -281,7 +284,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self._host = str(peer[0]) if isinstance(peer, tuple) else str(peer)
         if not self._gateway.connection_opened(self):
-            self.close("connection limit reached", logged=False)  # the gateway logs a summary
+            # Reset, as a refused connect looks; the gateway logs a summary.
+            self.close("connection limit reached", logged=False, reset=True)
             return
         self._start_deadlines()
         context = self._gateway.listener_tls()
@@ -847,7 +851,9 @@ class ClientConnection(asyncio.BufferedProtocol):
             self._schedule_reauthentication(lifetime_ms)
             return
         if generation == self._dial_generation:
-            self.close(f"no broker of cluster {cluster} reachable ({'; '.join(failures)})")
+            self.close(
+                f"no broker of cluster {cluster} reachable ({'; '.join(failures)})", reset=True
+            )
 
     def _upstream_ready(self, transport: asyncio.BaseTransport, target: HostPort) -> None:
         transport = cast(asyncio.Transport, transport)
@@ -1207,11 +1213,19 @@ class ClientConnection(asyncio.BufferedProtocol):
     def is_closing(self) -> bool:
         return self.closing_reason is not None
 
-    def close(self, reason: str, *, logged: bool = True) -> None:
+    def close(self, reason: str, *, logged: bool = True, reset: bool = False) -> None:
         """Close both sides; pending response bytes already buffered still reach the client.
-        ``logged``: with a line of its own (a refusal in a storm is counted, not logged)."""
+        ``logged``: with a line of its own (a refusal in a storm is counted, not logged).
+
+        ``reset``: end the client's socket with a reset, as a connect to a down broker or a full
+        server fails, not with an orderly close. An orderly close before the first answer is
+        what a broker does to a client whose TLS or SASL settings are wrong: franz-go says so
+        (``ErrFirstReadEOF``) and fails its buffered records rather than retry; a reset it
+        retries, as every other client does."""
         if self.closing_reason is not None:
             return
+        if reset and self._transport is not None:
+            _reset_on_close(self._transport)
         self.closing_reason = reason
         self._stop_deadlines()
         if self._reauth is not None:
@@ -1243,3 +1257,11 @@ class ClientConnection(asyncio.BufferedProtocol):
             self._upstream.abort()
         if self._transport is not None:
             self._transport.abort()
+
+
+def _reset_on_close(transport: asyncio.BaseTransport) -> None:
+    """SO_LINGER zero: closing the socket sends a reset and drops whatever is unsent."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
