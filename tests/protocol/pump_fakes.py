@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 import struct
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +36,16 @@ from failover_gateway.routing.producer_ids import ProducerIdCodec
 PRODUCE, METADATA, API_VERSIONS = 0, 3, 18
 
 
+class FakeSocket:
+    """The socket a transport reports: records the options set on it."""
+
+    def __init__(self) -> None:
+        self.options: dict[tuple[int, int], bytes] = {}
+
+    def setsockopt(self, level: int, option: int, value: bytes) -> None:
+        self.options[(level, option)] = value
+
+
 class FakeTransport(asyncio.Transport):
     """Records writes and flow-control calls."""
 
@@ -45,6 +56,7 @@ class FakeTransport(asyncio.Transport):
         self.reading = True
         self.peer = peer
         self.protocol: asyncio.BaseProtocol | None = None
+        self.socket = FakeSocket()
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self.protocol = protocol
@@ -54,7 +66,15 @@ class FakeTransport(asyncio.Transport):
         return self.protocol
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "socket":
+            return self.socket
         return self.peer if name == "peername" else default
+
+    @property
+    def reset(self) -> bool:
+        """Closing sends a reset: SO_LINGER was set on, with a zero timeout."""
+        linger = self.socket.options.get((socket.SOL_SOCKET, socket.SO_LINGER))
+        return linger == struct.pack("ii", 1, 0)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.written += data

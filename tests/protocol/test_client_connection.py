@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from typing import Any
 
 import pytest
 from pump_fakes import (
@@ -347,3 +348,27 @@ async def test_a_malformed_request_before_authentication_closes_only_that_connec
     deliver(connection, len(bad_client_id).to_bytes(4, "big") + bad_client_id)
     assert client.closed and gateway.dials == 0
     assert "malformed SASL-phase request" in (connection.closing_reason or "")
+
+
+async def test_a_client_whose_broker_cannot_be_reached_gets_a_reset_as_from_a_down_broker() -> None:
+    gateway = FakeGateway()
+
+    async def refused(*_: Any) -> tuple[asyncio.BaseTransport, int]:
+        raise ConnectionRefusedError("connection refused")
+
+    gateway.dial = refused  # type: ignore[method-assign]
+    connection, client, _ = await connected(gateway)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert connection.is_closing and "no broker of cluster main reachable" in str(
+        connection.closing_reason
+    )
+    assert client.closed and client.reset
+
+
+async def test_a_client_over_the_connection_limit_gets_a_reset() -> None:
+    gateway = FakeGateway()
+    gateway.connection_opened = lambda _connection: False  # type: ignore[method-assign]
+    connection, client, _ = await connected(gateway)
+    assert connection.closing_reason == "connection limit reached"
+    assert client.closed and client.reset

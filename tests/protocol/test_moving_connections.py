@@ -176,6 +176,23 @@ async def test_a_client_logging_in_to_the_gateway_at_a_switch_reaches_the_new_cl
     assert [cluster for cluster, _ in gateway.dialled] == ["failover"]
 
 
+async def test_a_first_api_versions_closed_at_a_switch_is_reset_not_closed_in_order() -> None:
+    connection, client, gateway = await connected()
+    connection.data_received(request(API_VERSIONS, 3, 1, API_VERSIONS_BODY))
+    record = await switched(gateway, connection, may_move=False)
+    assert record.closed_connections == 1 and client.closed and client.reset
+
+
+async def test_a_connection_that_had_answers_closes_in_order_at_a_switch() -> None:
+    connection, client, gateway = await connected()
+    connection.data_received(request(API_VERSIONS, 3, 1, API_VERSIONS_BODY))
+    from_broker(
+        gateway, response(API_VERSIONS, 3, 1, {"ErrorCode": 0, "ApiKeys": [], "ThrottleTimeMs": 0})
+    )
+    record = await switched(gateway, connection, may_move=False)
+    assert record.closed_connections == 1 and client.closed and not client.reset
+
+
 async def connected_while_dialling() -> tuple[ClientConnection, Any, FakeGateway]:
     gateway = FakeGateway()
     gateway.dial_gate.clear()

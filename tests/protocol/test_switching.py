@@ -24,6 +24,8 @@ class StubConnection:
         self.paused: set[str] = set()
         self.aborted = False
         self.left_groups_before_close: bool | None = None
+        self.answered = True
+        self.reset = False
 
     def leave_groups(self) -> int:
         self.left_groups_before_close = self.closed_because is None
@@ -33,8 +35,9 @@ class StubConnection:
     def is_closing(self) -> bool:
         return self.closed_because is not None
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: str, *, reset: bool = False) -> None:
         self.closed_because = reason
+        self.reset = reset
 
     def reroute(self, reason: str) -> bool:
         return False  # connected to a broker: only a move or a close applies

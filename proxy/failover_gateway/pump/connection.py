@@ -216,6 +216,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         # Everything in _early is ApiVersions, which means the same to every cluster: while
         # the first broker is dialled a switch may route the connection elsewhere (reroute).
         self._early_only_api_versions = True
+        # The client has had bytes from the gateway: closing now is not a refusal (see close).
+        self.answered = False
         self._dial_generation = 0  # a dial started before the latest is dropped when it ends
         self._pause_reasons: set[str] = set()
         self._buffered_request: inflight.PendingRequest | None = None
@@ -1021,6 +1023,7 @@ class ClientConnection(asyncio.BufferedProtocol):
     def _send_client(self, chunk: Buffer) -> None:
         if self._transport is not None:
             self._transport.write(chunk)
+            self.answered = True
 
     # -- slow and half-open clients ------------------------------------------------------------
 

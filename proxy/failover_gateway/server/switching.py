@@ -8,6 +8,8 @@ new cluster. Moving matters because some clients (librdkafka >= 2.10) start over
 bootstrap servers, and wait for a timer, when every connection they have closes at once. A
 connection no broker has answered yet (its TLS handshake, its login, its first dial) is always
 rerouted, never closed: franz-go fails its records on an EOF in a connection's first exchange.
+One that must close before the client had a byte from the gateway (its first ApiVersions in
+flight when connections may not move) is reset instead, which franz-go retries.
 Commands carry an epoch (the operator uses the KafkaFailover's ``metadata.generation``): a
 command older than the current epoch is refused and changes nothing, so a delayed retry can
 never flip a gateway back. Switches are serialised by a lock.
@@ -163,7 +165,7 @@ class Switchboard:
         moving = self._may_move is not None and self._may_move()
         closed = [c for c in victims if not (c.reroute(reason) or (moving and c.move(reason)))]
         for connection in closed:
-            connection.close(reason)
+            connection.close(reason, reset=not connection.answered)
         asyncio.get_running_loop().call_later(_CLOSE_GRACE_SECONDS, _abort_stragglers, closed)
         record = SwitchRecord(
             previous,
