@@ -1150,17 +1150,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             return True  # TLS handshake still running: routed when it ends
         if self._internal.pending or self._parked is not None or not self._early_only_api_versions:
             return False
-        previous = self.cluster
-        self.cluster, self._targets = self._gateway.route(self.slot)
-        self.resume_reading("switch-drain")
-        audit.info(
-            "move client=%s principal=%s from=%s to=%s reason=%s (before any broker answered)",
-            self.peer,
-            self.principal,
-            previous,
-            self.cluster,
-            reason,
-        )
+        self._route_anew(f"{reason} (before any broker answered)")
         if self._authenticated:
             self._start_upstream()
         return True
@@ -1179,8 +1169,7 @@ class ClientConnection(asyncio.BufferedProtocol):
         self._upstream = None
         old.set_protocol(_Detached())
         old.close()
-        previous = self.cluster
-        self.cluster, self._targets = self._gateway.route(self.slot)
+        self._route_anew(reason)
         for pending in self.in_flight.take_all():  # fetches waiting for data, and local answers
             self._send_client(pending.local_answer or self._answer_at_move(pending))
         self._answered()
@@ -1189,6 +1178,13 @@ class ClientConnection(asyncio.BufferedProtocol):
             self._reauth.cancel()
             self._reauth = None
         self._stale_producers.clear()
+        self._start_upstream()
+        return True
+
+    def _route_anew(self, reason: str) -> None:
+        """Take the cluster and brokers the gateway routes to now, and let reading go on."""
+        previous = self.cluster
+        self.cluster, self._targets = self._gateway.route(self.slot)
         self.resume_reading("switch-drain")
         audit.info(
             "move client=%s principal=%s from=%s to=%s reason=%s",
@@ -1198,8 +1194,6 @@ class ClientConnection(asyncio.BufferedProtocol):
             self.cluster,
             reason,
         )
-        self._start_upstream()
-        return True
 
     def _answer_at_move(self, pending: inflight.PendingRequest) -> bytes:
         if pending.api_key == client_auth.API_VERSIONS:
