@@ -324,17 +324,20 @@ def flaky_binary(tmp_path: Path) -> Path:
     return binary
 
 
+def run_twice(
+    binary: Path, tmp_path: Path, tests: tuple[str, ...], core: tuple[str, ...]
+) -> tuple[franz_go.SuiteRun, franz_go.SuiteRun]:
+    """A straight run of ``tests``, then ``core`` tests that did not pass run once more."""
+    batches = (franz_go.Batch("clients", tests, timeout_seconds=30.0),)
+    first = franz_go.run_selection(binary, "seed:9092", log_dir=tmp_path / "a", batches=batches)
+    again = franz_go.rerun_not_passed(binary, first, core, log_dir=tmp_path / "b", batches=batches)
+    return first, again
+
+
 def test_a_core_test_that_failed_straight_runs_once_more_and_its_second_result_counts(
     flaky_binary: Path, tmp_path: Path
 ) -> None:
-    batches = (franz_go.Batch("clients", ("TestSteady", "TestFlaky"), timeout_seconds=30.0),)
-    first = franz_go.run_selection(
-        flaky_binary, "seed:9092", log_dir=tmp_path / "a", batches=batches
-    )
-
-    again = franz_go.rerun_not_passed(
-        flaky_binary, first, ("TestFlaky",), log_dir=tmp_path / "b", batches=batches
-    )
+    first, again = run_twice(flaky_binary, tmp_path, ("TestSteady", "TestFlaky"), ("TestFlaky",))
 
     assert first.not_passed(("TestSteady", "TestFlaky")) == ["TestFlaky"]
     assert again.not_passed(("TestSteady", "TestFlaky")) == []
@@ -344,13 +347,8 @@ def test_a_core_test_that_failed_straight_runs_once_more_and_its_second_result_c
 def test_a_core_test_that_fails_twice_straight_still_fails_the_control(
     flaky_binary: Path, tmp_path: Path
 ) -> None:
-    batches = (franz_go.Batch("clients", ("TestSteady", "TestBroken"), timeout_seconds=30.0),)
-    first = franz_go.run_selection(
-        flaky_binary, "seed:9092", log_dir=tmp_path / "a", batches=batches
-    )
-
-    again = franz_go.rerun_not_passed(
-        flaky_binary, first, ("TestSteady", "TestBroken"), log_dir=tmp_path / "b", batches=batches
+    _, again = run_twice(
+        flaky_binary, tmp_path, ("TestSteady", "TestBroken"), ("TestSteady", "TestBroken")
     )
 
     assert again.not_passed(("TestSteady", "TestBroken")) == ["TestBroken"]
