@@ -270,10 +270,10 @@ def test_the_address_scan_does_find_kip_951_node_endpoints():
     ("api_key", "version", "held"),
     [(PRODUCE, 9, False), (PRODUCE, 10, True), (FETCH, 12, False), (FETCH, 13, True),
      (FETCH, 16, True),
-     (SHARE_FETCH, 1, True), (SHARE_ACKNOWLEDGE, 1, True), (METADATA, 0, True), (2, 11, False),
-     (API_VERSIONS, 0, True)],
+     (SHARE_FETCH, 1, True), (SHARE_ACKNOWLEDGE, 1, True), (METADATA, 0, True), (2, 3, False),
+     (2, 11, True), (9, 4, False), (9, 5, True), (API_VERSIONS, 0, True)],
 )  # fmt: skip
-def test_only_responses_that_may_name_brokers_or_carry_ids_are_held_whole(
+def test_only_responses_that_may_name_brokers_or_carry_ids_or_epochs_are_held_whole(
     api_key: int, version: int, held: bool
 ):
     from failover_gateway.routing import request_policy

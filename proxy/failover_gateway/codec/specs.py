@@ -123,6 +123,17 @@ class MessageSpec:
     def is_flexible(self, version: int) -> bool:
         return _in(self.flexible_versions, version)
 
+    def has_path(self, version: int, path: tuple[str, ...]) -> bool:
+        """Whether the field at ``path`` (``("Topics", "Partitions", "LeaderEpoch")``) and every
+        struct above it exist in ``version``."""
+        fields = self.fields
+        for name in path:
+            field = next((f for f in fields if f.name == name and f.present_in(version)), None)
+            if field is None:
+                return False
+            fields = field.fields
+        return True
+
 
 def strip_comments(text: str) -> str:
     """Drop ``//`` comments outside JSON strings (``about`` texts may contain ``http://``)."""

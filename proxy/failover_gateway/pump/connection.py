@@ -36,6 +36,7 @@ from failover_gateway.pump.rejoin_gate import FETCH, GROUP_MEMBERSHIP, OFFSET_FE
 from failover_gateway.pump.write_fence import WriteFence
 from failover_gateway.routing import (
     group_leaving,
+    leader_epochs,
     producer_identity,
     request_policy,
     topic_ids,
@@ -667,7 +668,8 @@ class ClientConnection(asyncio.BufferedProtocol):
     def _translate_ids(
         self, request: request_policy.InspectedRequest, frame: bytes | bytearray, *, may_wait: bool
     ) -> producer_identity.RequestOutcome | None:
-        """The request with client-facing ids made the cluster's, or None when it was parked."""
+        """The request with client-facing ids made the cluster's and fencing leader epochs
+        emptied (:mod:`.leader_epochs`), or None when it was parked."""
         codec = self._gateway.producer_ids(self.cluster)
         try:
             if topic_ids.carries_topic_ids("request", request.api_key, request.api_version):
@@ -681,6 +683,8 @@ class ClientConnection(asyncio.BufferedProtocol):
                 frame = (
                     translated if isinstance(translated, bytes | bytearray) else bytes(translated)
                 )
+            if leader_epochs.carries_leader_epochs("request", request.api_key, request.api_version):
+                frame = leader_epochs.hide_in_request(request.api_key, frame)
             if request.api_key not in producer_identity.REQUESTS_WITH_PRODUCER_IDS:
                 return producer_identity.RequestOutcome(frame)
             outcome = producer_identity.translate_request(request.api_key, frame, codec)

@@ -11,7 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from failover_gateway.codec import errors, headers, primitives, produce, schema, specs
-from failover_gateway.routing import address_rewriting, api_versions, producer_identity, topic_ids
+from failover_gateway.routing import (
+    address_rewriting,
+    api_versions,
+    leader_epochs,
+    producer_identity,
+    topic_ids,
+)
 
 PRODUCE = 0
 FETCH = 1
@@ -39,9 +45,10 @@ class InspectedRequest:
     # SaslHandshake v0 is followed by raw SASL tokens without Kafka headers; this many server
     # tokens end the exchange for the mechanism the client asked for.
     raw_sasl_rounds: int = 0
-    # Carries producer ids (:mod:`.producer_identity`) or topic ids (:mod:`.topic_ids`): held
-    # whole and translated, or answered by the gateway. A Produce is held only when its batches
-    # carry an id (idempotent or transactional producers), or when the prefix does not show.
+    # Carries producer ids (:mod:`.producer_identity`), topic ids (:mod:`.topic_ids`) or leader
+    # epochs (:mod:`.leader_epochs`): held whole and translated, or answered by the gateway. A
+    # Produce is held only when its batches carry an id (idempotent or transactional producers),
+    # or when the prefix does not show.
     held: bool = False
 
 
@@ -61,8 +68,10 @@ def inspect_request(prefix: memoryview, *, complete: bool) -> InspectedRequest |
     expects_response = True
     if api_key == SASL_HANDSHAKE and api_version == 0:
         return _sasl_handshake_v0(prefix, correlation_id, complete=complete)
-    held = api_key in producer_identity.REQUESTS_WITH_PRODUCER_IDS or (
-        topic_ids.carries_topic_ids("request", api_key, api_version)
+    held = (
+        api_key in producer_identity.REQUESTS_WITH_PRODUCER_IDS
+        or topic_ids.carries_topic_ids("request", api_key, api_version)
+        or leader_epochs.carries_leader_epochs("request", api_key, api_version)
     )
     if api_key == PRODUCE:
         try:
@@ -143,4 +152,5 @@ def response_needs_rewrite(api_key: int, api_version: int) -> bool:
         or api_key in producer_identity.RESPONSES_WITH_PRODUCER_IDS
         or address_rewriting.carries_addresses(api_key, api_version)
         or topic_ids.carries_topic_ids("response", api_key, api_version)
+        or leader_epochs.carries_leader_epochs("response", api_key, api_version)
     )

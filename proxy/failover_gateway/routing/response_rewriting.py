@@ -2,7 +2,8 @@
 
 Why it exists: the pump hands over whole frames of the responses that may carry broker addresses
 (Metadata, FindCoordinator, DescribeCluster, and the KIP-951 versions of Produce, Fetch,
-ShareFetch and ShareAcknowledge) or the broker's API versions (ApiVersions). This module splits
+ShareFetch and ShareAcknowledge), the broker's API versions (ApiVersions), or a partition's
+leader epoch (Metadata, ListOffsets, OffsetFetch, DescribeTopicPartitions). This module splits
 off the response header (whose version depends on the api), calls the rewrite, and frames the
 result again. Everything outside the rewritten fields is kept byte for byte, and a frame with
 nothing to rewrite (a Fetch response without leader hints) is returned as the same object,
@@ -15,7 +16,13 @@ from collections.abc import Callable, Sequence
 
 from failover_gateway.codec import headers
 from failover_gateway.codec.primitives import Buffer
-from failover_gateway.routing import address_rewriting, api_versions, producer_identity, topic_ids
+from failover_gateway.routing import (
+    address_rewriting,
+    api_versions,
+    leader_epochs,
+    producer_identity,
+    topic_ids,
+)
 from failover_gateway.routing.producer_ids import ProducerIdCodec
 
 Advertise = Callable[[int, str, int], tuple[str, int]]
@@ -39,7 +46,10 @@ def rewrite_frame(
     ``producer_ids`` is the answering cluster's: producer ids in answers become tagged ids
     (:mod:`.producer_identity`). ``topics`` (the pod's table and the answering cluster): topic ids
     become client-facing ones (:mod:`.topic_ids`), before any other rewrite of the same frame.
+    Partition leader epochs are shown as unknown first of all (:mod:`.leader_epochs`).
     """
+    if leader_epochs.carries_leader_epochs("response", api_key, api_version):
+        frame = leader_epochs.hide_in_response(api_key, api_version, frame)
     if topics is not None and topic_ids.carries_topic_ids("response", api_key, api_version):
         frame = topic_ids.translate_response(api_key, api_version, frame, *topics)
     if api_key in producer_identity.RESPONSES_WITH_PRODUCER_IDS:

@@ -185,7 +185,7 @@ def _patched(
     mapping: Callable[[uuid.UUID], uuid.UUID | None],
     paths: tuple[tuple[str, ...], ...],
 ) -> Buffer:
-    present = [path for path in paths if _path_present(spec, version, path)]
+    present = [path for path in paths if spec.has_path(version, path)]
     if not present:
         return frame
     spans = skipping.value_spans(spec, version, memoryview(frame)[body_at:], *present)
@@ -202,16 +202,6 @@ def _patched(
     for at, replacement in changes:
         patched[at : at + 16] = replacement
     return patched
-
-
-def _path_present(spec: specs.MessageSpec, version: int, path: tuple[str, ...]) -> bool:
-    fields = spec.fields
-    for name in path:
-        field = next((f for f in fields if f.name == name and f.present_in(version)), None)
-        if field is None:
-            return False
-        fields = field.fields
-    return True
 
 
 def _map_ids(
