@@ -138,3 +138,21 @@ def test_a_field_the_version_lacks_is_a_programming_error():
 def test_a_version_outside_the_spec_is_unsupported():
     with pytest.raises(errors.UnsupportedVersion):
         skipping.field_offset(FETCH, 99, b"", "NodeEndpoints")
+
+
+@pytest.mark.parametrize("version", [4, 12, 16])
+def test_tagged_spans_are_each_paths_value_spans_interleaved_in_body_order(version: int):
+    values = fetch_values(3, b"r" * 20, 1)
+    body = schema.encode(FETCH, version, values)
+    paths = (("Responses", "Topic"), ("Responses", "Partitions", "PartitionIndex"))
+    if version >= 13:
+        paths = (("Responses", "TopicId"), paths[1])
+    records = ("Responses", "Partitions", "Records")
+
+    tagged = skipping.tagged_spans(FETCH, version, body, *paths, records)
+
+    for number, path in enumerate((*paths, records)):
+        spans = [(start, end) for tag, start, end in tagged if tag == number]
+        assert spans == skipping.value_spans(FETCH, version, body, path)
+    assert [tag for tag, _, _ in tagged] == [0, 1, 2, 1, 2, 1, 2]
+    assert [start for _, start, _ in tagged] == sorted(start for _, start, _ in tagged)

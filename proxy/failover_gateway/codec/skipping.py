@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 from failover_gateway.codec import errors, primitives, specs
 from failover_gateway.codec.primitives import Buffer
 
 Walker = Callable[[Buffer], int]
-SpanWalker = Callable[[Buffer, list[tuple[int, int]]], int]
+SpanWalker = Callable[[Buffer, list[Any]], int]
 
 _WIDTHS = {
     "int8": 1,
@@ -51,7 +51,7 @@ _NAMESPACE = {
 }
 
 _cache: dict[tuple[str, int, str], Walker] = {}
-_span_cache: dict[tuple[str, int, str], SpanWalker] = {}
+_span_cache: dict[tuple[str, int, bool, tuple[tuple[str, ...], ...]], SpanWalker] = {}
 
 
 def field_offset(spec: specs.MessageSpec, version: int, body: Buffer, field: str) -> int:
@@ -76,14 +76,39 @@ def value_spans(
     (``("TopicData", "PartitionData", "Records")`` in a Produce request, ``("Responses",
     "TopicId")`` in a Fetch response), as ``(start, end)`` offsets; a null value has none.
     Strings, bytes, records and fixed-width fields; a body too short for its fields raises."""
-    key = (spec.name, version, "|".join("/".join(path) for path in paths))
+    spans: list[tuple[int, int]] = []
+    _walk_spans(spec, version, body, paths, spans, tagged=False)
+    return spans
+
+
+def tagged_spans(
+    spec: specs.MessageSpec, version: int, body: Buffer, *paths: tuple[str, ...]
+) -> list[tuple[int, int, int]]:
+    """:func:`value_spans` for several paths at once, each span as ``(path index, start, end)``
+    in the order the values come: which topic a partition's fields belong to is the last topic
+    field before them."""
+    spans: list[tuple[int, int, int]] = []
+    _walk_spans(spec, version, body, paths, spans, tagged=True)
+    return spans
+
+
+def _walk_spans(
+    spec: specs.MessageSpec,
+    version: int,
+    body: Buffer,
+    paths: tuple[tuple[str, ...], ...],
+    spans: list[Any],
+    *,
+    tagged: bool,
+) -> None:
+    key = (spec.name, version, tagged, paths)  # hashing the paths costs less than joining them
     walk = _span_cache.get(key)
     if walk is None:
         namespace: dict[str, object] = dict(_NAMESPACE)
-        exec(span_walker_source(spec, version, *paths), namespace)  # source built from specs only
+        source = span_walker_source(spec, version, *paths, tagged=tagged)
+        exec(source, namespace)  # source built from specs only
         walk = cast(SpanWalker, namespace["walk"])
         _span_cache[key] = walk
-    spans: list[tuple[int, int]] = []
     try:
         end = walk(body, spans)
     except errors.CodecError:
@@ -92,13 +117,15 @@ def value_spans(
         raise errors.MalformedFrame(f"{spec.name} v{version}: truncated body ({exc})") from exc
     if end > len(body):  # bytes after the last field are left alone, as brokers do
         raise errors.MalformedFrame(f"{spec.name} v{version}: body ends before its last field")
-    return spans
 
 
-def span_walker_source(spec: specs.MessageSpec, version: int, *paths: tuple[str, ...]) -> str:
-    """The Python source of :func:`value_spans`' walk (for review and tests)."""
+def span_walker_source(
+    spec: specs.MessageSpec, version: int, *paths: tuple[str, ...], tagged: bool = False
+) -> str:
+    """The Python source of :func:`value_spans`' walk (for review and tests); ``tagged``: of
+    :func:`tagged_spans`' walk."""
     _check_version(spec, version)
-    emitter = _Emitter(version, spec.is_flexible(version), targets=frozenset(paths))
+    emitter = _Emitter(version, spec.is_flexible(version), targets=tuple(paths), tagged=tagged)
     emitter.fields(spec.fields, depth=1)
     emitter.flush(depth=1)
     if spec.is_flexible(version):
@@ -148,7 +175,12 @@ class _Emitter:
     """Writes the statements that move ``pos`` past fields; fixed widths are summed."""
 
     def __init__(
-        self, version: int, flexible: bool, targets: frozenset[tuple[str, ...]] = frozenset()
+        self,
+        version: int,
+        flexible: bool,
+        targets: tuple[tuple[str, ...], ...] = (),
+        *,
+        tagged: bool = False,
     ) -> None:
         self.version = version
         self.flexible = flexible
@@ -156,8 +188,13 @@ class _Emitter:
         self.pending = 0
         self.names = 0
         self.targets = targets  # field paths whose value spans are recorded
+        self.tagged = tagged  # each span starts with its path's index in targets
         self.path: list[str] = []
         self.found = False
+
+    def _span(self, end: str) -> str:
+        tag = f"{self.targets.index(tuple(self.path))}, " if self.tagged else ""
+        return f"spans.append(({tag}pos, {end}))"
 
     def fields(
         self, fields: list[specs.FieldSpec] | tuple[specs.FieldSpec, ...], depth: int
@@ -193,7 +230,7 @@ class _Emitter:
         if width is not None and self._targeted():
             self.found = True
             self.flush(depth)
-            self.say(depth, f"spans.append((pos, pos + {width}))")
+            self.say(depth, self._span(f"pos + {width}"))
         if width is not None:
             self.pending += width
             return
@@ -228,7 +265,7 @@ class _Emitter:
             self.say(depth, "if n < -1: raise Malformed(f'length {n} at offset {pos}')")
         self.say(depth, "if n > 0:")
         if recorded:
-            self.say(depth + 1, "spans.append((pos, pos + n))")
+            self.say(depth + 1, self._span("pos + n"))
         self.say(depth + 1, "pos += n")
 
     def array(self, field: specs.FieldSpec, depth: int, compact: bool) -> None:
