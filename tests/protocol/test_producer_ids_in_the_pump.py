@@ -33,8 +33,10 @@ def produce(
     acks: int = -1,
     value: bytes = b"v",
     txn: str | None = None,
+    *,
+    sequence: int = 0,
 ) -> bytes:
-    batch = record_batch(value, producer_id, sequence=0, transactional=txn is not None)
+    batch = record_batch(value, producer_id, sequence=sequence, transactional=txn is not None)
     partition = {"Index": 0, "Records": batch}
     body = {
         "TransactionalId": txn,
@@ -142,3 +144,53 @@ async def test_a_malformed_idempotent_produce_closes_only_that_connection() -> N
 
     assert connection.is_closing
     assert "malformed api key 0" in (connection.closing_reason or "")
+
+
+def produce_answer(correlation_id: int, error: int) -> bytes:
+    partition = {
+        "Index": 0,
+        "ErrorCode": error,
+        "BaseOffset": -1 if error else 40,
+        "LogAppendTimeMs": -1,
+        "LogStartOffset": -1,
+        "RecordErrors": [],
+        "ErrorMessage": None,
+    }
+    body = {"Responses": [{"Name": "t", "PartitionResponses": [partition]}], "ThrottleTimeMs": 0}
+    return response(PRODUCE, 9, correlation_id, body)
+
+
+def answered_errors(written: bytes) -> list[int]:
+    errors, view = [], memoryview(written)
+    while view:
+        size = 4 + int.from_bytes(view[:4], "big")
+        _, answer = decode_response(PRODUCE, 9, bytes(view[:size]))
+        errors.append(answer["Responses"][0]["PartitionResponses"][0]["ErrorCode"])
+        view = view[size:]
+    return errors
+
+
+async def test_an_adopted_batch_behind_an_acknowledged_later_one_is_told_unknown_producer_id() -> (
+    None
+):
+    connection, client, gateway = await connected()
+    stale = FAILOVER.to_client(17)
+    connection.data_received(produce(3, stale, sequence=10))
+    from_broker(gateway, produce_answer(3, 0))  # the later batch came first: the cluster took it
+
+    connection.data_received(produce(4, stale, sequence=0))
+    from_broker(gateway, produce_answer(4, 45))
+
+    assert answered_errors(bytes(client.written)) == [0, 59]
+
+
+async def test_an_out_of_order_answer_for_an_id_the_cluster_issued_passes_unchanged() -> None:
+    connection, client, gateway = await connected()
+    current = gateway.codecs["main"].to_client(17)
+    connection.data_received(produce(3, current, sequence=10))
+    from_broker(gateway, produce_answer(3, 0))
+
+    connection.data_received(produce(4, current, sequence=0))
+    from_broker(gateway, produce_answer(4, 45))
+
+    assert answered_errors(bytes(client.written)) == [0, 45]

@@ -34,6 +34,8 @@ _INT32 = struct.Struct(">i")
 _TRANSACTIONAL = 0x10
 _UINT32 = struct.Struct(">I")
 _INT64 = struct.Struct(">q")
+_IDS = struct.Struct(">qhi")  # producerId, producerEpoch, baseSequence
+_LAST_OFFSET_DELTA_AT, _SEQUENCE_AT = 23, 53
 NO_PRODUCER_ID = -1
 
 
@@ -71,6 +73,26 @@ def is_transactional(data: Buffer, spans: Sequence[tuple[int, int]]) -> bool:
         _INT16.unpack_from(data, start + _CRC_FROM)[0] & _TRANSACTIONAL
         for start, _ in batch_offsets(data, spans)
     )
+
+
+def sequences(data: Buffer, start: int, end: int) -> tuple[int, int, int, int] | None:
+    """``(producer id, producer epoch, first sequence, last sequence)`` of the batches in the
+    record set at ``start:end`` (one producer's, in order), or None for an empty set."""
+    if (
+        end - start >= _HEADER_BYTES
+        and data[start + _MAGIC_AT] == 2
+        and (_LOG_OVERHEAD + _INT32.unpack_from(data, start + _LENGTH_AT)[0] == end - start)
+    ):
+        first = last = start  # one batch, as a producer sends per partition and request
+    else:
+        starts = [batch_start for batch_start, _ in batch_offsets(data, [(start, end)])]
+        if not starts:
+            return None
+        first, last = starts[0], starts[-1]
+    producer_id, epoch, base = _IDS.unpack_from(data, first + _PRODUCER_ID_AT)
+    last_base = _INT32.unpack_from(data, last + _SEQUENCE_AT)[0]
+    last_delta = _INT32.unpack_from(data, last + _LAST_OFFSET_DELTA_AT)[0]
+    return producer_id, epoch, base, last_base + last_delta
 
 
 def replace_producer_id(data: bytearray, spans: Sequence[tuple[int, int]], new_id: int) -> None:

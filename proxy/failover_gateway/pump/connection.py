@@ -35,6 +35,7 @@ from failover_gateway.pump.internal_requests import InternalRequests
 from failover_gateway.pump.rejoin_gate import FETCH, GROUP_MEMBERSHIP, OFFSET_FETCH, RejoinGate
 from failover_gateway.pump.write_fence import WriteFence
 from failover_gateway.routing import (
+    adopted_sequences,
     group_leaving,
     leader_epochs,
     producer_identity,
@@ -66,6 +67,7 @@ _CORRELATION_ID_BYTES = 4
 # cluster supports, which is what the old broker's answer would have been cut to; see
 # ClientConnection.move).
 _ANSWERED_AT_MOVE = frozenset({FETCH, client_auth.API_VERSIONS})
+PRODUCE = request_policy.PRODUCE
 
 
 class Gateway(Protocol):
@@ -233,6 +235,9 @@ class ClientConnection(asyncio.BufferedProtocol):
         self._targets: list[HostPort] = []
         self._internal = InternalRequests()
         self._stale_producers: set[int] = set()  # logged once per connection
+        # What the cluster acknowledged under adopted producer ids; made at the first such write.
+        self._acknowledged: adopted_sequences.AcknowledgedSequences | None = None
+        self._adopted_since: float | None = None
         # The client sent SASL to the broker itself: that login belongs to the broker, so the
         # connection cannot move to another cluster.
         self._client_sasl_upstream = False
@@ -508,6 +513,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             if not frame:
                 return  # answered: a member the gateway left at a switch must rejoin
         forwarded: Buffer = frame
+        adopted = None
         if request.held:
             outcome = self._translate_ids(request, frame, may_wait=may_wait)
             if outcome is None:
@@ -517,7 +523,9 @@ class ClientConnection(asyncio.BufferedProtocol):
                     self._answer_locally(request, outcome.answer)
                 return
             forwarded = outcome.frame
-        self._record(request, len(forwarded) - 4)
+            if outcome.adopted and request.api_key == PRODUCE and self._watching_adopted():
+                adopted = adopted_sequences.sent_batches(forwarded) or None
+        self._record(request, len(forwarded) - 4, adopted)
         self._send_upstream(forwarded)
 
     def _held_for_rejoin(self, api_key: int, frame: bytes | bytearray) -> bool:
@@ -809,7 +817,12 @@ class ClientConnection(asyncio.BufferedProtocol):
             for answer in self.in_flight.take_local_answers():
                 self._send_client(answer)
 
-    def _record(self, request: request_policy.InspectedRequest, frame_size: int) -> None:
+    def _record(
+        self,
+        request: request_policy.InspectedRequest,
+        frame_size: int,
+        adopted: Mapping[adopted_sequences.Partition, adopted_sequences.SentBatch] | None = None,
+    ) -> None:
         self._gateway.count_request(self.cluster, request.api_key, frame_size)
         if self._upstream is None and request.api_key != client_auth.API_VERSIONS:
             self._early_only_api_versions = False
@@ -818,7 +831,9 @@ class ClientConnection(asyncio.BufferedProtocol):
         if request.raw_sasl_rounds:
             self._sasl_handshake = (request.correlation_id, request.raw_sasl_rounds)
         if request.expects_response:
-            self.in_flight.sent(request.correlation_id, request.api_key, request.api_version)
+            self.in_flight.sent(
+                request.correlation_id, request.api_key, request.api_version, adopted=adopted
+            )
             if len(self.in_flight) >= self._gateway.limits.max_in_flight:
                 self.pause_reading("in-flight-limit")
 
@@ -980,7 +995,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         self._answered()
         self._gateway.count_response(self.cluster, request.api_key, frame_size)
         if (
-            request_policy.response_needs_rewrite(request.api_key, request.api_version)
+            request.adopted is not None
+            or request_policy.response_needs_rewrite(request.api_key, request.api_version)
             or (request.api_key == group_leaving.JOIN_GROUP and correlation_id in self._joins)
             or (request.api_key in group_leaving.REJOIN_ANSWERED and self._just_switched())
         ):
@@ -1009,8 +1025,46 @@ class ClientConnection(asyncio.BufferedProtocol):
                 request, frame
             ):
                 frame = bytearray(self._rejoin_answer(request))
+            elif request.adopted is not None:
+                frame = self._settle_adopted(request, frame)
             self._send_client(self._rewritten(request, frame))
         self._send_local_answers()
+
+    def _watching_adopted(self) -> bool:
+        """Whether this connection's writes under adopted ids are still read against their
+        answers: for :data:`~..routing.adopted_sequences.WATCH_SECONDS` from its first such write
+        since it opened or moved."""
+        now = time.monotonic()
+        if self._adopted_since is None:
+            self._adopted_since = now
+        return now - self._adopted_since < adopted_sequences.WATCH_SECONDS
+
+    def _settle_adopted(
+        self, request: inflight.PendingRequest, frame: bytes | bytearray
+    ) -> bytearray:
+        """Read a Produce answer under adopted producer ids (:mod:`..routing.adopted_sequences`):
+        a batch behind what the cluster acknowledged is told UNKNOWN_PRODUCER_ID."""
+        assert request.adopted is not None
+        frame = frame if isinstance(frame, bytearray) else bytearray(frame)
+        if self._acknowledged is None:
+            self._acknowledged = adopted_sequences.AcknowledgedSequences()
+        try:
+            patched = self._acknowledged.settle(frame, request.api_version, request.adopted)
+        except errors.CodecError as error:
+            raise errors.MalformedFrame(
+                f"malformed Produce v{request.api_version} response: {error}"
+            ) from error
+        if patched:
+            log.info(
+                "client %s (%s): %d batch(es) under an adopted producer id are behind the "
+                "sequence %s acknowledged first: answered UNKNOWN_PRODUCER_ID so the producer "
+                "renumbers them",
+                self.peer,
+                self.principal,
+                patched,
+                self.cluster,
+            )
+        return frame
 
     def _rewritten(self, request: inflight.PendingRequest, frame: bytes | bytearray) -> Buffer:
         try:
@@ -1182,6 +1236,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             self._reauth.cancel()
             self._reauth = None
         self._stale_producers.clear()
+        self._acknowledged, self._adopted_since = None, None
         self._start_upstream()
         return True
 

@@ -14,8 +14,10 @@ connection, so they wait in the table, in order, and leave it when they reach th
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+from failover_gateway.routing.adopted_sequences import Partition, SentBatch
 
 
 class OutOfSyncResponse(Exception):
@@ -34,6 +36,9 @@ class PendingRequest:
     # Set for requests the gateway answers itself: this frame goes to the client when every
     # earlier request has been answered.
     local_answer: bytes | None = None
+    # Set for a Produce written under adopted producer ids: what it sent, by partition
+    # (:mod:`..routing.adopted_sequences` reads the answer against it).
+    adopted: Mapping[Partition, SentBatch] | None = None
 
 
 class InFlightTable:
@@ -53,8 +58,11 @@ class InFlightTable:
         api_key: int,
         api_version: int,
         on_answer: Callable[[bytes], None] | None = None,
+        adopted: Mapping[Partition, SentBatch] | None = None,
     ) -> None:
-        self._pending.append(PendingRequest(correlation_id, api_key, api_version, on_answer))
+        self._pending.append(
+            PendingRequest(correlation_id, api_key, api_version, on_answer, adopted=adopted)
+        )
 
     def count(self, api_keys: frozenset[int]) -> int:
         """How many requests with one of ``api_keys`` await their broker's answer."""
