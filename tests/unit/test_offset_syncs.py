@@ -4,6 +4,7 @@ translating offsets by MirrorMaker's rule. Bytes are built field by field from t
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import pytest
@@ -168,3 +169,47 @@ def test_a_sync_parsed_from_its_record_translates():
     sync = offset_syncs.parse_offset_sync(_sync_key("t", 0), _sync_value(100, 50))
 
     assert offset_syncs.translate([sync], 100) == 50
+
+
+def kept_after(count: int, limit: int = offset_syncs.SYNCS_KEPT) -> list[OffsetSync]:
+    kept: list[OffsetSync] = []
+    for upstream in range(0, count * 10, 10):  # a sync every 10 records, 5 records copied per sync
+        offset_syncs.keep(kept, OffsetSync("t", 0, upstream, upstream // 2), limit)
+    return kept
+
+
+def test_kept_syncs_stay_bounded_however_many_are_read():
+    assert len(kept_after(100_000)) <= offset_syncs.SYNCS_KEPT
+
+
+def test_the_newest_syncs_are_all_kept_and_older_ones_thinned_in_order():
+    kept = kept_after(1000)
+    upstreams = [sync.upstream_offset for sync in kept]
+
+    assert upstreams == sorted(upstreams) and upstreams[0] == 0, "the oldest stays"
+    newest = upstreams[-offset_syncs.SYNCS_KEPT // 4 :]
+    assert newest == list(range(9990 - 10 * (len(newest) - 1), 10000, 10))
+    for earlier, later in itertools.pairwise(upstreams):
+        assert later - earlier <= max(10, (9990 - later) + 10), "sparser with age, no big hole"
+
+
+@pytest.mark.parametrize("committed", [0, 5, 1234, 7777, 9985, 9990, 9999])
+def test_translating_over_kept_syncs_never_passes_the_full_answer(committed: int):
+    everything = kept_after(1000, limit=10**9)
+    full = offset_syncs.translate(everything, committed)
+
+    sparse = offset_syncs.translate(kept_after(1000), committed)
+
+    assert full is not None and sparse is not None
+    assert sparse <= full, "a group must never be placed past what it read"
+    if committed >= 9990 - 10 * (offset_syncs.SYNCS_KEPT // 4 - 1):
+        assert sparse == full  # the newest stretch is kept whole
+    assert full - sparse <= max(8, (9995 - committed) // 2), "off by at most half the distance"
+
+
+def test_a_sync_behind_the_last_one_forgets_every_earlier_sync():
+    kept = kept_after(10)
+
+    offset_syncs.keep(kept, OffsetSync("t", 0, 3, 100))
+
+    assert kept == [OffsetSync("t", 0, 3, 100)]

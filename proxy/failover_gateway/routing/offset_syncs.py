@@ -114,6 +114,44 @@ def syncs_by_partition(syncs: Iterable[OffsetSync]) -> dict[tuple[str, int], lis
     return grouped
 
 
+SYNCS_KEPT = 160
+"""Syncs kept per partition, about (:func:`keep`; MirrorMaker's own store keeps 64)."""
+
+
+def keep(kept: list[OffsetSync], sync: OffsetSync, limit: int = SYNCS_KEPT) -> None:
+    """Add ``sync``, read after every sync in ``kept`` (one partition's), keeping at most
+    about ``limit``: the newest ``limit // 4`` whole, and of the older ones the oldest and the
+    newest in each power-of-two distance (in offsets) from the newest sync. So the older a
+    stretch of the log, the sparser its syncs, as in MirrorMaker's own store. A sync behind the
+    one before it (the source partition was reset) forgets every earlier one, as MirrorMaker does.
+
+    Why: the syncs topic holds a sync every few records for as long as it is not compacted (a
+    soak hour: tens of thousands), and a planned switch read all of them into memory, which the
+    gateway process then kept (its resident memory stepped up 8-14 MiB at each planned switch of
+    the one-hour soak). :func:`translate` over the kept syncs finds the same sync or an earlier
+    one: never past the group, at worst more records re-read, fewer the closer the group is to
+    the end; the newest syncs, which answer groups that had read (almost) everything, are whole."""
+    if kept and sync.upstream_offset < kept[-1].upstream_offset:
+        kept.clear()
+    kept.append(sync)
+    if len(kept) <= limit:
+        return
+    whole = limit // 4
+    older, recent = kept[:-whole], kept[-whole:]
+    newest = sync.upstream_offset
+    oldest_in: dict[int, OffsetSync] = {}
+    newest_in: dict[int, OffsetSync] = {}
+    for old in older:  # ascending offsets: the first seen per distance is the oldest
+        distance = (newest - old.upstream_offset).bit_length()
+        oldest_in.setdefault(distance, old)
+        newest_in[distance] = old
+    # Two per distance: the oldest ages into the next distance and is its newest there, so
+    # every distance that ever held a sync keeps one (one per distance would lose them all).
+    survivors = {id(old): old for old in (*oldest_in.values(), *newest_in.values())}
+    thinned = sorted(survivors.values(), key=lambda old: old.upstream_offset)
+    kept[:] = thinned + recent  # at most 2 x 64 + limit // 4; thinned again only after more
+
+
 def translate(syncs_for_partition: Sequence[OffsetSync], upstream_offset: int) -> int | None:
     """The target offset for ``upstream_offset``, by MirrorMaker's own rule; None if unknown.
 

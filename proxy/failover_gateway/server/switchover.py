@@ -308,7 +308,7 @@ class MirrorSyncs:
         for record in batch:
             if record.key is not None and record.value is not None:
                 sync = offset_syncs.parse_offset_sync(record.key, record.value)
-                self.syncs.setdefault((sync.topic, sync.partition), []).append(sync)
+                offset_syncs.keep(self.syncs.setdefault((sync.topic, sync.partition), []), sync)
 
     def newest(self, tp: TopicPartition) -> offset_syncs.OffsetSync | None:
         found = self.syncs.get(tp)
