@@ -38,8 +38,8 @@ from dataclasses import dataclass
 
 from failover_gateway.codec import headers, record_batches, skipping, specs
 from failover_gateway.codec.primitives import Buffer
+from failover_gateway.routing.producer_identity import PRODUCE
 
-PRODUCE = 0
 OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID = 45, 59
 WATCH_SECONDS = 300.0
 """How long after its first write under adopted ids (since it opened or moved) a connection
@@ -123,19 +123,20 @@ class AcknowledgedSequences:
             elif path == _INDEX:
                 index = _INT32.unpack_from(body, start)[0]
             elif path == _ERROR_CODE:
-                this_one = self._answer(body, start, sent.get((topic, index)), topic, index)
+                partition = (topic, index)
+                this_one = self._answer(body, start, sent.get(partition), partition)
                 patched += this_one
             elif path == _LOG_START and this_one and _INT64.unpack_from(body, start)[0] < 0:
                 _INT64.pack_into(body, start, 0)  # the same partition's, after its ErrorCode
         return patched
 
     def _answer(
-        self, body: memoryview, at: int, batch: SentBatch | None, topic: bytes, index: int
+        self, body: memoryview, at: int, batch: SentBatch | None, partition: Partition
     ) -> bool:
         """Learn from one partition's answer; True when it was patched."""
         if batch is None:
             return False
-        key = (batch.producer_id, batch.epoch, (topic, index))
+        key = (batch.producer_id, batch.epoch, partition)
         error = _INT16.unpack_from(body, at)[0]
         if error == 0:
             if len(self._acked) >= MAX_TRACKED and key not in self._acked:
