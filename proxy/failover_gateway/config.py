@@ -175,6 +175,9 @@ class LimitsConfig(_Frozen):
     high_water_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, alias="highWaterBytes")
     # Requests awaiting a response per connection before reading the client pauses.
     max_in_flight: int = Field(default=1000, ge=1, alias="maxInFlight")
+    # Broker dials at once (new connections, and every connection moving at a switch); the rest
+    # wait their turn, those a client waits on first (failover_gateway.pump.dial_queue).
+    max_concurrent_dials: int = Field(default=64, ge=1, le=10_000, alias="maxConcurrentDials")
 
 
 class TimeoutsConfig(_Frozen):

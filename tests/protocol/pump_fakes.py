@@ -22,6 +22,7 @@ from failover_gateway.config import HostPort, LimitsConfig, TimeoutsConfig
 from failover_gateway.pump import client_deadlines, inflight
 from failover_gateway.pump.client_auth import ClientAuthenticator
 from failover_gateway.pump.connection import ClientConnection
+from failover_gateway.pump.dial_queue import DialQueue
 from failover_gateway.pump.rejoin_gate import RejoinGate
 from failover_gateway.pump.write_fence import WriteFence
 from failover_gateway.routing import (
@@ -131,6 +132,7 @@ class FakeGateway:
         self.look_gate.set()
         self.looks = 0
         self.write_fence = WriteFence()
+        self.dial_queue = DialQueue(self.limits.max_concurrent_dials)
         self.rejoin_gate = RejoinGate()
         self.left_members = group_leaving.LeftMembers()
         self.left_apart: list[tuple[str, dict[str, str]]] = []  # (cluster, group -> member)

@@ -27,6 +27,7 @@ from pump_fakes import (
 )
 
 from failover_gateway.codec import headers, schema, specs
+from failover_gateway.config import LimitsConfig
 from failover_gateway.pump.connection import ClientConnection
 from failover_gateway.server.switching import Switchboard, SwitchRecord
 
@@ -435,3 +436,29 @@ async def test_the_new_clusters_unknown_member_answer_soon_after_a_switch_says_r
         1,
         {"ThrottleTimeMs": 0, "ErrorCode": seen},
     )
+
+
+async def test_a_moving_connection_that_sends_a_request_is_dialled_before_idle_ones() -> None:
+    gateway = FakeGateway(LimitsConfig(maxConcurrentDials=1))
+    switchboard = Switchboard(clusters=["main", "failover"], active="main", may_move=lambda: True)
+    connections = [(await connected(gateway))[0] for _ in range(3)]
+    switchboard.connections.update(connections)
+    moved = list(switchboard.connections)  # the order the switch moves them in (same set)
+    gateway.active = "failover"
+    gateway.dial_gate.clear()  # the first re-dial holds the only worker; the others queue
+    record = await switchboard.switch("failover", epoch=1, source="test")
+    assert record.moved_connections == 3
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert len(gateway.dial_queue) == 2 and gateway.dial_queue.running == 1
+    last = moved[-1]
+    last.data_received(request(METADATA, 12, 3, METADATA_REQUEST))  # its client asks for something
+    gateway.dial_gate.set()
+    order: list[ClientConnection] = []
+    for _ in range(200):
+        order += [c for c in moved if c.upstream_connected and c not in order]
+        await asyncio.sleep(0)
+    assert order == [moved[0], last, moved[1]], "the connection with a request waiting went first"
+    redials = gateway.dialled[-3:]
+    assert [cluster for cluster, _ in redials] == ["failover"] * 3
+    assert redials[1][1].written and not redials[2][1].written, "its request reached failover"

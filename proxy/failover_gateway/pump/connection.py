@@ -31,6 +31,7 @@ from failover_gateway.codec import errors, headers, transactional
 from failover_gateway.codec.primitives import Buffer
 from failover_gateway.config import HostPort, LimitsConfig, TimeoutsConfig
 from failover_gateway.pump import client_auth, client_deadlines, framing, inflight, response_bound
+from failover_gateway.pump.dial_queue import DialQueue
 from failover_gateway.pump.internal_requests import InternalRequests
 from failover_gateway.pump.rejoin_gate import FETCH, GROUP_MEMBERSHIP, OFFSET_FETCH, RejoinGate
 from failover_gateway.pump.write_fence import WriteFence
@@ -88,6 +89,11 @@ class Gateway(Protocol):
         ...
 
     def route(self, slot: int | None) -> tuple[str, list[HostPort]]: ...
+
+    @property
+    def dial_queue(self) -> DialQueue:
+        """Where broker dials wait their turn (:mod:`.dial_queue`)."""
+        ...
 
     async def dial(
         self, cluster: str, target: HostPort, factory: Callable[[], asyncio.BaseProtocol]
@@ -222,6 +228,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         # The client has had bytes from the gateway: closing now is not a refusal (see close).
         self.answered = False
         self._dial_generation = 0  # a dial started before the latest is dropped when it ends
+        self._dial_started = 0  # the generation whose dial has begun (a queue entry runs once)
+        self._dial_urgent = True
         self._pause_reasons: set[str] = set()
         self._buffered_request: inflight.PendingRequest | None = None
         self._inspected: request_policy.InspectedRequest | None = None
@@ -372,11 +380,25 @@ class ClientConnection(asyncio.BufferedProtocol):
         if held:
             self.data_received(bytes(held))
 
-    def _start_upstream(self) -> None:
+    def _start_upstream(self, *, urgent: bool = True) -> None:
+        """Queue a dial of the broker side (:mod:`.dial_queue`): ``urgent`` when a client
+        waits on it (a new connection), not for a connection at rest moving at a switch."""
         self._dial_generation += 1
-        asyncio.get_running_loop().create_task(
-            self._connect_upstream(self._targets, self._dial_generation)
-        )
+        self._dial_urgent = urgent
+        self._gateway.dial_queue.submit(self._dial_upstream, self._dial_generation, urgent=urgent)
+
+    def _hurry_dial(self) -> None:
+        """A request arrived for a broker not dialled yet: let its dial go first."""
+        if not self._dial_urgent and self._dial_started != self._dial_generation:
+            self._dial_urgent = True
+            self._gateway.dial_queue.submit(self._dial_upstream, self._dial_generation, urgent=True)
+
+    async def _dial_upstream(self, generation: int) -> None:
+        """The queue's turn for dial ``generation``: dropped when overtaken or already begun."""
+        if generation != self._dial_generation or self._dial_started == generation:
+            return
+        self._dial_started = generation
+        await self._connect_upstream(self._targets, generation)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._held is not None:
@@ -841,6 +863,8 @@ class ClientConnection(asyncio.BufferedProtocol):
         if self._upstream is not None:
             self._upstream.write(chunk)
             return
+        if not self._early:
+            self._hurry_dial()
         self._early.append(chunk)
         self._early_bytes += len(chunk)
         if self._early_bytes >= self._gateway.limits.high_water_bytes:
@@ -1237,7 +1261,7 @@ class ClientConnection(asyncio.BufferedProtocol):
             self._reauth = None
         self._stale_producers.clear()
         self._acknowledged, self._adopted_since = None, None
-        self._start_upstream()
+        self._start_upstream(urgent=False)  # at rest: its dial may wait for those awaited
         return True
 
     def _route_anew(self, reason: str) -> None:

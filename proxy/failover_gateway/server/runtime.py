@@ -32,6 +32,7 @@ from failover_gateway.config import (
 from failover_gateway.pump import client_deadlines, inflight
 from failover_gateway.pump.client_auth import ClientAuthenticator
 from failover_gateway.pump.connection import ClientConnection
+from failover_gateway.pump.dial_queue import DialQueue
 from failover_gateway.pump.rejoin_gate import RejoinGate
 from failover_gateway.pump.write_fence import FENCED_WRITES, WriteFence
 from failover_gateway.routing import (
@@ -118,6 +119,7 @@ class GatewayRuntime:
         )
         self.reachability = {name: upstream_probing.Reachability() for name in config.clusters}
         self._write_fence = WriteFence()
+        self._dial_queue = DialQueue(settings.limits.max_concurrent_dials)
         # The fenced cluster's admin connection, for the writes of open transactions (one call
         # at a time on it); closed when the fence ends.
         self._fence_admin: cluster_admin.ClusterAdmin | None = None
@@ -148,6 +150,10 @@ class GatewayRuntime:
     @property
     def write_fence(self) -> WriteFence:
         return self._write_fence
+
+    @property
+    def dial_queue(self) -> DialQueue:
+        return self._dial_queue
 
     @property
     def limits(self) -> LimitsConfig:
