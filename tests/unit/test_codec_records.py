@@ -94,6 +94,16 @@ def test_consecutive_batches_are_all_decoded_and_a_cut_trailing_batch_is_skipped
         assert [b.base_offset for b in found] == [0, 3]
 
 
+def test_batches_are_decoded_one_at_a_time_when_iterated():
+    good = _batch(_ENTRIES, base_offset=0)
+    bad = bytearray(_batch(_ENTRIES, base_offset=3))
+    bad[-1] ^= 0x01  # the second batch fails its CRC: decoded only when its turn comes
+    found = records.iter_batches(good + bytes(bad))
+    assert next(found).base_offset == 0
+    with pytest.raises(errors.CodecError, match="CRC"):
+        next(found)
+
+
 def test_no_bytes_hold_no_batches():
     assert records.batches(b"") == []
 

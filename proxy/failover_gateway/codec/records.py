@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import cramjam
@@ -81,15 +81,20 @@ def batches(data: Buffer, *, max_inflated: int = MAX_INFLATED_BYTES) -> list[Bat
     A trailing batch cut short is skipped. Raises :class:`~.errors.CodecError` on a wrong CRC, a
     magic other than 2, an unsupported codec, or records that do not fit their batch.
     """
-    found = []
+    return list(iter_batches(data, max_inflated=max_inflated))
+
+
+def iter_batches(data: Buffer, *, max_inflated: int = MAX_INFLATED_BYTES) -> Iterator[Batch]:
+    """:func:`batches` one at a time: a reader that keeps little of each batch (offset syncs)
+    never holds a whole fetch's records at once (a megabyte of small records is tens of
+    thousands of Python objects, and the allocator keeps the memory of such peaks)."""
     pos = 0
     while len(data) - pos >= _LOG_OVERHEAD:
         size = _LOG_OVERHEAD + struct.unpack_from(">i", data, pos + 8)[0]
         if pos + size > len(data):
-            break  # the broker cut the last batch at the fetch size
-        found.append(_batch(data, pos, pos + size, max_inflated))
+            return  # the broker cut the last batch at the fetch size
+        yield _batch(data, pos, pos + size, max_inflated)
         pos += size
-    return found
 
 
 def control_type(record: Record) -> int:

@@ -296,13 +296,14 @@ class MirrorSyncs:
                 data = await self.old.read((topic, 0), self.position)
             except UnknownPartition:
                 return  # MirrorMaker has not written a sync yet: nothing is known to be copied
-            found = records.batches(data)
-            if not found:
-                return
-            for batch in found:
+            found = False
+            for batch in records.iter_batches(data):  # one batch's records at a time
+                found = True
                 if not batch.is_control:
                     self._take(batch.records)
                 self.position = batch.last_offset + 1
+            if not found:
+                return
 
     def _take(self, batch: tuple[records.Record, ...]) -> None:
         for record in batch:
