@@ -38,6 +38,7 @@ class DialQueue:
         self._urgent: deque[tuple[Dial, int]] = deque()
         self._later: deque[tuple[Dial, int]] = deque()
         self._running = 0
+        self._workers: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
     def __len__(self) -> int:
         """Dials waiting for a worker (some may be stale, dropped when their turn comes)."""
@@ -53,7 +54,9 @@ class DialQueue:
         (self._urgent if urgent else self._later).append((dial, generation))
         if self._running < self.workers:
             self._running += 1
-            asyncio.get_running_loop().create_task(self._work())
+            worker = asyncio.get_running_loop().create_task(self._work())
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
 
     async def _work(self) -> None:
         try:
