@@ -91,3 +91,16 @@ async def test_a_failing_dial_is_logged_and_the_next_one_still_runs(
 async def test_a_queue_without_workers_is_refused_with_the_valid_range() -> None:
     with pytest.raises(ValueError, match="at least 1, got 0"):
         DialQueue(0)
+
+
+async def test_a_dial_that_hangs_gives_its_worker_back_and_the_next_one_runs() -> None:
+    queue, dials = DialQueue(1, slow_after=0.05), Dials()
+    queue.submit(dials.dial, 1, urgent=True)  # a broker that drops packets: never released
+    queue.submit(dials.dial, 2, urgent=True)
+    await settle()
+    assert dials.started == [1], "a fast dial keeps its worker"
+    await asyncio.sleep(0.2)
+    assert dials.started == [1, 2] and dials.running == 2
+    dials.let_go(1, 2)
+    await settle()
+    assert dials.running == 0 and queue.running == 0

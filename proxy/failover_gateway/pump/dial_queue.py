@@ -10,6 +10,10 @@ every gateway's first switch. Queued, a waiting dial costs one deque slot, and a
 connects and TLS or SASL handshakes (a broker's ``max.connection.creation.rate`` may refuse
 them).
 
+A slow dial (a broker that drops packets: the connect waits for its timeout) gives its worker
+back after :data:`SLOW_DIAL_SECONDS` and goes on by itself, so an unreachable broker never holds
+up the dials of reachable ones; only fast dials are paced, which is where the peak was.
+
 Order: a dial a client is waiting on (a new connection, or one that sent a request while
 queued) goes before the re-dials of idle connections, so pacing never delays a client that
 asked for something behind thousands that did not. Each entry is a callable of the dial's
@@ -26,19 +30,25 @@ from collections.abc import Awaitable, Callable
 log = logging.getLogger("failover_gateway.connection")
 
 Dial = Callable[[int], Awaitable[None]]
+SLOW_DIAL_SECONDS = 1.0
+"""A dial still running after this long no longer holds a worker (loopback and LAN dials,
+TLS and SASL included, take milliseconds)."""
 
 
 class DialQueue:
     """At most ``workers`` dials at a time; urgent ones before the others, each in order."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, slow_after: float = SLOW_DIAL_SECONDS) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.workers = workers
+        self.slow_after = slow_after
         self._urgent: deque[tuple[Dial, int]] = deque()
         self._later: deque[tuple[Dial, int]] = deque()
         self._running = 0
-        self._workers: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
+        # The loop keeps only weak references to tasks: workers and dials are held here.
+        self._workers: set[asyncio.Task[None]] = set()
+        self._dials: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         """Dials waiting for a worker (some may be stale, dropped when their turn comes)."""
@@ -59,12 +69,20 @@ class DialQueue:
             worker.add_done_callback(self._workers.discard)
 
     async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while self._urgent or self._later:
                 dial, generation = (self._urgent or self._later).popleft()
-                try:
-                    await dial(generation)
-                except Exception:  # one connection's bug must not stop everyone's dials
-                    log.exception("a broker dial failed unexpectedly")
+                task = loop.create_task(_logged(dial, generation))
+                self._dials.add(task)
+                task.add_done_callback(self._dials.discard)
+                await asyncio.wait((task,), timeout=self.slow_after)  # slow: it goes on alone
         finally:
             self._running -= 1
+
+
+async def _logged(dial: Dial, generation: int) -> None:
+    try:
+        await dial(generation)
+    except Exception:  # one connection's bug must not stop everyone's dials
+        log.exception("a broker dial failed unexpectedly")
