@@ -8,7 +8,8 @@ with a secured client listener, ``kafka_scram_tls`` and ``kafka_plain_mtls`` (ce
 report.
 """
 
-from collections.abc import Generator, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Generator, Iterator
 
 import pytest
 
@@ -130,6 +131,24 @@ def lab() -> Iterator[Lab]:
     """Start throwaway clusters for this test only; all are stopped when it ends."""
     with Lab(grace_seconds=TEST_STOP_GRACE_SECONDS) as test_lab:
         yield test_lab
+
+
+LEFT_TASKS_GRACE_SECONDS = 2.0
+
+
+@pytest.fixture
+async def no_task_outlives_its_test() -> AsyncIterator[None]:
+    """Cancel the tasks a test left running in its loop (a dial waiting on a gate that never
+    opens, a worker between dials). Left alone they are destroyed pending when the loop is
+    garbage collected, during whichever later test that happens in, and asyncio logs an error
+    into that test's captured records. Used by the tiers without real peers (their conftests)."""
+    yield
+    current = asyncio.current_task()
+    left = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+    for task in left:
+        task.cancel()
+    if left:
+        await asyncio.wait(left, timeout=LEFT_TASKS_GRACE_SECONDS)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -104,3 +104,16 @@ async def test_a_dial_that_hangs_gives_its_worker_back_and_the_next_one_runs() -
     dials.let_go(1, 2)
     await settle()
     assert dials.running == 0 and queue.running == 0
+
+
+async def test_closing_the_queue_drops_waiting_dials_and_cancels_running_ones() -> None:
+    queue, dials = DialQueue(1, slow_after=0.05), Dials()
+    for generation in (1, 2, 3):
+        queue.submit(dials.dial, generation, urgent=False)
+    await asyncio.sleep(0.1)  # 1 hangs past slow_after, 2 takes the worker
+    assert dials.started == [1, 2] and len(queue) == 1
+    queue.close()
+    await settle()
+    assert dials.running == 0, "both running dials were cancelled"
+    assert queue.running == 0 and len(queue) == 0
+    assert dials.started == [1, 2], "the waiting dial never started"

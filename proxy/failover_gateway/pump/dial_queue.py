@@ -68,6 +68,14 @@ class DialQueue:
             self._workers.add(worker)
             worker.add_done_callback(self._workers.discard)
 
+    def close(self) -> None:
+        """Drop the waiting dials and cancel the running ones and their workers (shutdown:
+        no task is left pending when the loop closes)."""
+        self._urgent.clear()
+        self._later.clear()
+        for task in [*self._workers, *self._dials]:
+            task.cancel()
+
     async def _work(self) -> None:
         loop = asyncio.get_running_loop()
         try:

@@ -770,6 +770,7 @@ class GatewayRuntime:
         for task in [*self._tasks, *self._refreshing.values(), *self._topic_fetches.values(),
                      *lookups, *self._leaving]:  # fmt: skip
             task.cancel()
+        self._dial_queue.close()
         connections = list(self.switchboard.connections)
         for connection in connections:
             connection.close("gateway shutting down")
