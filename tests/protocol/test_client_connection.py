@@ -7,7 +7,9 @@ these tests show what a client would receive for what it sent, byte for byte.
 from __future__ import annotations
 
 import asyncio
+import gc
 import struct
+import weakref
 from typing import Any
 
 import pytest
@@ -49,6 +51,32 @@ async def test_requests_are_forwarded_byte_for_byte_and_plain_responses_come_bac
     from_broker(gateway, answer)
     assert bytes(client.written) == answer
     assert len(connection.in_flight) == 0
+
+
+async def test_a_closed_connection_is_freed_without_the_cycle_collector() -> None:
+    """Hundreds of connections close at once when a broker restarts; their objects must be
+    free for the ones that reopen, not wait for the cycle collector's next full run."""
+    connection, client, gateway = await connected()
+    connection.data_received(produce_request(7, acks=-1))
+    from_broker(gateway, produce_response(7))
+    for _ in range(10):  # the dial queue's worker ends, and lets go of the dial
+        await asyncio.sleep(0)
+    freed = weakref.ref(connection)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        connection.connection_lost(None)  # the client left
+        upstream, protocol = gateway.upstream, gateway.upstream_protocol
+        assert upstream.closed and protocol is not None
+        protocol.connection_lost(None)  # what the loop does once the broker socket is closed
+        # Real transports drop their protocol once it has been told; the fakes are told to.
+        client.protocol = upstream.protocol = gateway.upstream_protocol = None
+        gateway.dialled.clear()
+        del connection, protocol
+        assert freed() is None, "only the cycle collector would free it"
+    finally:
+        if collecting:
+            gc.enable()
 
 
 async def test_requests_read_by_a_buffered_transport_reach_the_broker_whole_and_in_order() -> None:

@@ -213,3 +213,15 @@ def test_frames_are_counted_once_each_as_they_begin_however_they_are_cut() -> No
     for byte in stream[7:]:
         recorder.splitter.feed(bytes([byte]))
     assert recorder.splitter.frames_begun == 2
+
+
+def test_a_released_splitter_keeps_its_state_refuses_bytes_and_calls_nobody() -> None:
+    recorder = Recorder()
+    recorder.splitter.feed(frame(b"abcdefgh")[:9])  # a PASS frame partly through
+    recorder.splitter.release()
+    assert not recorder.splitter.idle and recorder.splitter.missing == 3
+    recorder.splitter.feed(b"fgh")  # the rest of the frame goes nowhere
+    assert b"".join(recorder.sunk) == frame(b"abcdefgh")[:9]
+    with pytest.raises(FrameError, match="stream has ended"):
+        recorder.splitter.feed(frame(b"next"))
+    assert recorder.prefixes == [b"abcd"]

@@ -120,6 +120,15 @@ class FrameSplitter:
         """True when no frame is half written to the sink (a whole frame may be inserted)."""
         return self._remaining == 0
 
+    def release(self) -> None:
+        """The stream has ended: drop the callbacks, and with them the connection they are
+        bound to, so that the connection is freed as soon as the last reference to it goes
+        rather than at the next full run of the cycle collector. The state stays readable
+        (:attr:`idle`, :attr:`missing`); bytes fed from now on are refused."""
+        self._classify = _released
+        self._sink = self._on_frame = _dropped
+        self._on_pass_end = None
+
     def feed(self, data: bytes | bytearray) -> None:
         if self._remaining:
             data = self._stream(data)
@@ -229,3 +238,11 @@ class FrameSplitter:
             raise FrameError(f"negative frame size {size}")
         if size > self._max_frame:
             raise FrameError(f"frame of {size} bytes exceeds the maximum of {self._max_frame}")
+
+
+def _released(prefix: memoryview, frame_size: int) -> Decision:
+    raise FrameError("the stream has ended (its connection is closed)")
+
+
+def _dropped(data: bytes | bytearray) -> None:
+    """Where a released splitter's bytes would go: nowhere (none reach it)."""

@@ -52,6 +52,12 @@ class ResponseFrameBound:
             self._timer.cancel()
             self._timer = None
 
+    def release(self) -> None:
+        """The connection is closed: cancel the timer and drop the callbacks bound to it."""
+        self.cancel()
+        self._overdue = _nothing
+        self._held_back = _not_held
+
     def _arm(self) -> None:
         self._timed = self._splitter.frames_begun
         self._timer = asyncio.get_running_loop().call_later(self._seconds, self._check)
@@ -64,3 +70,11 @@ class ResponseFrameBound:
             self._arm()
             return
         self._overdue()
+
+
+def _nothing() -> None:
+    """What a released bound calls when a frame is overdue: nothing (its timer is gone)."""
+
+
+def _not_held() -> bool:
+    return False
