@@ -158,15 +158,17 @@ def without_member_id(frame: Buffer) -> bytes:
     return (len(head) + len(body)).to_bytes(4, "big") + head + body
 
 
+def leave_body(group: str, member_id: str) -> dict[str, object]:
+    """The LeaveGroup (``LEAVE_VERSION``) request body that takes one dynamic member out of
+    ``group``, as the member would on a clean close."""
+    return {"GroupId": group, "Members": [{"MemberId": member_id, "GroupInstanceId": None}]}
+
+
 def leave_request(group: str, member_id: str) -> bytes:
     """A whole LeaveGroup request frame (size prefix included) for one dynamic member."""
     spec = specs.request(LEAVE_GROUP)
     assert spec is not None
-    body = schema.encode(
-        spec,
-        LEAVE_VERSION,
-        {"GroupId": group, "Members": [{"MemberId": member_id, "GroupInstanceId": None}]},
-    )
+    body = schema.encode(spec, LEAVE_VERSION, leave_body(group, member_id))
     head = headers.encode_request_header(
         LEAVE_GROUP, LEAVE_VERSION, LEAVE_CORRELATION_ID, CLIENT_ID
     )

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from failover_gateway.codec import errors
 from failover_gateway.config import ClusterConfig, HostPort
+from failover_gateway.routing import group_leaving
 from failover_gateway.routing.group_leaving import REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID
 from failover_gateway.server import upstream_connecting
 from failover_gateway.server.upstream_connecting import StreamConnection, UpstreamUnavailable
@@ -248,11 +249,10 @@ class ClusterAdmin:
         return nodes
 
     async def leave_group(self, group: str, member_id: str) -> None:
-        """Take dynamic member ``member_id`` out of ``group`` on its coordinator (LeaveGroup v3,
-        as the member would on a clean close)."""
+        """Take dynamic member ``member_id`` out of ``group`` on its coordinator."""
         node = await self._retrying(functools.partial(self.coordinator, group))
-        body = {"GroupId": group, "Members": [{"MemberId": member_id, "GroupInstanceId": None}]}
-        answer = await self._call(node, LEAVE_GROUP, 3, body)
+        body = group_leaving.leave_body(group, member_id)
+        answer = await self._call(node, LEAVE_GROUP, group_leaving.LEAVE_VERSION, body)
         self._check(answer["ErrorCode"], f"LeaveGroup {group}")
         for member in answer["Members"]:
             if member["ErrorCode"] != UNKNOWN_MEMBER_ID:  # already gone: nothing to leave
