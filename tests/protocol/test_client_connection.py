@@ -394,6 +394,29 @@ async def test_a_client_whose_broker_cannot_be_reached_gets_a_reset_as_from_a_do
     assert client.closed and client.reset
 
 
+API_VERSIONS_BODY = {"ClientSoftwareName": "kgo", "ClientSoftwareVersion": "1.22.3"}
+
+
+async def test_a_broker_that_leaves_before_the_first_answer_gets_the_client_a_reset() -> None:
+    connection, client, gateway = await connected()
+    connection.data_received(request(API_VERSIONS, 3, 1, API_VERSIONS_BODY))
+    assert gateway.upstream_protocol is not None
+    gateway.upstream_protocol.connection_lost(None)  # the broker was killed
+    assert "closed the connection" in str(connection.closing_reason)
+    assert client.closed and client.reset, "an orderly close here tells franz-go to give up"
+
+
+async def test_a_broker_that_leaves_after_answering_gets_the_client_an_orderly_close() -> None:
+    connection, client, gateway = await connected()
+    connection.data_received(request(API_VERSIONS, 3, 1, API_VERSIONS_BODY))
+    from_broker(
+        gateway, response(API_VERSIONS, 3, 1, {"ErrorCode": 0, "ApiKeys": [], "ThrottleTimeMs": 0})
+    )
+    assert gateway.upstream_protocol is not None
+    gateway.upstream_protocol.connection_lost(None)
+    assert client.closed and not client.reset
+
+
 async def test_a_client_over_the_connection_limit_gets_a_reset() -> None:
     gateway = FakeGateway()
     gateway.connection_opened = lambda _connection: False  # type: ignore[method-assign]

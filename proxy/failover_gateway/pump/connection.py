@@ -1315,10 +1315,12 @@ class ClientConnection(asyncio.BufferedProtocol):
         server fails, not with an orderly close. An orderly close before the first answer is
         what a broker does to a client whose TLS or SASL settings are wrong: franz-go says so
         (``ErrFirstReadEOF``) and fails its buffered records rather than retry; a reset it
-        retries, as every other client does."""
+        retries, as every other client does. So every close before the first answer is a
+        reset, whoever ends the connection (a broker killed during the client's first request
+        made franz-go fail a record in the one-hour soak)."""
         if self.closing_reason is not None:
             return
-        if reset and self._transport is not None:
+        if (reset or not self.answered) and self._transport is not None:
             _reset_on_close(self._transport)
         self.closing_reason = reason
         self._stop_deadlines()
