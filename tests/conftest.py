@@ -134,6 +134,7 @@ def lab() -> Iterator[Lab]:
 
 
 LEFT_TASKS_GRACE_SECONDS = 2.0
+LEFT_TASKS_ROUNDS = 5
 
 
 @pytest.fixture
@@ -144,11 +145,14 @@ async def no_task_outlives_its_test() -> AsyncIterator[None]:
     into that test's captured records. Used by the tiers without real peers (their conftests)."""
     yield
     current = asyncio.current_task()
-    left = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
-    for task in left:
-        task.cancel()
-    if left:
+    for _ in range(LEFT_TASKS_ROUNDS):  # a cancelled task may start another as it ends
+        left = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+        if not left:
+            return
+        for task in left:
+            task.cancel()
         await asyncio.wait(left, timeout=LEFT_TASKS_GRACE_SECONDS)
+        await asyncio.sleep(0)
 
 
 def pytest_configure(config: pytest.Config) -> None:

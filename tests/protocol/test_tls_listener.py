@@ -44,6 +44,11 @@ def run_on(loop_name: str, coroutine: Coroutine[Any, Any, None]) -> None:
     try:
         loop.run_until_complete(asyncio.wait_for(coroutine, timeout=20))
     finally:
+        left = asyncio.all_tasks(loop)  # the gateway's dial workers: none outlives its loop
+        for task in left:
+            task.cancel()
+        if left:
+            loop.run_until_complete(asyncio.wait(left, timeout=2))
         loop.close()
 
 
