@@ -40,16 +40,9 @@ class TlsGateway(FakeGateway):
 
 
 def run_on(loop_name: str, coroutine: Coroutine[Any, Any, None]) -> None:
-    loop = LOOPS[loop_name]()
-    try:
-        loop.run_until_complete(asyncio.wait_for(coroutine, timeout=20))
-    finally:
-        left = asyncio.all_tasks(loop)  # the gateway's dial workers: none outlives its loop
-        for task in left:
-            task.cancel()
-        if left:
-            loop.run_until_complete(asyncio.wait(left, timeout=2))
-        loop.close()
+    # A Runner cancels the tasks left (the gateway's dial workers) before closing its loop.
+    with asyncio.Runner(loop_factory=LOOPS[loop_name]) as runner:
+        runner.run(asyncio.wait_for(coroutine, timeout=20))
 
 
 async def api_versions_over_tls(

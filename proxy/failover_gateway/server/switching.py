@@ -165,7 +165,7 @@ class Switchboard:
         moving = self._may_move is not None and self._may_move()
         closed = [c for c in victims if not (c.reroute(reason) or (moving and c.move(reason)))]
         for connection in closed:
-            connection.close(reason, reset=not connection.answered)
+            connection.close(reason)  # reset when it had no answer yet (see its close)
         asyncio.get_running_loop().call_later(_CLOSE_GRACE_SECONDS, _abort_stragglers, closed)
         record = SwitchRecord(
             previous,
