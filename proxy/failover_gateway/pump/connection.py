@@ -452,10 +452,10 @@ class ClientConnection(asyncio.BufferedProtocol):
         transport was closed with it): break the reference cycles through the splitters' and
         the frame bound's callbacks (its timer is cancelled). Freed by reference counting, a
         closed connection's objects can be reused by the connections that open next; left to
-        the cycle collector they lingered, long-lived by then, until its next full run (once the objects new since
-        the last one reach a quarter of all long-lived objects). One gateway, 2,000 idle
-        connections, a broker killed and restarted: the full runs found about 52,000 objects
-        per restart before, about 1,000 after."""
+        the cycle collector they lingered, long-lived by then, until its next full run (once
+        the objects new since the last one reach a quarter of all long-lived objects). One
+        gateway, 2,000 idle connections, a broker killed and restarted: the full runs found
+        about 52,000 objects per restart before, about 1,000 after."""
         self._requests.release()
         self._responses.release()
         self._frame_bound.release()
